@@ -1,0 +1,187 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("email_otp", parseCaddyfile)
+	// After basic_auth, with the other auth directives: no `order` line needed,
+	// and the placeholders exist before request_header and reverse_proxy run.
+	httpcaddyfile.RegisterDirectiveOrder("email_otp", httpcaddyfile.After, "basic_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	g := new(Gateway)
+	err := g.UnmarshalCaddyfile(h.Dispenser)
+	return g, err
+}
+
+// UnmarshalCaddyfile sets up the gateway from Caddyfile tokens:
+//
+//	email_otp [<matcher>] {
+//		tenant       host | path [/prefix/] | static <name>
+//		code_ttl     <duration>           # default 30m
+//		session_ttl  <duration>           # default 24h
+//		code_length  <6-12>               # default 8
+//		max_attempts <1-100>              # default 5
+//		allow        <pattern...>         # required: * | *@domain | *@*.domain | address
+//		block        <pattern...>
+//		mailer       dev | smtp { … }     # default dev
+//		store        memory [{ … }]       # default memory
+//		keys         <base64 secret...>   # default: generated, kept in Caddy's storage
+//		templates    <directory>
+//		headers {
+//			email   <name>                # default X-Auth-Email
+//			tenant  <name>                # default X-Auth-Tenant
+//			method  <name>                # default X-Auth-Method
+//			expires <name>                # default X-Auth-Session-Expires
+//		}
+//	}
+//
+// allow, block and keys may be repeated; their values add up.
+func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.Errf("email_otp takes its options in a block, not %q", d.Val())
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		switch opt {
+		case "tenant":
+			if err := g.unmarshalTenant(d); err != nil {
+				return err
+			}
+		case "code_ttl", "session_ttl":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(val)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s %q: use a positive duration such as 30m, 24h or 90s", opt, val)
+			}
+			if opt == "code_ttl" {
+				g.CodeTTL = caddy.Duration(dur)
+			} else {
+				g.SessionTTL = caddy.Duration(dur)
+			}
+		case "code_length", "max_attempts":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(val)
+			if err != nil {
+				return d.Errf("%s %q: not a whole number", opt, val)
+			}
+			if opt == "code_length" {
+				g.CodeLength = n
+			} else {
+				g.MaxAttempts = n
+			}
+		case "allow", "block", "keys":
+			vals := d.RemainingArgs()
+			if len(vals) == 0 {
+				return d.Errf("%s needs at least one value", opt)
+			}
+			switch opt {
+			case "allow":
+				g.Allow = append(g.Allow, vals...)
+			case "block":
+				g.Block = append(g.Block, vals...)
+			default:
+				g.Keys = append(g.Keys, vals...)
+			}
+		case "mailer", "store":
+			if !d.NextArg() {
+				return d.Errf("%s needs a module name, e.g. '%s'", opt, map[string]string{"mailer": "smtp", "store": "memory"}[opt])
+			}
+			name := d.Val()
+			ns := "http.handlers.email_otp." + opt + "s"
+			unm, err := caddyfile.UnmarshalModule(d, ns+"."+name)
+			if err != nil {
+				return d.Errf("%s %s: %v", opt, name, err)
+			}
+			raw := caddyconfig.JSONModuleObject(unm, "module", name, nil)
+			if opt == "mailer" {
+				g.MailerRaw = raw
+			} else {
+				g.StoreRaw = raw
+			}
+		case "templates":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			g.TemplatesDir = val
+		case "headers":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if g.Headers == nil {
+				g.Headers = &HeaderNames{}
+			}
+			for d.NextBlock(1) {
+				which := d.Val()
+				val, err := oneArg(d, "headers "+which)
+				if err != nil {
+					return err
+				}
+				switch which {
+				case "email":
+					g.Headers.Email = val
+				case "tenant":
+					g.Headers.Tenant = val
+				case "method":
+					g.Headers.Method = val
+				case "expires":
+					g.Headers.Expires = val
+				default:
+					return d.Errf("headers: unknown header %q (use email, tenant, method, expires)", which)
+				}
+			}
+		default:
+			return d.Errf("unknown option %q (see the README for email_otp's options)", opt)
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) unmarshalTenant(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.Err("tenant needs a source: host, path [/prefix/] or static NAME")
+	}
+	t := &TenantConfig{From: args[0]}
+	switch {
+	case args[0] == TenantFromHost && len(args) == 1:
+	case args[0] == TenantFromPath && len(args) <= 2:
+		if len(args) == 2 {
+			t.Prefix = args[1]
+		}
+	case args[0] == TenantFromStatic && len(args) == 2:
+		t.Name = args[1]
+	default:
+		return d.Errf("tenant %v: use 'tenant host', 'tenant path [/prefix/]' or 'tenant static NAME'", args)
+	}
+	g.Tenant = t
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser, opt string) (string, error) {
+	var val string
+	if !d.AllArgs(&val) {
+		return "", d.Errf("%s takes exactly one value", opt)
+	}
+	return val, nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Gateway)(nil)

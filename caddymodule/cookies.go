@@ -1,0 +1,162 @@
+package caddymodule
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+)
+
+// Cookie base names; on HTTPS they get the __Host- (host and static tenants,
+// Path=/) or __Secure- (path tenants, Path=tenant root) prefix.
+const (
+	sessionCookie = "email_otp_session"
+	pendingCookie = "email_otp_pending"
+	maxCookieLen  = 4096
+	// pendingLifetime keeps the last address for pre-filling the sign-in page
+	// when the session has ended.
+	pendingLifetime = 30 * 24 * time.Hour
+)
+
+func isGatewayCookie(name string) bool {
+	name = strings.TrimPrefix(strings.TrimPrefix(name, "__Host-"), "__Secure-")
+	return name == sessionCookie || name == pendingCookie
+}
+
+func isHTTPS(r *http.Request) bool { return r.TLS != nil }
+
+func cookieName(r *http.Request, t tenant, base string) string {
+	if !isHTTPS(r) {
+		return base
+	}
+	if t.Root == "/" {
+		return "__Host-" + base
+	}
+	return "__Secure-" + base
+}
+
+// sealName binds a sealed value to its cookie and tenant: a value moved to
+// another cookie or tenant fails authentication.
+func sealName(name string, t tenant) string { return name + "|" + t.ID }
+
+func (g *Gateway) setCookie(w http.ResponseWriter, r *http.Request, t tenant, base, value string, expires time.Time) {
+	c := &http.Cookie{
+		Name:     cookieName(r, t, base),
+		Value:    value,
+		Path:     t.Root,
+		HttpOnly: true,
+		Secure:   isHTTPS(r),
+		SameSite: http.SameSiteLaxMode,
+	}
+	if value == "" {
+		c.MaxAge = -1
+	} else {
+		c.Expires = expires
+		c.MaxAge = int(time.Until(expires).Seconds())
+		if c.MaxAge < 1 {
+			c.MaxAge = 1
+		}
+	}
+	http.SetCookie(w, c)
+}
+
+// cookieValues returns every value of the named cookie that is not oversized:
+// a request may carry several (one per path, or planted by a sibling host),
+// and the first is not trusted blindly.
+func cookieValues(r *http.Request, name string) []string {
+	var vals []string
+	for _, c := range r.CookiesNamed(name) {
+		if len(c.Value) > 0 && len(c.Value) <= maxCookieLen {
+			vals = append(vals, c.Value)
+		}
+	}
+	return vals
+}
+
+// sessionOf returns the first session cookie value that opens for tenant t and
+// passes the service's checks. A store error fails closed.
+func (g *Gateway) authenticate(r *http.Request, t tenant) (flow.Session, bool, error) {
+	name := cookieName(r, t, sessionCookie)
+	for _, v := range cookieValues(r, name) {
+		var s flow.Session
+		if g.sessions.Open(sealName(name, t), v, &s) != nil {
+			continue
+		}
+		err := g.service.Authenticate(r.Context(), t.ID, s)
+		if err == nil {
+			return s, true, nil
+		}
+		if !isSessionRefusal(err) {
+			return flow.Session{}, false, err
+		}
+	}
+	return flow.Session{}, false, nil
+}
+
+func isSessionRefusal(err error) bool {
+	return err == flow.ErrSessionExpired || err == flow.ErrSessionRevoked || err == flow.ErrWrongTenant
+}
+
+func (g *Gateway) setSession(w http.ResponseWriter, r *http.Request, t tenant, s flow.Session) error {
+	name := cookieName(r, t, sessionCookie)
+	v, err := g.sessions.Seal(sealName(name, t), s)
+	if err != nil {
+		return err
+	}
+	g.setCookie(w, r, t, sessionCookie, v, s.Expiry())
+	return nil
+}
+
+// pendingState is the pre-authentication cookie: the CSRF nonce, the challenge
+// this browser is answering, and the address and destination it asked for.
+// It is never promoted to a session: a sign-in issues a fresh session value.
+type pendingState struct {
+	Nonce     string `json:"n"`
+	Challenge string `json:"c,omitempty"`
+	Email     string `json:"e,omitempty"`
+	RD        string `json:"r,omitempty"`
+	Expires   int64  `json:"x"`
+}
+
+// loadPending returns this browser's pending state for t, or a fresh one.
+func (g *Gateway) loadPending(r *http.Request, t tenant) (pendingState, bool) {
+	name := cookieName(r, t, pendingCookie)
+	now := g.service.Now().Unix()
+	for _, v := range cookieValues(r, name) {
+		var p pendingState
+		if g.pending.Open(sealName(name, t), v, &p) == nil && p.Nonce != "" && now < p.Expires {
+			return p, true
+		}
+	}
+	return pendingState{Nonce: flow.RandomToken()}, false
+}
+
+func (g *Gateway) savePending(w http.ResponseWriter, r *http.Request, t tenant, p pendingState) error {
+	exp := g.service.Now().Add(pendingLifetime)
+	p.Expires = exp.Unix()
+	name := cookieName(r, t, pendingCookie)
+	v, err := g.pending.Seal(sealName(name, t), p)
+	if err != nil {
+		return err
+	}
+	g.setCookie(w, r, t, pendingCookie, v, exp)
+	return nil
+}
+
+// csrfToken binds a form to this browser (its pending nonce or session id) and
+// tenant, so another site can't post it on the guest's behalf.
+func (g *Gateway) csrfToken(t tenant, binding string) string {
+	m := hmac.New(sha256.New, g.csrfKey)
+	m.Write([]byte(t.ID))
+	m.Write([]byte{0})
+	m.Write([]byte(binding))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (g *Gateway) csrfOK(t tenant, binding, token string) bool {
+	return binding != "" && hmac.Equal([]byte(g.csrfToken(t, binding)), []byte(token))
+}

@@ -1,0 +1,480 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/templates"
+)
+
+const maxFormBytes = 8 << 10
+
+var crossOrigin = http.NewCrossOriginProtection()
+
+// serveEndpoint answers the gateway's own endpoints under t.Base().
+func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, t tenant, endpoint string) {
+	type route struct{ get, post func(http.ResponseWriter, *http.Request, tenant) }
+	routes := map[string]route{
+		"signin":  {get: g.getSignIn},
+		"send":    {post: g.postSend},
+		"verify":  {get: g.getVerify, post: g.postVerify},
+		"signout": {get: g.getSignOut, post: g.postSignOut},
+		"session": {get: g.getSession},
+		"outbox":  {get: g.serveOutbox},
+	}
+	rt, ok := routes[endpoint]
+	if !ok {
+		g.errorPage(w, r, t, http.StatusNotFound, "Page not found",
+			"There is no such sign-in page. Open the link you were sent again.")
+		return
+	}
+	switch {
+	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && rt.get != nil:
+		rt.get(w, r, t)
+	case r.Method == http.MethodPost && rt.post != nil:
+		rt.post(w, r, t)
+	default:
+		var allow []string
+		if rt.get != nil {
+			allow = append(allow, "GET, HEAD")
+		}
+		if rt.post != nil {
+			allow = append(allow, "POST")
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		g.errorPage(w, r, t, http.StatusMethodNotAllowed, "Not allowed",
+			"This page can't be used that way. Open the link you were sent again.")
+	}
+}
+
+// askToSignIn answers a protected request that has no valid session.
+func (g *Gateway) askToSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
+	signin := t.Base() + "signin?rd=" + url.QueryEscape(r.URL.RequestURI())
+	if wantsHTML(r) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, signin, http.StatusFound)
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Email-OTP realm="`+strings.ReplaceAll(t.ID, `"`, "")+`", signin="`+t.Base()+`signin"`)
+	if wantsHTML(r) {
+		g.errorPage(w, r, t, http.StatusUnauthorized, "Please sign in",
+			"Your session has ended or you have not signed in yet.", link{signin, "Sign in"})
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusUnauthorized)
+	_, _ = w.Write([]byte("401 Unauthorized: sign in at " + t.Base() + "signin\n"))
+}
+
+func wantsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// safeRD returns rd if it is a local path inside the tenant's root and outside
+// the gateway's own endpoints, else the tenant root. It is checked when it
+// comes in and again before it is used.
+func safeRD(rd string, t tenant) string {
+	if rd == "" || len(rd) > 2048 || !strings.HasPrefix(rd, "/") || strings.HasPrefix(rd, "//") {
+		return t.Root
+	}
+	for i := 0; i < len(rd); i++ {
+		if rd[i] < 0x20 || rd[i] == 0x7f || rd[i] == '\\' {
+			return t.Root
+		}
+	}
+	u, err := url.Parse(rd)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return t.Root
+	}
+	// Decoded, the path must still be clean and inside the root: %2f%2f or
+	// %5c would otherwise turn into // or \ at the browser or the backend.
+	p := u.Path
+	if strings.ContainsAny(p, "\\") || strings.HasPrefix(p, "//") || !isCleanPath(p) {
+		return t.Root
+	}
+	if !strings.HasPrefix(p, t.Root) && p+"/" != t.Root {
+		return t.Root
+	}
+	if strings.HasPrefix(p, t.Base()) {
+		return t.Root
+	}
+	return rd
+}
+
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	if ip == "" {
+		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
+	}
+	return ip
+}
+
+// readForm parses a POST body of limited size and returns its single values of
+// names; a missing or repeated name is an error, so one request can't carry
+// two addresses or two codes.
+func readForm(w http.ResponseWriter, r *http.Request, names ...string) (map[string]string, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return nil, errors.New("the form could not be read")
+	}
+	vals := make(map[string]string, len(names))
+	for _, n := range names {
+		v := r.PostForm[n]
+		if len(v) != 1 {
+			return nil, errors.New("the form must carry exactly one " + n)
+		}
+		vals[n] = v[0]
+	}
+	return vals, nil
+}
+
+// checkFormOrigin refuses cross-site posts and forms whose CSRF token does not
+// belong to this browser.
+func (g *Gateway) checkFormOrigin(w http.ResponseWriter, r *http.Request, t tenant, binding, token string) bool {
+	if crossOrigin.Check(r) != nil || !g.csrfOK(t, binding, token) {
+		g.errorPage(w, r, t, http.StatusForbidden, "This form has expired",
+			"For your security the form was refused. Your browser must accept cookies for this site. Start again from the sign-in page.",
+			link{t.Base() + "signin", "Go to sign-in"})
+		return false
+	}
+	return true
+}
+
+var notices = map[string]string{
+	"expired": "That code has expired or was replaced by a newer one. Get a new code below.",
+	"locked":  "Too many wrong codes. For your security that code no longer works. Get a new code below.",
+}
+
+func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
+	p, _ := g.loadPending(r, t)
+	q := r.URL.Query()
+	email := p.Email
+	if q.Get("change") != "" {
+		email = ""
+	}
+	// The challenge is abandoned; the nonce and remembered address stay.
+	p.Challenge = ""
+	if err := g.savePending(w, r, t, p); err != nil {
+		g.internalError(w, r, t, err)
+		return
+	}
+	g.page(w, r, t, http.StatusOK, templates.PageSignIn, templates.PageData{
+		CSRF:   g.csrfToken(t, p.Nonce),
+		RD:     safeRD(q.Get("rd"), t),
+		Email:  email,
+		Notice: notices[q.Get("reason")],
+	})
+}
+
+func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
+	p, _ := g.loadPending(r, t)
+	form, err := readForm(w, r, "csrf", "email")
+	if err != nil {
+		g.errorPage(w, r, t, http.StatusBadRequest, "The form was not understood", err.Error()+". Start again from the sign-in page.",
+			link{t.Base() + "signin", "Go to sign-in"})
+		return
+	}
+	if !g.checkFormOrigin(w, r, t, p.Nonce, form["csrf"]) {
+		return
+	}
+	rd := safeRD(r.PostForm.Get("rd"), t)
+	res, err := g.service.Send(r.Context(), flow.SendRequest{
+		Tenant:    t.ID,
+		Email:     form["email"],
+		Resource:  rd,
+		ClientIP:  clientIP(r),
+		UserAgent: r.UserAgent(),
+	})
+	switch {
+	case errors.Is(err, flow.ErrInvalidAddress):
+		g.page(w, r, t, http.StatusUnprocessableEntity, templates.PageSignIn, templates.PageData{
+			CSRF: form["csrf"], RD: rd, Email: templates.OneLine(truncate(form["email"], 254)),
+			FieldError: sentence(strings.TrimPrefix(err.Error(), flow.ErrInvalidAddress.Error()+": ")),
+		})
+		return
+	case errors.Is(err, flow.ErrDelivery):
+		g.logger.Error("code email not delivered", g.eventFields(r, t, res.Challenge.Email, zap.Error(err))...)
+		g.errorPage(w, r, t, http.StatusServiceUnavailable, "We could not send the code",
+			"Something went wrong while sending your code. Please try again in a minute.",
+			link{t.Base() + "signin?rd=" + url.QueryEscape(rd), "Try again"})
+		return
+	case err != nil:
+		g.internalError(w, r, t, err)
+		return
+	}
+	if res.Permitted {
+		g.logger.Info("code sent", g.eventFields(r, t, res.Challenge.Email)...)
+	} else {
+		g.logger.Info("code not sent: address may not sign in", g.eventFields(r, t, res.Challenge.Email)...)
+	}
+	p.Challenge, p.Email, p.RD = res.Challenge.ID, res.Challenge.Email, rd
+	if err := g.savePending(w, r, t, p); err != nil {
+		g.internalError(w, r, t, err)
+		return
+	}
+	http.Redirect(w, r, t.Base()+"verify", http.StatusSeeOther)
+}
+
+func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
+	p, _ := g.loadPending(r, t)
+	ch, err := g.service.Pending(r.Context(), t.ID, p.Challenge)
+	if err != nil {
+		if !errors.Is(err, flow.ErrChallengeNotFound) {
+			g.internalError(w, r, t, err)
+			return
+		}
+		reason := "expired"
+		if p.Challenge == "" {
+			reason = ""
+		}
+		g.backToSignIn(w, r, t, p, reason)
+		return
+	}
+	g.verifyPage(w, r, t, p, ch.TriesLeft(), http.StatusOK, "", ch.ExpiresAt)
+}
+
+func (g *Gateway) verifyPage(w http.ResponseWriter, r *http.Request, t tenant, p pendingState, triesLeft, status int, fieldError string, expires time.Time) {
+	data := templates.PageData{
+		CSRF:       g.csrfToken(t, p.Nonce),
+		RD:         safeRD(p.RD, t),
+		Email:      p.Email,
+		TriesLeft:  triesLeft,
+		CodeLength: g.service.CodeLength(),
+		FieldError: fieldError,
+	}
+	if !expires.IsZero() {
+		data.ExpiresAt = expires.UTC().Format("15:04 MST")
+	}
+	g.page(w, r, t, status, templates.PageVerify, data)
+}
+
+func (g *Gateway) backToSignIn(w http.ResponseWriter, r *http.Request, t tenant, p pendingState, reason string) {
+	target := t.Base() + "signin?rd=" + url.QueryEscape(safeRD(p.RD, t))
+	if reason != "" {
+		target += "&reason=" + reason
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
+	p, _ := g.loadPending(r, t)
+	form, err := readForm(w, r, "csrf", "code")
+	if err != nil {
+		g.errorPage(w, r, t, http.StatusBadRequest, "The form was not understood", err.Error()+". Go back and enter the code again.",
+			link{t.Base() + "verify", "Enter the code"})
+		return
+	}
+	if !g.checkFormOrigin(w, r, t, p.Nonce, form["csrf"]) {
+		return
+	}
+	if p.Challenge == "" {
+		g.backToSignIn(w, r, t, p, "")
+		return
+	}
+	res, err := g.service.Verify(r.Context(), t.ID, p.Challenge, form["code"])
+	if err != nil {
+		g.internalError(w, r, t, err)
+		return
+	}
+	switch res.Outcome {
+	case flow.Verified:
+		if err := g.setSession(w, r, t, res.Session); err != nil {
+			g.internalError(w, r, t, err)
+			return
+		}
+		// A fresh nonce: nothing from before sign-in carries over.
+		rd := safeRD(p.RD, t)
+		p = pendingState{Nonce: flow.RandomToken(), Email: res.Session.Email}
+		if err := g.savePending(w, r, t, p); err != nil {
+			g.internalError(w, r, t, err)
+			return
+		}
+		g.logger.Info("session issued", g.eventFields(r, t, res.Session.Email,
+			zap.Time("expires", res.Session.Expiry()))...)
+		http.Redirect(w, r, rd, http.StatusSeeOther)
+	case flow.WrongCode:
+		g.logger.Info("verify failed: wrong code", g.eventFields(r, t, res.Email, zap.Int("tries_left", res.TriesLeft))...)
+		msg := "That code is not right. You have " + plural(res.TriesLeft, "try", "tries") + " left."
+		g.verifyPage(w, r, t, p, res.TriesLeft, http.StatusUnprocessableEntity, msg, time.Time{})
+	case flow.Malformed:
+		msg := "Enter the " + itoa(g.service.CodeLength()) + "-digit code from the email."
+		g.verifyPage(w, r, t, p, res.TriesLeft, http.StatusUnprocessableEntity, msg, time.Time{})
+	case flow.Locked:
+		g.logger.Warn("verify failed: code locked after too many wrong tries", g.eventFields(r, t, res.Email)...)
+		g.backToSignIn(w, r, t, p, "locked")
+	default:
+		g.logger.Info("verify failed: code expired or replaced", g.eventFields(r, t, p.Email)...)
+		g.backToSignIn(w, r, t, p, "expired")
+	}
+}
+
+func (g *Gateway) getSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
+	s, ok, err := g.authenticate(r, t)
+	if err != nil {
+		g.internalError(w, r, t, err)
+		return
+	}
+	if !ok {
+		g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{})
+		return
+	}
+	g.page(w, r, t, http.StatusOK, templates.PageSignOut, templates.PageData{
+		CSRF: g.csrfToken(t, s.ID), Email: s.Email,
+	})
+}
+
+func (g *Gateway) postSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
+	s, ok, err := g.authenticate(r, t)
+	if err != nil {
+		g.internalError(w, r, t, err)
+		return
+	}
+	if ok {
+		token := ""
+		if form, err := readForm(w, r, "csrf"); err == nil {
+			token = form["csrf"]
+		}
+		if !g.checkFormOrigin(w, r, t, s.ID, token) {
+			return
+		}
+		if err := g.service.SignOut(r.Context(), s); err != nil {
+			g.internalError(w, r, t, err)
+			return
+		}
+		g.logger.Info("signed out", g.eventFields(r, t, s.Email)...)
+	}
+	g.setCookie(w, r, t, sessionCookie, "", time.Time{})
+	g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{})
+}
+
+// sessionJSON is the body of GET …/session.
+type sessionJSON struct {
+	Email    string    `json:"email"`
+	Tenant   string    `json:"tenant"`
+	IssuedAt time.Time `json:"issued_at"`
+	Expires  time.Time `json:"expires"`
+}
+
+func (g *Gateway) getSession(w http.ResponseWriter, r *http.Request, t tenant) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	s, ok, err := g.authenticate(r, t)
+	switch {
+	case err != nil:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"session check unavailable"}` + "\n"))
+	case !ok:
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":"no session"}` + "\n"))
+	default:
+		_ = json.NewEncoder(w).Encode(sessionJSON{
+			Email: s.Email, Tenant: s.Tenant,
+			IssuedAt: time.Unix(s.IssuedAt, 0).UTC(), Expires: s.Expiry(),
+		})
+	}
+}
+
+// serveOutbox shows the dev mailer's outbox to loopback clients; to everyone
+// else, and with any other mailer, it does not exist.
+func (g *Gateway) serveOutbox(w http.ResponseWriter, r *http.Request, t tenant) {
+	dev, isDev := g.mailer.(*DevMailer)
+	ip := net.ParseIP(clientIP(r))
+	if !isDev || ip == nil || !ip.IsLoopback() {
+		g.errorPage(w, r, t, http.StatusNotFound, "Page not found", "There is no such page.")
+		return
+	}
+	var entries []templates.OutboxEntry
+	for _, e := range dev.Messages() {
+		entries = append(entries, templates.OutboxEntry{
+			At: e.At.UTC().Format(time.RFC3339), To: e.To, Subject: e.Subject, Text: e.Text,
+		})
+	}
+	g.page(w, r, t, http.StatusOK, templates.PageOutbox, templates.PageData{Outbox: entries})
+}
+
+func (g *Gateway) serveTenantError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errBadTenant) {
+		g.errorPage(w, r, tenant{Root: "/"}, http.StatusBadRequest, "This link is malformed",
+			"The part of the link that names the shared space is not valid. Ask the person who shared it for a new link.")
+		return
+	}
+	g.errorPage(w, r, tenant{Root: "/"}, http.StatusNotFound, "This link is incomplete",
+		"The link does not say which shared space it belongs to, so we can't sign you in. Open the full link you were sent, or ask the person who shared it for a new one.")
+}
+
+type link struct{ href, text string }
+
+func (g *Gateway) errorPage(w http.ResponseWriter, r *http.Request, t tenant, status int, heading, message string, action ...link) {
+	data := templates.PageData{Heading: heading, Message: message}
+	if len(action) > 0 {
+		data.Action, data.ActionText = action[0].href, action[0].text
+	}
+	g.page(w, r, t, status, templates.PageError, data)
+}
+
+func (g *Gateway) internalError(w http.ResponseWriter, r *http.Request, t tenant, err error) {
+	g.logger.Error("sign-in step failed", zap.String("tenant", t.ID), zap.String("path", r.URL.Path), zap.Error(err))
+	g.errorPage(w, r, t, http.StatusServiceUnavailable, "Sign-in is unavailable",
+		"Something went wrong on our side. Please try again in a minute.",
+		link{t.Base() + "signin", "Start again"})
+}
+
+// page renders a gateway page with the headers every auth page carries.
+func (g *Gateway) page(w http.ResponseWriter, r *http.Request, t tenant, status int, name string, data templates.PageData) {
+	data.Tenant, data.Base = t.ID, t.Base()
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	var buf strings.Builder
+	if err := g.pages.Page(&buf, name, data); err != nil {
+		g.logger.Error("rendering page failed", zap.String("page", name), zap.Error(err))
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte("500 Internal Server Error: the sign-in page could not be shown\n"))
+		return
+	}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(buf.String()))
+	}
+}
+
+// eventFields are the fields of every sign-in log line: never a code or cookie.
+func (g *Gateway) eventFields(r *http.Request, t tenant, email string, extra ...zap.Field) []zap.Field {
+	return append([]zap.Field{
+		zap.String("tenant", t.ID),
+		zap.String("email", email),
+		zap.String("client_ip", clientIP(r)),
+	}, extra...)
+}
+
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:] + "."
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return itoa(n) + " " + many
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,309 @@
+// Package caddymodule is the Caddy adapter of caddy-email-otp: the
+// http.handlers.email_otp handler, its Caddyfile directive, and the mailer and
+// store modules. It translates requests into flow calls and flow results into
+// pages, redirects and headers; the sign-in logic itself lives in flow.
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/templates"
+)
+
+func init() {
+	caddy.RegisterModule(Gateway{})
+}
+
+// Defaults of the promises in DESIGN.md (Azure AD B2B email OTP, NIST 800-63B).
+const (
+	DefaultCodeTTL     = 30 * time.Minute
+	DefaultSessionTTL  = 24 * time.Hour
+	DefaultCodeLength  = 8
+	DefaultMaxAttempts = 5
+	defaultPathPrefix  = "/t/"
+)
+
+// Gateway puts email one-time-passcode sign-in in front of the handlers after
+// it. A request without a valid session for its tenant is sent to the sign-in
+// page (browsers) or answered 401 (other clients); a request with one goes on
+// with identity headers set and client-sent copies of them removed.
+//
+// It sets these placeholders for the handlers after it:
+//
+//	{http.auth.user.id}      the guest's address (as basic_auth sets it)
+//	{http.auth.user.email}   the guest's address
+//	{http.auth.user.tenant}  the tenant id
+type Gateway struct {
+	// Where the tenant of a request comes from. Default: the request host.
+	Tenant *TenantConfig `json:"tenant,omitempty"`
+	// How long a code stays valid. Default: 30m.
+	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
+	// How long a session lasts from sign-in, with no sliding. Default: 24h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+	// Digits in a code, 6 to 12. Default: 8.
+	CodeLength int `json:"code_length,omitempty"`
+	// Wrong tries before a code is dead, 1 to 100. Default: 5.
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// Who may sign in: "*", "*@example.com", "*@*.example.com" or an address.
+	// Required: an empty list is an error, not "everyone".
+	Allow []string `json:"allow,omitempty"`
+	// Who may not sign in, in the same forms; block beats allow. Default: none.
+	Block []string `json:"block,omitempty"`
+	// How codes are mailed, a module in http.handlers.email_otp.mailers.
+	// Default: dev (logs the message, delivers nothing).
+	MailerRaw json.RawMessage `json:"mailer,omitempty" caddy:"namespace=http.handlers.email_otp.mailers inline_key=module"`
+	// Where pending codes and revocations live, a module in
+	// http.handlers.email_otp.stores. Default: memory.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.email_otp.stores inline_key=module"`
+	// Secrets (base64, at least 32 random bytes each; {env.*} and {file.*}
+	// accepted), newest first: the newest signs, all verify. Default: one
+	// secret generated once and kept in Caddy's storage.
+	Keys []string `json:"keys,omitempty"`
+	// A directory whose files override the embedded pages and email
+	// (pages/signin.html, email/code.txt, …). Default: none.
+	TemplatesDir string `json:"templates_dir,omitempty"`
+	// Names of the identity headers set for the backend.
+	// Default: X-Auth-Email, X-Auth-Tenant, X-Auth-Method, X-Auth-Session-Expires.
+	Headers *HeaderNames `json:"headers,omitempty"`
+
+	service     *flow.Service
+	mailer      Mailer
+	store       Store
+	pages       *templates.Set
+	sessions    *flow.Sealer
+	pending     *flow.Sealer
+	csrfKey     []byte
+	stripHeader map[string]bool // normalized identity header names
+	logger      *zap.Logger
+}
+
+// HeaderNames are the identity headers' names.
+type HeaderNames struct {
+	// Default: X-Auth-Email.
+	Email string `json:"email,omitempty"`
+	// Default: X-Auth-Tenant.
+	Tenant string `json:"tenant,omitempty"`
+	// Default: X-Auth-Method.
+	Method string `json:"method,omitempty"`
+	// Default: X-Auth-Session-Expires.
+	Expires string `json:"expires,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Gateway) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.email_otp",
+		New: func() caddy.Module { return new(Gateway) },
+	}
+}
+
+func (g *Gateway) applyDefaults() {
+	if g.Tenant == nil {
+		g.Tenant = &TenantConfig{}
+	}
+	if g.Tenant.From == "" {
+		g.Tenant.From = TenantFromHost
+	}
+	if g.Tenant.From == TenantFromPath && g.Tenant.Prefix == "" {
+		g.Tenant.Prefix = defaultPathPrefix
+	}
+	if g.CodeTTL == 0 {
+		g.CodeTTL = caddy.Duration(DefaultCodeTTL)
+	}
+	if g.SessionTTL == 0 {
+		g.SessionTTL = caddy.Duration(DefaultSessionTTL)
+	}
+	if g.CodeLength == 0 {
+		g.CodeLength = DefaultCodeLength
+	}
+	if g.MaxAttempts == 0 {
+		g.MaxAttempts = DefaultMaxAttempts
+	}
+	if g.Headers == nil {
+		g.Headers = &HeaderNames{}
+	}
+	for _, h := range []struct{ field *string; def string }{
+		{&g.Headers.Email, "X-Auth-Email"},
+		{&g.Headers.Tenant, "X-Auth-Tenant"},
+		{&g.Headers.Method, "X-Auth-Method"},
+		{&g.Headers.Expires, "X-Auth-Session-Expires"},
+	} {
+		if *h.field == "" {
+			*h.field = h.def
+		}
+	}
+}
+
+// checkOptions reports the first wrong option by its Caddyfile name.
+func (g *Gateway) checkOptions() error {
+	switch g.Tenant.From {
+	case TenantFromHost:
+	case TenantFromStatic:
+		if g.Tenant.Name == "" || !validTenantSegment(g.Tenant.Name) {
+			return fmt.Errorf("tenant static: name %q must be letters, digits, '-', '_' or '.'", g.Tenant.Name)
+		}
+	case TenantFromPath:
+		p := g.Tenant.Prefix
+		if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") || !isCleanPath(p) {
+			return fmt.Errorf("tenant path: prefix %q must start and end with '/', like /t/", p)
+		}
+	default:
+		return fmt.Errorf("tenant %q: use host, path [/prefix/] or static NAME", g.Tenant.From)
+	}
+	if g.CodeTTL <= 0 {
+		return errors.New("code_ttl: must be a positive duration, like 30m")
+	}
+	if g.SessionTTL <= 0 {
+		return errors.New("session_ttl: must be a positive duration, like 24h")
+	}
+	if g.CodeLength < 6 || g.CodeLength > 12 {
+		return fmt.Errorf("code_length %d: use 6 to 12 digits (NIST SP 800-63B asks for at least 6)", g.CodeLength)
+	}
+	if g.MaxAttempts < 1 || g.MaxAttempts > 100 {
+		return fmt.Errorf("max_attempts %d: use 1 to 100", g.MaxAttempts)
+	}
+	if _, err := flow.NewPolicy(g.Allow, g.Block); err != nil {
+		return fmt.Errorf("allow/block: %w", err)
+	}
+	for _, h := range []string{g.Headers.Email, g.Headers.Tenant, g.Headers.Method, g.Headers.Expires} {
+		if !validHeaderName(h) {
+			return fmt.Errorf("headers: %q is not a valid header name", h)
+		}
+	}
+	return nil
+}
+
+// Provision implements caddy.Provisioner. It does no network I/O, so reloads
+// are quick and never wait on a mail server.
+func (g *Gateway) Provision(ctx caddy.Context) error {
+	g.logger = ctx.Logger()
+	g.applyDefaults()
+	if err := g.checkOptions(); err != nil {
+		return err
+	}
+	policy, _ := flow.NewPolicy(g.Allow, g.Block) // checked above
+
+	if g.MailerRaw == nil {
+		g.MailerRaw = json.RawMessage(`{"module":"dev"}`)
+	}
+	m, err := ctx.LoadModule(g, "MailerRaw")
+	if err != nil {
+		return fmt.Errorf("mailer: %w", err)
+	}
+	g.mailer = m.(Mailer)
+	if g.StoreRaw == nil {
+		g.StoreRaw = json.RawMessage(`{"module":"memory"}`)
+	}
+	s, err := ctx.LoadModule(g, "StoreRaw")
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	g.store = s.(Store)
+
+	keys, err := loadKeys(ctx, g.Keys)
+	if err != nil {
+		return err
+	}
+	g.sessions = keys.Sealer("session")
+	g.pending = keys.Sealer("pending")
+	g.csrfKey = keys.MAC("csrf")
+
+	if g.pages, err = templates.Load(g.TemplatesDir); err != nil {
+		return fmt.Errorf("templates: %w", err)
+	}
+	g.service, err = flow.New(flow.Config{
+		CodeTTL:     time.Duration(g.CodeTTL),
+		SessionTTL:  time.Duration(g.SessionTTL),
+		CodeLength:  g.CodeLength,
+		MaxAttempts: g.MaxAttempts,
+		Policy:      policy,
+		Keys:        keys,
+		Store:       g.store,
+		Mailer:      g.mailer,
+		Compose:     g.composeCodeMail,
+	})
+	if err != nil {
+		return err
+	}
+	g.stripHeader = make(map[string]bool)
+	for _, h := range []string{g.Headers.Email, g.Headers.Tenant, g.Headers.Method, g.Headers.Expires} {
+		g.stripHeader[normalizeHeaderName(h)] = true
+	}
+	return nil
+}
+
+// Validate implements caddy.Validator.
+func (g *Gateway) Validate() error { return g.checkOptions() }
+
+func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
+	subject, text, html, err := g.pages.Email(templates.EmailData{
+		Code:      c.Code,
+		Tenant:    c.Tenant,
+		Resource:  c.Resource,
+		ClientIP:  c.ClientIP,
+		UserAgent: templates.OneLine(truncate(c.UserAgent, 200)),
+		ExpiresIn: c.ExpiresIn,
+		ExpiresAt: c.ExpiresAt,
+	})
+	if err != nil {
+		return flow.Message{}, err
+	}
+	return flow.Message{To: c.To, Subject: subject, Text: text, HTML: html}, nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// Client-sent identity headers go first, whatever happens next.
+	g.stripIdentityHeaders(r.Header)
+
+	if r.URL.Path == "/"+reservedSegment+"/outbox" {
+		g.serveOutbox(w, r, tenant{Root: "/"})
+		return nil
+	}
+	t, err := g.Tenant.resolve(r)
+	if err != nil {
+		g.serveTenantError(w, r, err)
+		return nil
+	}
+	if rest, ok := strings.CutPrefix(r.URL.Path, t.Base()); ok {
+		g.serveEndpoint(w, r, t, rest)
+		return nil
+	}
+	sess, ok, err := g.authenticate(r, t)
+	if err != nil {
+		g.logger.Error("session check failed; refusing the request", zap.String("tenant", t.ID), zap.Error(err))
+		g.errorPage(w, r, t, http.StatusServiceUnavailable, "Sign-in is unavailable",
+			"We could not check your session right now. Please try again in a minute.")
+		return nil
+	}
+	if !ok {
+		g.askToSignIn(w, r, t)
+		return nil
+	}
+	g.passIdentity(r, sess)
+	return next.ServeHTTP(w, r)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Gateway)(nil)
+	_ caddy.Validator             = (*Gateway)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Gateway)(nil)
+)

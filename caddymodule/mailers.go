@@ -1,0 +1,221 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/devmail"
+	"github.com/otpgate/caddy-email-otp/flow/smtpmail"
+)
+
+func init() {
+	caddy.RegisterModule(DevMailer{})
+	caddy.RegisterModule(SMTPMailer{})
+}
+
+// Mailer is a module in the http.handlers.email_otp.mailers namespace.
+type Mailer interface {
+	flow.Mailer
+}
+
+// outboxes keeps the dev outbox across config reloads.
+var outboxes = caddy.NewUsagePool()
+
+const outboxKey = "dev"
+
+type pooledOutbox struct{ *devmail.Outbox }
+
+func (pooledOutbox) Destruct() error { return nil }
+
+// DevMailer delivers nothing: it logs each message (code included, which is the
+// point of a development mailer) and keeps the last 100 in an outbox served at
+// /.email-otp/outbox to loopback clients. It is the default mailer.
+type DevMailer struct {
+	outbox *devmail.Outbox
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (DevMailer) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.email_otp.mailers.dev",
+		New: func() caddy.Module { return new(DevMailer) },
+	}
+}
+
+// Provision implements caddy.Provisioner.
+func (m *DevMailer) Provision(ctx caddy.Context) error {
+	m.logger = ctx.Logger()
+	v, _, err := outboxes.LoadOrNew(outboxKey, func() (caddy.Destructor, error) {
+		return pooledOutbox{devmail.New(100)}, nil
+	})
+	if err != nil {
+		return err
+	}
+	m.outbox = v.(pooledOutbox).Outbox
+	return nil
+}
+
+// Cleanup implements caddy.CleanerUpper.
+func (m *DevMailer) Cleanup() error {
+	_, err := outboxes.Delete(outboxKey)
+	return err
+}
+
+// Send implements flow.Mailer.
+func (m *DevMailer) Send(ctx context.Context, msg flow.Message) error {
+	if err := m.outbox.Send(ctx, msg); err != nil {
+		return err
+	}
+	m.logger.Warn("dev mailer: message not delivered, kept in the outbox (use mailer smtp in production)",
+		zap.String("to", msg.To), zap.String("subject", msg.Subject), zap.String("text", msg.Text))
+	return nil
+}
+
+// Messages returns the outbox, newest first.
+func (m *DevMailer) Messages() []devmail.Entry { return m.outbox.Messages() }
+
+// UnmarshalCaddyfile sets up the dev mailer; it takes no options:
+//
+//	mailer dev
+func (m *DevMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the module name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Errf("mailer dev takes no options, got %q", d.Val())
+	}
+	return nil
+}
+
+// SMTPMailer delivers through an SMTP relay, one connection per message.
+type SMTPMailer struct {
+	// Host name of the relay. Required.
+	Host string `json:"host,omitempty"`
+	// Port of the relay. Default: 587, or 465 with tls implicit.
+	Port int `json:"port,omitempty"`
+	// Username for SMTP AUTH; accepts {env.*} and {file.*} placeholders.
+	// Default: none (no authentication).
+	Username string `json:"username,omitempty"`
+	// Password for SMTP AUTH; accepts {env.*} and {file.*} placeholders.
+	// Default: none.
+	Password string `json:"password,omitempty"`
+	// Sender, as "Name <address>" or a bare address. Required.
+	From string `json:"from,omitempty"`
+	// TLS mode: "starttls" (required upgrade), "implicit" (TLS from the first
+	// byte) or "none" (a relay on the same host only). Default: starttls.
+	TLS string `json:"tls,omitempty"`
+	// Longest time to connect and hand over one message. Default: 15s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	mailer *smtpmail.Mailer
+}
+
+// CaddyModule returns the Caddy module information.
+func (SMTPMailer) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.email_otp.mailers.smtp",
+		New: func() caddy.Module { return new(SMTPMailer) },
+	}
+}
+
+// Provision implements caddy.Provisioner. It opens no connection: delivery
+// problems show at request time, and a reload never waits on the network.
+func (m *SMTPMailer) Provision(caddy.Context) error {
+	repl := caddy.NewReplacer()
+	var err error
+	m.mailer, err = smtpmail.New(smtpmail.Config{
+		Host:     repl.ReplaceAll(m.Host, ""),
+		Port:     m.Port,
+		Username: repl.ReplaceAll(m.Username, ""),
+		Password: repl.ReplaceAll(m.Password, ""),
+		From:     m.From,
+		TLS:      m.TLS,
+		Timeout:  time.Duration(m.Timeout),
+	})
+	if err != nil {
+		return fmt.Errorf("mailer smtp: %w", err)
+	}
+	return nil
+}
+
+// Send implements flow.Mailer.
+func (m *SMTPMailer) Send(ctx context.Context, msg flow.Message) error {
+	return m.mailer.Send(ctx, msg)
+}
+
+// UnmarshalCaddyfile sets up the SMTP mailer:
+//
+//	mailer smtp {
+//		host     <host>
+//		port     <port>
+//		username <user>
+//		password <password>       # e.g. {env.SMTP_PASSWORD}
+//		from     "Name <addr@example.com>"
+//		tls      starttls|implicit|none
+//		timeout  <duration>
+//	}
+func (m *SMTPMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the module name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		var val string
+		if !d.AllArgs(&val) {
+			return d.Errf("mailer smtp: %s takes exactly one value", opt)
+		}
+		switch opt {
+		case "host":
+			m.Host = val
+		case "port":
+			p, err := strconv.Atoi(val)
+			if err != nil || p < 1 || p > 65535 {
+				return d.Errf("mailer smtp: port %q is not a port number", val)
+			}
+			m.Port = p
+		case "username":
+			m.Username = val
+		case "password":
+			m.Password = val
+		case "from":
+			m.From = val
+		case "tls":
+			switch val {
+			case smtpmail.TLSStartTLS, smtpmail.TLSImplicit, smtpmail.TLSNone:
+				m.TLS = val
+			default:
+				return d.Errf("mailer smtp: tls %q: use starttls, implicit or none", val)
+			}
+		case "timeout":
+			dur, err := caddy.ParseDuration(val)
+			if err != nil || dur <= 0 {
+				return d.Errf("mailer smtp: timeout %q is not a positive duration", val)
+			}
+			m.Timeout = caddy.Duration(dur)
+		default:
+			return d.Errf("mailer smtp: unknown option %q (use host, port, username, password, from, tls, timeout)", opt)
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ Mailer                = (*DevMailer)(nil)
+	_ caddy.Provisioner     = (*DevMailer)(nil)
+	_ caddy.CleanerUpper    = (*DevMailer)(nil)
+	_ caddyfile.Unmarshaler = (*DevMailer)(nil)
+	_ Mailer                = (*SMTPMailer)(nil)
+	_ caddy.Provisioner     = (*SMTPMailer)(nil)
+	_ caddyfile.Unmarshaler = (*SMTPMailer)(nil)
+)

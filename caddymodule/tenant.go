@@ -1,0 +1,122 @@
+package caddymodule
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"path"
+	"strings"
+)
+
+// Tenant sources.
+const (
+	TenantFromHost   = "host"
+	TenantFromPath   = "path"
+	TenantFromStatic = "static"
+)
+
+// TenantConfig says where a request's tenant comes from.
+type TenantConfig struct {
+	// "host": the request's host name; "path": the first path segment after
+	// Prefix; "static": always Name. Default: host.
+	From string `json:"from,omitempty"`
+	// For path tenants, the path before the tenant segment. Default: /t/.
+	Prefix string `json:"prefix,omitempty"`
+	// For static tenants, the tenant id. Required with from static.
+	Name string `json:"name,omitempty"`
+}
+
+// tenant is the tenant context of one request.
+type tenant struct {
+	ID   string
+	Root string // the tenant's path root: "/" or "/t/acme/"
+}
+
+// Base is the prefix of the gateway's own endpoints for this tenant.
+func (t tenant) Base() string { return t.Root + reservedSegment + "/" }
+
+const reservedSegment = ".email-otp"
+
+var (
+	errNoTenant  = errors.New("the link does not name a tenant")
+	errBadTenant = errors.New("the link's tenant part is malformed")
+)
+
+// resolve finds the tenant of r. Forwarded-host headers are never consulted:
+// only the host the client connected for (TLS SNI / Host) and the path count.
+func (c TenantConfig) resolve(r *http.Request) (tenant, error) {
+	switch c.From {
+	case TenantFromStatic:
+		return tenant{ID: c.Name, Root: "/"}, nil
+	case TenantFromPath:
+		return c.resolvePath(r)
+	default:
+		h := canonicalHost(r.Host)
+		if h == "" {
+			return tenant{}, errNoTenant
+		}
+		return tenant{ID: h, Root: "/"}, nil
+	}
+}
+
+// canonicalHost lower-cases a Host header and strips the port and a trailing dot.
+func canonicalHost(hostport string) string {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	if strings.ContainsAny(h, "/\\ \x00@") {
+		return ""
+	}
+	return h
+}
+
+func (c TenantConfig) resolvePath(r *http.Request) (tenant, error) {
+	p := r.URL.Path
+	if !strings.HasPrefix(p, c.Prefix) {
+		return tenant{}, errNoTenant
+	}
+	rest := p[len(c.Prefix):]
+	seg, _, _ := strings.Cut(rest, "/")
+	if seg == "" {
+		return tenant{}, errNoTenant
+	}
+	if !validTenantSegment(seg) || !isCleanPath(p) {
+		return tenant{}, errBadTenant
+	}
+	// The decoded path must say the same as what the client sent: an encoded
+	// slash or dot in the tenant segment could otherwise name another tenant.
+	escSeg, _, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), c.Prefix), "/")
+	if escSeg != seg {
+		return tenant{}, errBadTenant
+	}
+	return tenant{ID: seg, Root: c.Prefix + seg + "/"}, nil
+}
+
+// validTenantSegment allows letters, digits, '-', '_' and inner dots.
+func validTenantSegment(s string) bool {
+	if len(s) > 63 || s[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// isCleanPath reports whether p has no empty, "." or ".." segments and no
+// backslash, so what the gateway checks is what the backend serves.
+func isCleanPath(p string) bool {
+	if strings.ContainsAny(p, "\\\x00") {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
+}

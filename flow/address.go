@@ -1,0 +1,111 @@
+package flow
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrInvalidAddress is wrapped by every error ParseAddress returns, so callers can
+// tell a guest's typo from a server fault.
+var ErrInvalidAddress = errors.New("invalid email address")
+
+const (
+	maxAddressLen = 254 // RFC 5321 path limit less the angle brackets
+	maxLocalLen   = 64
+	maxLabelLen   = 63
+)
+
+// ParseAddress returns the canonical form of a guest's email address: one bare
+// addr-spec, lower-cased, ASCII only. It refuses everything that lets one string
+// mean different mailboxes to different parsers (display names, comments, quoted
+// local parts, domain literals, several addresses, control characters), because
+// the same string is used for policy, mail, session and headers.
+func ParseAddress(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", fmt.Errorf("%w: enter your email address", ErrInvalidAddress)
+	}
+	if len(s) > maxAddressLen {
+		return "", fmt.Errorf("%w: an address is at most %d characters", ErrInvalidAddress, maxAddressLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == 0x7f {
+			return "", fmt.Errorf("%w: it contains a control character", ErrInvalidAddress)
+		}
+		if c >= 0x80 {
+			return "", fmt.Errorf("%w: only ASCII addresses are accepted", ErrInvalidAddress)
+		}
+	}
+	at := strings.IndexByte(s, '@')
+	if at < 0 || strings.Count(s, "@") != 1 {
+		return "", fmt.Errorf("%w: an address has exactly one @, like name@example.com", ErrInvalidAddress)
+	}
+	local, domain := s[:at], strings.ToLower(s[at+1:])
+	if err := checkLocalPart(local); err != nil {
+		return "", err
+	}
+	if err := CheckDomain(domain); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidAddress, err)
+	}
+	return strings.ToLower(local) + "@" + domain, nil
+}
+
+func checkLocalPart(local string) error {
+	if local == "" {
+		return fmt.Errorf("%w: the part before @ is empty", ErrInvalidAddress)
+	}
+	if len(local) > maxLocalLen {
+		return fmt.Errorf("%w: the part before @ is at most %d characters", ErrInvalidAddress, maxLocalLen)
+	}
+	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
+		return fmt.Errorf("%w: dots may not start, end or repeat in the part before @", ErrInvalidAddress)
+	}
+	for i := 0; i < len(local); i++ {
+		if !isAtext(local[i]) && local[i] != '.' {
+			return fmt.Errorf("%w: %q is not allowed before @", ErrInvalidAddress, local[i])
+		}
+	}
+	return nil
+}
+
+// isAtext reports whether c is an RFC 5322 atext character (dot-atom without the dot).
+func isAtext(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
+}
+
+// CheckDomain reports why a lower-case ASCII domain can't receive mail from us:
+// it must have at least two labels of letters, digits and inner hyphens, and a
+// top-level label that is not all digits (so no IP addresses).
+func CheckDomain(domain string) error {
+	if domain == "" {
+		return errors.New("the domain after @ is empty")
+	}
+	labels := strings.Split(domain, ".")
+	if len(labels) < 2 {
+		return errors.New("the domain needs a dot, like example.com")
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > maxLabelLen {
+			return fmt.Errorf("the domain %q has an empty or too long part", domain)
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return fmt.Errorf("the domain %q has a part that starts or ends with '-'", domain)
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return fmt.Errorf("the domain %q may only hold letters, digits, '-' and '.'", domain)
+			}
+		}
+	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return fmt.Errorf("the domain %q looks like an IP address", domain)
+	}
+	return nil
+}

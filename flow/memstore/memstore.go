@@ -1,0 +1,139 @@
+// Package memstore is the in-process flow.Store: bounded LRU caches with expiry.
+// It is the default store; it is shared by every gateway of one Caddy process
+// and survives config reloads (the adapter keeps it in a caddy.UsagePool), but
+// not restarts, and it is not shared between nodes.
+package memstore
+
+import (
+	"context"
+	"crypto/subtle"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+)
+
+// Limits bound the store's memory. Zero values take the defaults.
+type Limits struct {
+	// MaxChallenges pending codes; the least recently used are dropped past it.
+	// Default 100000.
+	MaxChallenges int
+	// MaxRevocations of signed-out sessions remembered until their expiry.
+	// Default 100000.
+	MaxRevocations int
+	// Horizon is the longest any entry is kept, whatever its own expiry; it
+	// bounds a cache's lifetime sweeps. Default 25h.
+	Horizon time.Duration
+}
+
+// Store implements flow.Store in memory.
+type Store struct {
+	// mu makes each check-and-change atomic across the three caches.
+	mu         sync.Mutex
+	challenges *expirable.LRU[string, flow.Challenge]
+	current    *expirable.LRU[string, string] // tenant + address -> newest challenge id
+	revoked    *expirable.LRU[string, time.Time]
+}
+
+// New returns an empty store.
+func New(l Limits) *Store {
+	if l.MaxChallenges <= 0 {
+		l.MaxChallenges = 100_000
+	}
+	if l.MaxRevocations <= 0 {
+		l.MaxRevocations = 100_000
+	}
+	if l.Horizon <= 0 {
+		l.Horizon = 25 * time.Hour
+	}
+	return &Store{
+		challenges: expirable.NewLRU[string, flow.Challenge](l.MaxChallenges, nil, l.Horizon),
+		current:    expirable.NewLRU[string, string](l.MaxChallenges, nil, l.Horizon),
+		revoked:    expirable.NewLRU[string, time.Time](l.MaxRevocations, nil, l.Horizon),
+	}
+}
+
+func identity(c flow.Challenge) string { return c.Tenant + "\x00" + c.Email }
+
+// SaveChallenge implements flow.Store.
+func (s *Store) SaveChallenge(_ context.Context, c flow.Challenge) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.current.Get(identity(c)); ok {
+		s.challenges.Remove(old)
+	}
+	s.challenges.Add(c.ID, c)
+	s.current.Add(identity(c), c.ID)
+	return nil
+}
+
+func (s *Store) live(id string, now time.Time) (flow.Challenge, bool) {
+	c, ok := s.challenges.Get(id)
+	if !ok {
+		return flow.Challenge{}, false
+	}
+	if !now.Before(c.ExpiresAt) {
+		s.remove(c)
+		return flow.Challenge{}, false
+	}
+	return c, true
+}
+
+func (s *Store) remove(c flow.Challenge) {
+	s.challenges.Remove(c.ID)
+	if cur, ok := s.current.Peek(identity(c)); ok && cur == c.ID {
+		s.current.Remove(identity(c))
+	}
+}
+
+// LoadChallenge implements flow.Store.
+func (s *Store) LoadChallenge(_ context.Context, id string, now time.Time) (flow.Challenge, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.live(id, now)
+	if !ok {
+		return flow.Challenge{}, flow.ErrChallengeNotFound
+	}
+	return c, nil
+}
+
+// AttemptChallenge implements flow.Store.
+func (s *Store) AttemptChallenge(_ context.Context, id string, codeHash []byte, now time.Time) (flow.AttemptResult, flow.Challenge, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.live(id, now)
+	if !ok {
+		return flow.AttemptGone, flow.Challenge{}, nil
+	}
+	if subtle.ConstantTimeCompare(c.CodeHash, codeHash) == 1 {
+		s.remove(c)
+		return flow.AttemptMatched, c, nil
+	}
+	c.Attempts++
+	if c.Attempts >= c.MaxAttempts {
+		s.remove(c)
+		return flow.AttemptExhausted, c, nil
+	}
+	s.challenges.Add(c.ID, c)
+	return flow.AttemptMismatched, c, nil
+}
+
+// RevokeSession implements flow.Store.
+func (s *Store) RevokeSession(_ context.Context, id string, until time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revoked.Add(id, until)
+	return nil
+}
+
+// SessionRevoked implements flow.Store.
+func (s *Store) SessionRevoked(_ context.Context, id string, now time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.revoked.Get(id)
+	return ok && now.Before(until), nil
+}
+
+var _ flow.Store = (*Store)(nil)

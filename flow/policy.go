@@ -1,0 +1,113 @@
+package flow
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Policy says which canonical addresses may sign in. Block beats allow.
+type Policy struct {
+	allow, block []rule
+}
+
+type ruleKind uint8
+
+const (
+	ruleEveryone  ruleKind = iota // *
+	ruleAddress                   // alice@example.com
+	ruleDomain                    // *@example.com: exactly that domain
+	ruleSubdomain                 // *@*.example.com: any subdomain, not the domain itself
+)
+
+type rule struct {
+	kind  ruleKind
+	value string // address, or domain without the "*." part
+}
+
+// NewPolicy parses allow and block patterns: "*" (everyone), "*@example.com"
+// (that domain), "*@*.example.com" (its subdomains) or a full address. An empty
+// allow list is an error rather than "everyone", so a forgotten line can't open
+// a tenant to the world.
+func NewPolicy(allow, block []string) (Policy, error) {
+	if len(allow) == 0 {
+		return Policy{}, errors.New("no one may sign in: add patterns such as '*@example.com' or 'alice@example.com', or '*' for everyone")
+	}
+	var p Policy
+	var err error
+	if p.allow, err = parseRules(allow); err != nil {
+		return Policy{}, err
+	}
+	if p.block, err = parseRules(block); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
+}
+
+func parseRules(patterns []string) ([]rule, error) {
+	rules := make([]rule, 0, len(patterns))
+	for _, pat := range patterns {
+		r, err := parseRule(pat)
+		if err != nil {
+			return nil, err
+		}
+		rules = append(rules, r)
+	}
+	return rules, nil
+}
+
+func parseRule(pattern string) (rule, error) {
+	p := strings.ToLower(strings.TrimSpace(pattern))
+	switch {
+	case p == "*":
+		return rule{kind: ruleEveryone}, nil
+	case strings.HasPrefix(p, "*@*."):
+		d := p[len("*@*."):]
+		if err := CheckDomain(d); err != nil {
+			return rule{}, fmt.Errorf("pattern %q: %v", pattern, err)
+		}
+		return rule{kind: ruleSubdomain, value: d}, nil
+	case strings.HasPrefix(p, "*@"):
+		d := p[len("*@"):]
+		if err := CheckDomain(d); err != nil {
+			return rule{}, fmt.Errorf("pattern %q: %v", pattern, err)
+		}
+		return rule{kind: ruleDomain, value: d}, nil
+	}
+	addr, err := ParseAddress(p)
+	if err != nil || strings.Contains(p, "*") {
+		return rule{}, fmt.Errorf("pattern %q: use '*', '*@example.com', '*@*.example.com' or a full address", pattern)
+	}
+	return rule{kind: ruleAddress, value: addr}, nil
+}
+
+func (r rule) matches(addr, domain string) bool {
+	switch r.kind {
+	case ruleEveryone:
+		return true
+	case ruleAddress:
+		return addr == r.value
+	case ruleDomain:
+		return domain == r.value
+	case ruleSubdomain:
+		// The dot bound keeps evilexample.com out of *@*.example.com.
+		return strings.HasSuffix(domain, "."+r.value)
+	}
+	return false
+}
+
+// Permits reports whether the canonical address addr may sign in.
+func (p Policy) Permits(addr string) bool {
+	domain := addr[strings.LastIndexByte(addr, '@')+1:]
+	for _, r := range p.block {
+		if r.matches(addr, domain) {
+			return false
+		}
+	}
+	for _, r := range p.allow {
+		if r.matches(addr, domain) {
+			return true
+		}
+	}
+	return false
+}

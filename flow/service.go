@@ -1,0 +1,288 @@
+package flow
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors a Service returns; the HTTP layer maps each to a page.
+var (
+	ErrDelivery       = errors.New("the code email could not be sent")
+	ErrWrongTenant    = errors.New("session belongs to another tenant")
+	ErrSessionExpired = errors.New("session expired")
+	ErrSessionRevoked = errors.New("session was signed out")
+)
+
+// Config is what a Service needs. Durations and counts are validated by New.
+type Config struct {
+	CodeTTL     time.Duration
+	SessionTTL  time.Duration
+	CodeLength  int
+	MaxAttempts int
+	Policy      Policy
+	Keys        *Keys
+	Store       Store
+	Mailer      Mailer
+	Compose     Composer
+	Clock       Clock // default SystemClock
+}
+
+// Service runs the sign-in state machine for one gateway configuration.
+type Service struct {
+	cfg     Config
+	codeKey []byte
+}
+
+// New checks cfg and returns a Service.
+func New(cfg Config) (*Service, error) {
+	switch {
+	case cfg.CodeTTL <= 0:
+		return nil, errors.New("code TTL must be positive")
+	case cfg.SessionTTL <= 0:
+		return nil, errors.New("session TTL must be positive")
+	case cfg.CodeLength < 6 || cfg.CodeLength > 12:
+		return nil, fmt.Errorf("code length %d: use 6 to 12 digits (NIST SP 800-63B asks for at least 6)", cfg.CodeLength)
+	case cfg.MaxAttempts < 1 || cfg.MaxAttempts > 100:
+		return nil, fmt.Errorf("max attempts %d: use 1 to 100", cfg.MaxAttempts)
+	case cfg.Keys == nil || cfg.Store == nil || cfg.Mailer == nil || cfg.Compose == nil:
+		return nil, errors.New("keys, store, mailer and composer are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	return &Service{cfg: cfg, codeKey: cfg.Keys.MAC("code")}, nil
+}
+
+// Now is the service's clock.
+func (s *Service) Now() time.Time { return s.cfg.Clock.Now() }
+
+// SessionTTL is how long a new session lasts.
+func (s *Service) SessionTTL() time.Duration { return s.cfg.SessionTTL }
+
+// CodeLength is the number of digits in a code.
+func (s *Service) CodeLength() int { return s.cfg.CodeLength }
+
+// SendRequest asks for a code to be mailed.
+type SendRequest struct {
+	Tenant    string
+	Email     string // as typed
+	Resource  string // local path the guest wants, for the email
+	ClientIP  string
+	UserAgent string
+}
+
+// SendResult describes the challenge made. Permitted is for logs only: the
+// guest must see the same thing either way, so the policy can't be probed.
+type SendResult struct {
+	Challenge Challenge
+	Permitted bool
+}
+
+// Send makes a challenge for the address and mails its code if the policy
+// permits the address. An address that may not sign in gets a decoy challenge
+// that no code opens and no mail, so both paths look alike from outside.
+// Errors: ErrInvalidAddress (wrapped, with a reason for the guest), ErrDelivery
+// (wrapped, with the mailer's error), or a store error.
+func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error) {
+	addr, err := ParseAddress(req.Email)
+	if err != nil {
+		return SendResult{}, err
+	}
+	now := s.cfg.Clock.Now()
+	ch := Challenge{
+		ID:          randomID(),
+		Tenant:      req.Tenant,
+		Email:       addr,
+		Resource:    req.Resource,
+		CreatedAt:   now,
+		ExpiresAt:   now.Add(s.cfg.CodeTTL),
+		MaxAttempts: s.cfg.MaxAttempts,
+	}
+	permitted := s.cfg.Policy.Permits(addr)
+	var code string
+	if permitted {
+		if code, err = newCode(s.cfg.CodeLength); err != nil {
+			return SendResult{}, err
+		}
+		ch.CodeHash = hashCode(s.codeKey, req.Tenant, ch.ID, code)
+	} else {
+		ch.CodeHash = []byte(randomID()) // matches no code's HMAC
+	}
+	if err := s.cfg.Store.SaveChallenge(ctx, ch); err != nil {
+		return SendResult{}, fmt.Errorf("saving the challenge: %w", err)
+	}
+	res := SendResult{Challenge: ch, Permitted: permitted}
+	if !permitted {
+		return res, nil
+	}
+	msg, err := s.cfg.Compose(CodeMail{
+		To:        addr,
+		Code:      code,
+		Tenant:    req.Tenant,
+		Resource:  req.Resource,
+		ClientIP:  req.ClientIP,
+		UserAgent: req.UserAgent,
+		ExpiresIn: humanDuration(s.cfg.CodeTTL),
+		ExpiresAt: ch.ExpiresAt.UTC().Format("15:04 MST, 2 Jan 2006"),
+	})
+	if err != nil {
+		return res, fmt.Errorf("rendering the code email: %w", err)
+	}
+	if err := s.cfg.Mailer.Send(ctx, msg); err != nil {
+		return res, fmt.Errorf("%w: %w", ErrDelivery, err)
+	}
+	return res, nil
+}
+
+// Pending returns the live challenge id of tenant, or ErrChallengeNotFound.
+func (s *Service) Pending(ctx context.Context, tenant, id string) (Challenge, error) {
+	ch, err := s.cfg.Store.LoadChallenge(ctx, id, s.cfg.Clock.Now())
+	if err != nil {
+		return Challenge{}, err
+	}
+	if ch.Tenant != tenant {
+		return Challenge{}, ErrChallengeNotFound
+	}
+	return ch, nil
+}
+
+// Outcome is the result of a Verify.
+type Outcome uint8
+
+const (
+	// Verified: the code was right; Result.Session is the new session.
+	Verified Outcome = iota + 1
+	// WrongCode: the code was wrong; Result.TriesLeft more guesses are allowed.
+	WrongCode
+	// Malformed: not a code of the right length and digits; no try was used.
+	Malformed
+	// Locked: the last try was wrong; the code is dead.
+	Locked
+	// Expired: no live challenge (expired, used, superseded or unknown).
+	Expired
+)
+
+func (o Outcome) String() string {
+	return [...]string{"", "verified", "wrong code", "malformed code", "locked", "expired"}[o]
+}
+
+// VerifyResult is what Verify decided.
+type VerifyResult struct {
+	Outcome   Outcome
+	TriesLeft int
+	Email     string
+	Session   Session
+}
+
+// Verify checks a typed code against the challenge id of tenant. The code is
+// single use even under parallel submissions: the store deletes the challenge
+// in the same atomic step that matches it.
+func (s *Service) Verify(ctx context.Context, tenant, id, typed string) (VerifyResult, error) {
+	code, ok := normalizeCode(typed, s.cfg.CodeLength)
+	if !ok {
+		ch, err := s.Pending(ctx, tenant, id)
+		if errors.Is(err, ErrChallengeNotFound) {
+			return VerifyResult{Outcome: Expired}, nil
+		} else if err != nil {
+			return VerifyResult{}, err
+		}
+		return VerifyResult{Outcome: Malformed, TriesLeft: ch.TriesLeft(), Email: ch.Email}, nil
+	}
+	now := s.cfg.Clock.Now()
+	// The tenant is inside the HMAC, so another tenant's challenge never matches.
+	result, ch, err := s.cfg.Store.AttemptChallenge(ctx, id, hashCode(s.codeKey, tenant, id, code), now)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	res := VerifyResult{TriesLeft: ch.TriesLeft(), Email: ch.Email}
+	switch result {
+	case AttemptMatched:
+		res.Outcome = Verified
+		res.Session = Session{
+			ID:        randomID(),
+			Tenant:    ch.Tenant,
+			Email:     ch.Email,
+			IssuedAt:  now.Unix(),
+			ExpiresAt: now.Add(s.cfg.SessionTTL).Unix(),
+		}
+	case AttemptMismatched:
+		res.Outcome = WrongCode
+	case AttemptExhausted:
+		res.Outcome = Locked
+	default:
+		res.Outcome = Expired
+	}
+	return res, nil
+}
+
+// Authenticate checks a decoded session for tenant: right tenant, not past its
+// absolute expiry (nor past the configured TTL from issue, should the TTL have
+// been shortened), not revoked. A store error fails closed.
+func (s *Service) Authenticate(ctx context.Context, tenant string, sess Session) error {
+	if sess.Tenant != tenant {
+		return ErrWrongTenant
+	}
+	now := s.cfg.Clock.Now().Unix()
+	if now >= sess.ExpiresAt || now >= sess.IssuedAt+int64(s.cfg.SessionTTL/time.Second)+1 {
+		return ErrSessionExpired
+	}
+	revoked, err := s.cfg.Store.SessionRevoked(ctx, sess.ID, s.cfg.Clock.Now())
+	if err != nil {
+		return fmt.Errorf("checking revocation: %w", err)
+	}
+	if revoked {
+		return ErrSessionRevoked
+	}
+	return nil
+}
+
+// SignOut revokes the session everywhere the store is shared.
+func (s *Service) SignOut(ctx context.Context, sess Session) error {
+	return s.cfg.Store.RevokeSession(ctx, sess.ID, time.Unix(sess.ExpiresAt, 0))
+}
+
+// Session is a signed-in guest. It lives in a sealed cookie, not on the server.
+type Session struct {
+	ID        string `json:"i"`
+	Tenant    string `json:"t"`
+	Email     string `json:"e"`
+	IssuedAt  int64  `json:"a"` // Unix seconds
+	ExpiresAt int64  `json:"x"` // Unix seconds
+}
+
+// Expiry is ExpiresAt as a time.
+func (s Session) Expiry() time.Time { return time.Unix(s.ExpiresAt, 0).UTC() }
+
+// randomID returns 128 random bits, URL-safe.
+func randomID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// RandomToken is randomID for callers outside the package (nonces).
+func RandomToken() string { return randomID() }
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0 && d >= time.Hour:
+		return plural(int(d/time.Hour), "hour")
+	case d%time.Minute == 0 && d >= time.Minute:
+		return plural(int(d/time.Minute), "minute")
+	default:
+		return plural(int((d+time.Second-1)/time.Second), "second")
+	}
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}

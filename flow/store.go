@@ -1,0 +1,60 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrChallengeNotFound means a challenge is unknown, expired, used or superseded:
+// from the guest's side all four mean "get a new code".
+var ErrChallengeNotFound = errors.New("challenge not found")
+
+// Challenge is a pending code: everything needed to check a guess except the code.
+type Challenge struct {
+	ID          string
+	Tenant      string
+	Email       string
+	CodeHash    []byte // HMAC of the code, see hashCode
+	Resource    string // the local path the guest asked for, shown in the email
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	Attempts    int // wrong guesses so far
+	MaxAttempts int
+}
+
+// TriesLeft is how many wrong guesses the challenge survives.
+func (c Challenge) TriesLeft() int { return max(c.MaxAttempts-c.Attempts, 0) }
+
+// AttemptResult is what a store decided about one guess.
+type AttemptResult uint8
+
+const (
+	// AttemptMatched: the guess was right; the challenge is now deleted.
+	AttemptMatched AttemptResult = iota + 1
+	// AttemptMismatched: wrong guess, counted; the challenge lives on.
+	AttemptMismatched
+	// AttemptExhausted: wrong guess that used the last try; the challenge is deleted.
+	AttemptExhausted
+	// AttemptGone: no such live challenge (expired, used, superseded or never made).
+	AttemptGone
+)
+
+// Store keeps pending challenges and session revocations. Every method that
+// checks and changes state does both atomically, so parallel requests (on one
+// node or many) can't use a code twice or go uncounted.
+type Store interface {
+	// SaveChallenge stores c and deletes any other live challenge of the same
+	// tenant and address, so only the newest code works.
+	SaveChallenge(ctx context.Context, c Challenge) error
+	// LoadChallenge returns a live challenge or ErrChallengeNotFound.
+	LoadChallenge(ctx context.Context, id string, now time.Time) (Challenge, error)
+	// AttemptChallenge compares codeHash with the challenge's in constant time;
+	// a match deletes the challenge, a miss counts a try and deletes it at the
+	// last one. The returned Challenge is the state after the attempt.
+	AttemptChallenge(ctx context.Context, id string, codeHash []byte, now time.Time) (AttemptResult, Challenge, error)
+	// RevokeSession records that session id is no longer valid, until its expiry.
+	RevokeSession(ctx context.Context, id string, until time.Time) error
+	// SessionRevoked reports whether session id was revoked.
+	SessionRevoked(ctx context.Context, id string, now time.Time) (bool, error)
+}

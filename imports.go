@@ -1,0 +1,10 @@
+// Package caddyemailotp plugs email one-time-passcode sign-in into Caddy:
+//
+//	xcaddy build --with github.com/otpgate/caddy-email-otp
+//
+// The module itself lives in caddymodule; this package only imports it.
+package caddyemailotp
+
+import (
+	_ "github.com/otpgate/caddy-email-otp/caddymodule"
+)

@@ -1,0 +1,286 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
+)
+
+const httpPort = 9080
+
+// backendSeen is what the test backend reports about a request it received.
+type backendSeen struct {
+	Path    string              `json:"path"`
+	Headers map[string][]string `json:"headers"`
+}
+
+// startBackend starts an HTTP backend that answers every request with JSON of
+// what it received.
+func startBackend(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(backendSeen{Path: r.URL.RequestURI(), Headers: r.Header})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// env is one running Caddy with its SMTP server and backend.
+type env struct {
+	t       *testing.T
+	tester  *caddytest.Tester
+	smtp    *smtpsink.Sink
+	backend *httptest.Server
+}
+
+// gatewayOptions are extra lines inside every email_otp block.
+type gatewayOptions struct {
+	extra    string // more options
+	smtpPort int    // 0: the env's sink
+}
+
+// caddyfile returns the test config: two host tenants, path tenants under /t/.
+func (e *env) caddyfile(o gatewayOptions) string {
+	port := o.smtpPort
+	if port == 0 {
+		port = e.smtp.Port
+	}
+	backend := strings.TrimPrefix(e.backend.URL, "http://")
+	block := fmt.Sprintf(`
+		allow *@contoso.com *@*.partner.org alice@gmail.com
+		block *@blocked.contoso.com
+		mailer smtp {
+			host 127.0.0.1
+			port %d
+			tls none
+			from "Shared documents <docs@example.com>"
+			timeout 3s
+		}
+		%s`, port, o.extra)
+	return fmt.Sprintf(`{
+	admin localhost:2999
+	http_port %d
+	https_port 9443
+	grace_period 1ns
+	storage file_system %s
+}
+http://contoso.localhost:%[1]d, http://fabrikam.localhost:%[1]d {
+	email_otp {
+		tenant host
+		%[3]s
+	}
+	reverse_proxy %[4]s
+}
+http://localhost:%[1]d {
+	email_otp {
+		tenant path /t/
+		%[3]s
+	}
+	reverse_proxy %[4]s
+}
+`, httpPort, storageDir, block, backend)
+}
+
+// start loads a config into the in-process Caddy.
+func start(t *testing.T, o gatewayOptions) *env {
+	e := &env{t: t, smtp: smtpsink.Start(t), backend: startBackend(t)}
+	e.load(o)
+	return e
+}
+
+func (e *env) load(o gatewayOptions) {
+	e.t.Helper()
+	e.tester = caddytest.NewTester(e.t)
+	e.tester.InitServer(e.caddyfile(o), "caddyfile")
+	if e.t.Failed() {
+		e.t.FailNow()
+	}
+}
+
+// guest is one browser: its own cookie jar, redirects not followed.
+type guest struct {
+	t      *testing.T
+	client *http.Client
+	jar    *cookiejar.Jar
+}
+
+func newGuest(t *testing.T) *guest {
+	jar, _ := cookiejar.New(nil)
+	return &guest{t: t, jar: jar, client: &http.Client{
+		Transport: caddytest.CreateTestingTransport(),
+		Jar:       jar,
+		Timeout:   10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}}
+}
+
+type reply struct {
+	*http.Response
+	body string
+}
+
+func (g *guest) do(req *http.Request) reply {
+	g.t.Helper()
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	}
+	resp, err := g.client.Do(req)
+	if err != nil {
+		g.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return reply{resp, string(b)}
+}
+
+func (g *guest) get(u string, headers ...string) reply {
+	g.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	return g.do(req)
+}
+
+func (g *guest) post(u string, form url.Values, headers ...string) reply {
+	g.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	return g.do(req)
+}
+
+func (g *guest) cookie(u, name string) *http.Cookie {
+	pu, _ := url.Parse(u)
+	for _, c := range g.jar.Cookies(pu) {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+var (
+	inputRE = regexp.MustCompile(`<input[^>]*name="([a-z]+)"[^>]*value="([^"]*)"`)
+	codeRE  = regexp.MustCompile(`(?m)^\s+(\d{6,12})\s*$`)
+)
+
+// formValue returns the value of the first input called name in an HTML page.
+func formValue(t *testing.T, page, name string) string {
+	t.Helper()
+	for _, m := range inputRE.FindAllStringSubmatch(page, -1) {
+		if m[1] == name {
+			return htmlUnescape(m[2])
+		}
+	}
+	t.Fatalf("no input %q in page:\n%s", name, page)
+	return ""
+}
+
+func htmlUnescape(s string) string {
+	r := strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&#43;", "+", "&quot;", `"`)
+	return r.Replace(s)
+}
+
+// codeIn returns the code in the text part of a code email.
+func codeIn(t *testing.T, text string) string {
+	t.Helper()
+	m := codeRE.FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no code in email text:\n%s", text)
+	}
+	return m[1]
+}
+
+// expectRedirect checks a 3xx status and returns the Location.
+func expectRedirect(t *testing.T, r reply, status int) string {
+	t.Helper()
+	if r.StatusCode != status {
+		t.Fatalf("%s %s: status %d, want %d; body:\n%s", r.Request.Method, r.Request.URL, r.StatusCode, status, r.body)
+	}
+	return r.Header.Get("Location")
+}
+
+func expectStatus(t *testing.T, r reply, status int, contains ...string) {
+	t.Helper()
+	if r.StatusCode != status {
+		t.Fatalf("%s %s: status %d, want %d; body:\n%s", r.Request.Method, r.Request.URL, r.StatusCode, status, r.body)
+	}
+	for _, c := range contains {
+		if !strings.Contains(r.body, c) {
+			t.Fatalf("%s %s: body lacks %q:\n%s", r.Request.Method, r.Request.URL, c, r.body)
+		}
+	}
+}
+
+// signInUpTo walks a guest from a protected URL to the verify page and
+// returns the verify page's CSRF token; origin is e.g. http://contoso.localhost:9080.
+func (g *guest) requestCode(origin, base, protected, email string) (csrf string) {
+	g.t.Helper()
+	loc := expectRedirect(g.t, g.get(origin+protected), http.StatusFound)
+	wantLoc := base + "signin?rd=" + url.QueryEscape(protected)
+	if loc != wantLoc {
+		g.t.Fatalf("redirect to %q, want %q", loc, wantLoc)
+	}
+	page := g.get(origin + loc)
+	expectStatus(g.t, page, http.StatusOK, `name="email"`)
+	csrf = formValue(g.t, page.body, "csrf")
+	rd := formValue(g.t, page.body, "rd")
+	loc = expectRedirect(g.t, g.post(origin+base+"send", url.Values{"csrf": {csrf}, "rd": {rd}, "email": {email}}), http.StatusSeeOther)
+	if loc != base+"verify" {
+		g.t.Fatalf("after send: redirect to %q, want %q", loc, base+"verify")
+	}
+	page = g.get(origin + loc)
+	expectStatus(g.t, page, http.StatusOK, `name="code"`)
+	return formValue(g.t, page.body, "csrf")
+}
+
+// signIn does the whole flow and returns where the guest landed.
+func (e *env) signIn(g *guest, origin, base, protected, email string) string {
+	e.t.Helper()
+	n := e.smtp.Count(email)
+	csrf := g.requestCode(origin, base, protected, email)
+	code := codeIn(e.t, e.smtp.Wait(e.t, email, n+1, 10*time.Second).Text)
+	return expectRedirect(e.t, g.post(origin+base+"verify", url.Values{"csrf": {csrf}, "code": {code}}), http.StatusSeeOther)
+}
+
+// backendView GETs a protected URL that must reach the backend.
+func (g *guest) backendView(u string, headers ...string) backendSeen {
+	g.t.Helper()
+	r := g.get(u, headers...)
+	expectStatus(g.t, r, http.StatusOK)
+	var seen backendSeen
+	if err := json.Unmarshal([]byte(r.body), &seen); err != nil {
+		g.t.Fatalf("GET %s: not the backend's answer: %v\n%s", u, err, r.body)
+	}
+	return seen
+}
+
+// closedPort returns a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return p
+}

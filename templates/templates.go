@@ -1,0 +1,174 @@
+// Package templates holds the gateway's HTML pages and the code email, embedded
+// in the binary. An operator may override any of them by putting a file of the
+// same name in a directory (pages/signin.html, email/code.txt, …): the rest keep
+// their embedded defaults.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	texttemplate "text/template"
+)
+
+//go:embed pages/*.html email/*
+var embedded embed.FS
+
+// Page names.
+const (
+	PageSignIn    = "signin"
+	PageVerify    = "verify"
+	PageSignOut   = "signout"
+	PageSignedOut = "signedout"
+	PageError     = "error"
+	PageOutbox    = "outbox"
+)
+
+var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox}
+
+// PageData is what every page template receives. Fields a page doesn't use are
+// zero. Everything is escaped by html/template.
+type PageData struct {
+	Title      string
+	Tenant     string
+	Base       string // the gateway's endpoint prefix, e.g. "/.email-otp/"
+	CSRF       string
+	RD         string // where the guest goes after signing in
+	Email      string
+	FieldError string // shown next to the form field
+	Notice     string // shown above the form
+	TriesLeft  int
+	CodeLength int
+	ExpiresAt  string
+	Heading    string // error pages
+	Message    string // error pages
+	Action     string // error pages: a link the guest can follow
+	ActionText string
+	Outbox     []OutboxEntry
+}
+
+// OutboxEntry is a message on the dev outbox page.
+type OutboxEntry struct {
+	At, To, Subject, Text string
+}
+
+// EmailData is what the email templates receive.
+type EmailData struct {
+	Code      string
+	Tenant    string
+	Resource  string
+	ClientIP  string
+	UserAgent string
+	ExpiresIn string
+	ExpiresAt string
+}
+
+// Set is a parsed set of pages and email templates.
+type Set struct {
+	pages        map[string]*htmltemplate.Template
+	emailSubject *texttemplate.Template
+	emailText    *texttemplate.Template
+	emailHTML    *htmltemplate.Template
+}
+
+// Load parses the embedded templates, each overridden by a file of the same
+// relative name under dir if dir is not empty.
+func Load(dir string) (*Set, error) {
+	var fsys fs.FS = embedded
+	if dir != "" {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("templates directory %q: not a readable directory", dir)
+		}
+		fsys = overlay{top: os.DirFS(dir), base: embedded}
+	}
+	s := &Set{pages: make(map[string]*htmltemplate.Template)}
+	for _, name := range pageNames {
+		t, err := htmltemplate.New("layout.html").ParseFS(fsys, "pages/layout.html", "pages/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("page %s: %w", name, err)
+		}
+		s.pages[name] = t
+	}
+	var err error
+	if s.emailSubject, err = texttemplate.ParseFS(fsys, "email/subject.txt"); err != nil {
+		return nil, fmt.Errorf("email subject: %w", err)
+	}
+	if s.emailText, err = texttemplate.ParseFS(fsys, "email/code.txt"); err != nil {
+		return nil, fmt.Errorf("email text: %w", err)
+	}
+	if s.emailHTML, err = htmltemplate.ParseFS(fsys, "email/code.html"); err != nil {
+		return nil, fmt.Errorf("email HTML: %w", err)
+	}
+	// Render every template once with sample data, so a broken override fails
+	// at config load rather than in front of a guest.
+	for _, name := range pageNames {
+		if err := s.Page(io.Discard, name, PageData{}); err != nil {
+			return nil, err
+		}
+	}
+	if _, _, _, err := s.Email(EmailData{}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Page renders a page into w; nothing is written if rendering fails.
+func (s *Set) Page(w io.Writer, name string, data PageData) error {
+	t, ok := s.pages[name]
+	if !ok {
+		return fmt.Errorf("no page %q", name)
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		return fmt.Errorf("page %s: %w", name, err)
+	}
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+// Email renders the code email. The subject is folded to one line, so nothing
+// a guest controls can start a new header.
+func (s *Set) Email(data EmailData) (subject, text, html string, err error) {
+	var sb, tb, hb bytes.Buffer
+	if err = s.emailSubject.Execute(&sb, data); err != nil {
+		return "", "", "", fmt.Errorf("email subject: %w", err)
+	}
+	if err = s.emailText.Execute(&tb, data); err != nil {
+		return "", "", "", fmt.Errorf("email text: %w", err)
+	}
+	if err = s.emailHTML.Execute(&hb, data); err != nil {
+		return "", "", "", fmt.Errorf("email HTML: %w", err)
+	}
+	return OneLine(sb.String()), tb.String(), hb.String(), nil
+}
+
+// OneLine replaces control characters (CR, LF, NUL, …) with spaces and trims.
+func OneLine(s string) string {
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 {
+			return ' '
+		}
+		return r
+	}, s))
+}
+
+// overlay reads a file from top if it is there, else from base.
+type overlay struct{ top, base fs.FS }
+
+func (o overlay) Open(name string) (fs.File, error) {
+	f, err := o.top.Open(path.Clean(name))
+	if err == nil {
+		return f, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	return o.base.Open(name)
+}
