@@ -23,7 +23,9 @@ var crossOrigin = http.NewCrossOriginProtection()
 
 // serveEndpoint answers the gateway's own endpoints under t.Base().
 func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, t tenant, endpoint string) {
-	type route struct{ get, post func(http.ResponseWriter, *http.Request, tenant) }
+	type route struct {
+		get, post func(http.ResponseWriter, *http.Request, tenant)
+	}
 	routes := map[string]route{
 		"signin":  {get: g.getSignIn},
 		"send":    {post: g.postSend},

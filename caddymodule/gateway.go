@@ -132,7 +132,10 @@ func (g *Gateway) applyDefaults() {
 	if g.Headers == nil {
 		g.Headers = &HeaderNames{}
 	}
-	for _, h := range []struct{ field *string; def string }{
+	for _, h := range []struct {
+		field *string
+		def   string
+	}{
 		{&g.Headers.Email, "X-Auth-Email"},
 		{&g.Headers.Tenant, "X-Auth-Tenant"},
 		{&g.Headers.Method, "X-Auth-Method"},

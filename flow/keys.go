@@ -103,4 +103,3 @@ func DecodeSecret(s string) ([]byte, error) {
 	}
 	return nil, errors.New("not base64")
 }
-

@@ -51,6 +51,8 @@ type env struct {
 type gatewayOptions struct {
 	extra    string // more options
 	smtpPort int    // 0: the env's sink
+	mailer   string // replaces the SMTP mailer block, e.g. "mailer dev"
+	global   string // more global options
 }
 
 // caddyfile returns the test config: two host tenants, path tenants under /t/.
@@ -60,39 +62,44 @@ func (e *env) caddyfile(o gatewayOptions) string {
 		port = e.smtp.Port
 	}
 	backend := strings.TrimPrefix(e.backend.URL, "http://")
-	block := fmt.Sprintf(`
-		allow *@contoso.com *@*.partner.org alice@gmail.com
-		block *@blocked.contoso.com
-		mailer smtp {
+	mailer := o.mailer
+	if mailer == "" {
+		mailer = fmt.Sprintf(`mailer smtp {
 			host 127.0.0.1
 			port %d
 			tls none
 			from "Shared documents <docs@example.com>"
 			timeout 3s
-		}
-		%s`, port, o.extra)
+		}`, port)
+	}
+	block := fmt.Sprintf(`
+		allow *@contoso.com *@*.partner.org alice@gmail.com
+		block *@blocked.contoso.com
+		%s
+		%s`, mailer, o.extra)
 	return fmt.Sprintf(`{
 	admin localhost:2999
 	http_port %d
 	https_port 9443
 	grace_period 1ns
 	storage file_system %s
+	%s
 }
 http://contoso.localhost:%[1]d, http://fabrikam.localhost:%[1]d {
 	email_otp {
 		tenant host
-		%[3]s
+		%[4]s
 	}
-	reverse_proxy %[4]s
+	reverse_proxy %[5]s
 }
 http://localhost:%[1]d {
 	email_otp {
 		tenant path /t/
-		%[3]s
+		%[4]s
 	}
-	reverse_proxy %[4]s
+	reverse_proxy %[5]s
 }
-`, httpPort, storageDir, block, backend)
+`, httpPort, storageDir, o.global, block, backend)
 }
 
 // start loads a config into the in-process Caddy.

@@ -1,0 +1,129 @@
+package integration
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExpiredCodeIsRefused(t *testing.T) {
+	e := start(t, gatewayOptions{extra: "code_ttl 2s"})
+	g := newGuest(t)
+	csrf := g.requestCode(contoso, hostBase, "/x", "quinn@contoso.com")
+	mail := e.smtp.Wait(t, "quinn@contoso.com", 1, 10*time.Second)
+	if !strings.Contains(mail.Text, "2 seconds") {
+		t.Errorf("email does not say how long the code lasts:\n%s", mail.Text)
+	}
+	time.Sleep(2200 * time.Millisecond)
+	loc := expectRedirect(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {codeIn(t, mail.Text)}}), http.StatusSeeOther)
+	if !strings.Contains(loc, "reason=expired") || !strings.Contains(loc, "rd=%2Fx") {
+		t.Errorf("expired code redirected to %q, want sign-in with reason=expired keeping rd", loc)
+	}
+	expectRedirect(t, g.get(contoso+"/x"), http.StatusFound)
+}
+
+func TestExpiredSessionSendsGuestBackToTheSameLinkWithAddressFilled(t *testing.T) {
+	e := start(t, gatewayOptions{extra: "session_ttl 2s"})
+	g := newGuest(t)
+	deep := "/t/acme/reports/2026.xlsx?sheet=3"
+	e.signIn(g, pathSite, acmeBase, deep, "rita@contoso.com")
+	kept := g.cookie(pathSite+"/t/acme/", "email_otp_session")
+	g.backendView(pathSite + deep)
+	time.Sleep(2200 * time.Millisecond)
+
+	// The server enforces expiry even for a client that keeps the cookie.
+	expectRedirect(t, newGuest(t).get(pathSite+deep, "Cookie", kept.Name+"="+kept.Value), http.StatusFound)
+
+	loc := expectRedirect(t, g.get(pathSite+deep), http.StatusFound)
+	if loc != acmeBase+"signin?rd="+url.QueryEscape(deep) {
+		t.Fatalf("expired session redirected to %q", loc)
+	}
+	page := g.get(pathSite + loc)
+	if got := formValue(t, page.body, "email"); got != "rita@contoso.com" {
+		t.Errorf("sign-in after expiry pre-fills %q, want the guest's address", got)
+	}
+	if landed := e.signIn(g, pathSite, acmeBase, deep, "rita@contoso.com"); landed != deep {
+		t.Errorf("second sign-in landed on %q, want %q", landed, deep)
+	}
+}
+
+// A restart of Caddy loses the memory store (pending codes, revocations) but
+// not the keys, which live in Caddy's storage: sessions stay valid. Loading a
+// config without the gateway drops every pooled value, as a new process would
+// start without them; loading the gateway again reads the keys from storage.
+func TestSessionsSurviveRestart(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	g := newGuest(t)
+	e.signIn(g, contoso, hostBase, "/", "sam@contoso.com")
+	pendingGuest := newGuest(t)
+	csrf := pendingGuest.requestCode(contoso, hostBase, "/", "tom@contoso.com")
+	code := codeIn(t, e.smtp.Wait(t, "tom@contoso.com", 1, 10*time.Second).Text)
+
+	e.tester.InitServer(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	storage file_system `+storageDir+`
+}
+http://localhost:9080 {
+	respond "down for maintenance" 503
+}`, "caddyfile")
+	expectStatus(t, newGuest(t).get(pathSite+"/"), http.StatusServiceUnavailable, "maintenance")
+	e.load(gatewayOptions{})
+
+	g.backendView(contoso + "/after-restart")
+	// The pending code lived in memory: it is gone, as after a real restart.
+	loc := expectRedirect(t, pendingGuest.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}}), http.StatusSeeOther)
+	if !strings.Contains(loc, "reason=expired") {
+		t.Errorf("pending code after restart: redirected to %q, want reason=expired", loc)
+	}
+}
+
+func TestReloadKeepsPendingCodesAndRevocations(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	g := newGuest(t)
+	e.signIn(g, contoso, hostBase, "/", "uma@contoso.com")
+	stolen := g.cookie(contoso+"/", "email_otp_session")
+	page := g.get(contoso + hostBase + "signout")
+	expectStatus(t, g.post(contoso+hostBase+"signout", url.Values{"csrf": {formValue(t, page.body, "csrf")}}), http.StatusOK)
+	csrf := g.requestCode(contoso, hostBase, "/", "uma@contoso.com")
+	code := codeIn(t, e.smtp.Wait(t, "uma@contoso.com", 2, 10*time.Second).Text)
+
+	e.load(gatewayOptions{extra: "max_attempts 4"}) // a changed config: a real reload
+
+	expectRedirect(t, newGuest(t).get(contoso+"/x", "Cookie", stolen.Name+"="+stolen.Value), http.StatusFound)
+	expectRedirect(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}}), http.StatusSeeOther)
+	g.backendView(contoso + "/x")
+}
+
+func TestDevOutboxShowsCodesToLoopbackOnly(t *testing.T) {
+	start(t, gatewayOptions{mailer: "mailer dev", global: "servers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}"})
+	g := newGuest(t)
+	page := g.get(contoso + hostBase + "signin?rd=/x")
+	csrf := formValue(t, page.body, "csrf")
+	expectRedirect(t, g.post(contoso+hostBase+"send", url.Values{"csrf": {csrf}, "rd": {"/x"}, "email": {"vic@contoso.com"}}), http.StatusSeeOther)
+
+	outbox := g.get(contoso + hostBase + "outbox")
+	expectStatus(t, outbox, http.StatusOK, "vic@contoso.com", "is your sign-in code")
+	code := codeRE.FindStringSubmatch(htmlUnescape(outbox.body))
+	if code == nil {
+		t.Fatalf("no code on the outbox page:\n%s", outbox.body)
+	}
+	expectStatus(t, g.get(pathSite+"/.email-otp/outbox"), http.StatusOK, "vic@contoso.com")
+	// A client that is not on loopback (Caddy's client IP, through a trusted proxy) sees nothing.
+	expectStatus(t, g.get(contoso+hostBase+"outbox", "X-Forwarded-For", "203.0.113.7"), http.StatusNotFound)
+
+	vpage := g.get(contoso + hostBase + "verify")
+	landed := expectRedirect(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {formValue(t, vpage.body, "csrf")}, "code": {code[1]}}), http.StatusSeeOther)
+	if landed != "/x" {
+		t.Errorf("landed on %q", landed)
+	}
+}
+
+func TestOutboxDoesNotExistWithSMTP(t *testing.T) {
+	start(t, gatewayOptions{})
+	expectStatus(t, newGuest(t).get(contoso+hostBase+"outbox"), http.StatusNotFound)
+}
