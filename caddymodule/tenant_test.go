@@ -1,0 +1,113 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http/httptest"
+	"testing"
+)
+
+func TestResolveHostTenant(t *testing.T) {
+	c := TenantConfig{From: TenantFromHost}
+	for host, want := range map[string]string{
+		"Contoso.Example.com":       "contoso.example.com",
+		"contoso.example.com:8443":  "contoso.example.com",
+		"contoso.example.com.":      "contoso.example.com",
+		"CONTOSO.example.com.:8080": "contoso.example.com",
+		"[::1]:8080":                "::1",
+	} {
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.Host = host
+		r.Header.Set("X-Forwarded-Host", "evil.example")
+		got, err := c.resolve(r)
+		if err != nil || got.ID != want || got.Root != "/" {
+			t.Errorf("host %q: %+v, %v; want %q", host, got, err, want)
+		}
+	}
+}
+
+func TestResolvePathTenant(t *testing.T) {
+	c := TenantConfig{From: TenantFromPath, Prefix: "/t/"}
+	good := map[string]tenant{
+		"/t/acme/":            {ID: "acme", Root: "/t/acme/"},
+		"/t/acme/doc?x=1":     {ID: "acme", Root: "/t/acme/"},
+		"/t/acme":             {ID: "acme", Root: "/t/acme/"},
+		"/t/Acme-2_b.c/x/y.z": {ID: "Acme-2_b.c", Root: "/t/Acme-2_b.c/"},
+	}
+	for target, want := range good {
+		got, err := c.resolve(httptest.NewRequest("GET", target, nil))
+		if err != nil || got != want {
+			t.Errorf("%s: %+v, %v; want %+v", target, got, err, want)
+		}
+	}
+	missing := []string{"/", "/t/", "/docs/x", "/t"}
+	for _, target := range missing {
+		if _, err := c.resolve(httptest.NewRequest("GET", target, nil)); !errors.Is(err, errNoTenant) {
+			t.Errorf("%s: %v, want errNoTenant", target, err)
+		}
+	}
+	bad := []string{"/t/a%2fb/x", "/t/%2e%2e/x", "/t/../etc", "/t/acme/../globex/x", "/t/acme//x", "/t/.hidden/", "/t/a%5cb/", "/t/a%00/", "/t/ac%20me/"}
+	for _, target := range bad {
+		if _, err := c.resolve(httptest.NewRequest("GET", target, nil)); !errors.Is(err, errBadTenant) {
+			t.Errorf("%s: %v, want errBadTenant", target, err)
+		}
+	}
+}
+
+func TestSafeRD(t *testing.T) {
+	acme := tenant{ID: "acme", Root: "/t/acme/"}
+	host := tenant{ID: "contoso.example.com", Root: "/"}
+	keep := map[string]tenant{
+		"/docs/a.pdf?v=2&x=%2F": host,
+		"/":                     host,
+		"/t/acme/doc":           acme,
+		"/t/acme":               acme,
+		"/t/acme/Q3%20report":   acme,
+	}
+	for rd, tn := range keep {
+		if got := safeRD(rd, tn); got != rd {
+			t.Errorf("safeRD(%q) = %q, want it kept", rd, got)
+		}
+	}
+	replace := map[string]tenant{
+		"":                          host,
+		"//evil.example":            host,
+		"/\\evil.example":           host,
+		"https://evil.example/":     host,
+		"javascript:alert(1)":       host,
+		"evil.example/x":            host,
+		"/%2F%2Fevil.example":       host,
+		"/%5Cevil.example":          host,
+		"/a\r\nLocation: //evil":    host,
+		"/a/../../b":                host,
+		"/.email-otp/signout":       host,
+		"/t/globex/doc":             acme,
+		"/t/acme/../globex/":        acme,
+		"/t/acme/.email-otp/verify": acme,
+		"/t/acmeevil/":              acme,
+	}
+	for rd, tn := range replace {
+		if got := safeRD(rd, tn); got != tn.Root {
+			t.Errorf("safeRD(%q) = %q, want the root %q", rd, got, tn.Root)
+		}
+	}
+}
+
+func TestStripIdentityHeadersCatchesVariants(t *testing.T) {
+	g := &Gateway{Allow: []string{"*"}}
+	g.applyDefaults()
+	g.stripHeader = map[string]bool{}
+	for _, h := range []string{g.Headers.Email, g.Headers.Tenant, g.Headers.Method, g.Headers.Expires} {
+		g.stripHeader[normalizeHeaderName(h)] = true
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header["X-Auth-Email"] = []string{"a"}
+	r.Header["X_Auth_Email"] = []string{"b"}
+	r.Header["x-auth-email"] = []string{"c"}
+	r.Header["X-AUTH-TENANT"] = []string{"d"}
+	r.Header["X_auth_session_expires"] = []string{"e"}
+	r.Header["X-Other"] = []string{"kept"}
+	g.stripIdentityHeaders(r.Header)
+	if len(r.Header) != 1 || r.Header.Get("X-Other") != "kept" {
+		t.Errorf("left %v", r.Header)
+	}
+}

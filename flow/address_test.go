@@ -1,0 +1,37 @@
+package flow
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseAddress(t *testing.T) {
+	good := map[string]string{
+		"alice@example.com":                      "alice@example.com",
+		"  Alice@Example.COM ":                   "alice@example.com",
+		"first.last+tag@sub.ex-1.io":             "first.last+tag@sub.ex-1.io",
+		"o'brien@example.ie":                     "o'brien@example.ie",
+		strings.Repeat("a", 64) + "@example.com": strings.Repeat("a", 64) + "@example.com",
+	}
+	for in, want := range good {
+		got, err := ParseAddress(in)
+		if err != nil || got != want {
+			t.Errorf("ParseAddress(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	bad := []string{
+		"", "alice", "alice@", "@example.com", "a@b@example.com", "alice@localhost",
+		"Alice <alice@example.com>", "alice@example.com (Alice)", `"a b"@example.com`,
+		"alice@[192.0.2.1]", "alice@192.0.2.1", "alice@example.com,bob@example.com",
+		"alice@example.com\r\nBcc: x@evil.com", "alice\x00@example.com", ".alice@example.com",
+		"al..ice@example.com", "alice.@example.com", "alice@-example.com", "alice@example..com",
+		"alice@exämple.com", "älice@example.com", "alice@example.com.", "alice @example.com",
+		strings.Repeat("a", 65) + "@example.com", "a@" + strings.Repeat("b", 250) + ".com",
+	}
+	for _, in := range bad {
+		if got, err := ParseAddress(in); err == nil || !errors.Is(err, ErrInvalidAddress) {
+			t.Errorf("ParseAddress(%q) = %q, %v; want ErrInvalidAddress", in, got, err)
+		}
+	}
+}

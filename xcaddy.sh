@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Build, run and test caddy-email-otp.
+#
+#   ./xcaddy.sh run     build Caddy with this module, serve Caddyfile.example on :8080
+#   ./xcaddy.sh build   build ./caddy (Caddy v2.11.9 + this checkout) with xcaddy
+#   ./xcaddy.sh test    vet and run every test; fails if any test is skipped
+#   ./xcaddy.sh adapt   print the JSON of Caddyfile.example
+set -euo pipefail
+cd "$(dirname "$0")"
+
+CADDY_VERSION=v2.11.9
+XCADDY_VERSION=v0.4.5
+MODULE=github.com/otpgate/caddy-email-otp
+BIN="$PWD/.bin"
+
+need_go() {
+	command -v go >/dev/null || { echo "xcaddy.sh: Go is not installed (https://go.dev/doc/install; Go 1.26 or later)" >&2; exit 1; }
+}
+
+# xcaddy is built from the module proxy in a scratch module: `go install
+# …@version` is refused by some proxies for tools, `go get -tool` is not.
+ensure_xcaddy() {
+	if [ -x "$BIN/xcaddy" ] && "$BIN/xcaddy" version 2>/dev/null | grep -q "$XCADDY_VERSION"; then
+		return
+	fi
+	echo "xcaddy.sh: installing xcaddy $XCADDY_VERSION into .bin/" >&2
+	local tmp
+	tmp=$(mktemp -d)
+	(
+		cd "$tmp"
+		go mod init xcaddy-tool >/dev/null 2>&1
+		go get -tool "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION" >/dev/null
+		go build -o "$BIN/xcaddy" github.com/caddyserver/xcaddy/cmd/xcaddy
+	)
+	rm -rf "$tmp"
+}
+
+build() {
+	need_go
+	ensure_xcaddy
+	# This checkout is not published: let "not found" from the proxy fall
+	# through to the local replacement instead of trying the network.
+	local proxy
+	proxy=$(go env GOPROXY)
+	proxy=${proxy%%[,|]*}
+	if [ "$proxy" = "off" ] || [ "$proxy" = "direct" ]; then proxy=https://proxy.golang.org; fi
+	GOPROXY="$proxy|off" "$BIN/xcaddy" build "$CADDY_VERSION" --with "$MODULE=$PWD" --output ./caddy
+}
+
+run_tests() {
+	need_go
+	local log status
+	log=$(mktemp "${TMPDIR:-/tmp}/email-otp-test.XXXXXX")
+	echo "xcaddy.sh: go vet ./..." >&2
+	go vet ./...
+	unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+	if [ -n "$unformatted" ]; then
+		echo "xcaddy.sh: gofmt would change: $unformatted" >&2
+		exit 1
+	fi
+	echo "xcaddy.sh: go test -count=1 -v ./... (full log: $log)" >&2
+	# Never -short and never -trimpath: both make caddytest skip every Caddy
+	# test while go test still prints ok.
+	set +e
+	go test -count=1 -v ./... >"$log" 2>&1
+	status=$?
+	set -e
+	grep -E '^(ok|FAIL|PASS|--- FAIL|--- SKIP|panic:)|^\s+[A-Za-z0-9_]+_test\.go:[0-9]+:' "$log" || true
+	if [ "$status" -ne 0 ]; then
+		echo "xcaddy.sh: tests failed; the last lines of the log:" >&2
+		grep -v 'caddytest: redirecting the dialer' "$log" | tail -n 80 >&2
+		exit "$status"
+	fi
+	if grep -q -- '--- SKIP' "$log"; then
+		echo "xcaddy.sh: some tests were skipped (listed above); a skipped test hides a missing dependency" >&2
+		exit 1
+	fi
+	passed=$(grep -c -- '--- PASS' "$log" || true)
+	echo "$passed passed, 0 failed"
+}
+
+case "${1:-run}" in
+build) build ;;
+run)
+	build
+	exec ./caddy run --config Caddyfile.example --adapter caddyfile
+	;;
+test) run_tests ;;
+adapt)
+	build
+	./caddy adapt --config Caddyfile.example --adapter caddyfile --pretty
+	;;
+*)
+	echo "usage: ./xcaddy.sh [run|build|test|adapt]" >&2
+	exit 2
+	;;
+esac
