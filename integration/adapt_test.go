@@ -33,13 +33,14 @@ func TestCaddyfileAdapt(t *testing.T) {
 			t.Fatalf("%s: no ---------- line", f)
 		}
 		if *update {
-			out := adapt(t, input)
+			out := adapt(t, input+"\n")
 			if err := os.WriteFile(f, []byte(input+"\n----------\n"+out), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			continue
 		}
-		if !caddytest.CompareAdapt(t, f, input, "caddyfile", expected) {
+		// Cut took the input's last newline, which a formatted Caddyfile has.
+		if !caddytest.CompareAdapt(t, f, input+"\n", "caddyfile", expected) {
 			t.Errorf("%s: adapted JSON differs (diff above); run go test ./integration -run Adapt -update to accept", f)
 		}
 	}
@@ -84,12 +85,12 @@ func adapt(t *testing.T, input string) string {
 // not provision, as `caddy validate` and a reload would.
 func TestBadConfigIsRefusedWithTheOptionsName(t *testing.T) {
 	cases := map[string]string{
-		"email_otp {\n\t\ttenant host\n\t}":                                   "allow",
-		"email_otp {\n\t\tallow *\n\t\tcode_length 4\n\t}":                     "code_length",
-		"email_otp {\n\t\tallow contoso.com\n\t}":                             "contoso.com",
-		"email_otp {\n\t\tallow *\n\t\tkeys c2hvcnQ=\n\t}":                     "keys",
+		"email_otp {\n\t\ttenant host\n\t}":                                     "allow",
+		"email_otp {\n\t\tallow *\n\t\tcode_length 4\n\t}":                      "code_length",
+		"email_otp {\n\t\tallow contoso.com\n\t}":                               "contoso.com",
+		"email_otp {\n\t\tallow *\n\t\tkeys c2hvcnQ=\n\t}":                      "keys",
 		"email_otp {\n\t\tallow *\n\t\tmailer smtp {\n\t\t\thost x\n\t\t}\n\t}": "from",
-		"email_otp {\n\t\tallow *\n\t\ttemplates /nonexistent/dir\n\t}":        "templates",
+		"email_otp {\n\t\tallow *\n\t\ttemplates /nonexistent/dir\n\t}":         "templates",
 	}
 	for block, want := range cases {
 		cfg := "{\n\tadmin localhost:2999\n\thttp_port 9080\n\thttps_port 9443\n\tgrace_period 1ns\n\tstorage file_system " + storageDir + "\n}\nhttp://localhost:9080 {\n\t" + block + "\n\trespond ok\n}\n"

@@ -107,7 +107,7 @@ func TestDevOutboxShowsCodesToLoopbackOnly(t *testing.T) {
 	expectRedirect(t, g.post(contoso+hostBase+"send", url.Values{"csrf": {csrf}, "rd": {"/x"}, "email": {"vic@contoso.com"}}), http.StatusSeeOther)
 
 	outbox := g.get(contoso + hostBase + "outbox")
-	expectStatus(t, outbox, http.StatusOK, "vic@contoso.com", "is your sign-in code")
+	expectStatus(t, outbox, http.StatusOK, "vic@contoso.com", "Your sign-in code for contoso.localhost")
 	code := codeRE.FindStringSubmatch(htmlUnescape(outbox.body))
 	if code == nil {
 		t.Fatalf("no code on the outbox page:\n%s", outbox.body)
