@@ -57,6 +57,10 @@ func TestHostTenantSignInLandsOnDeepLinkWithIdentity(t *testing.T) {
 		"X-Auth-Email":  "alice@contoso.com",
 		"X-Auth-Tenant": "contoso.localhost",
 		"X-Auth-Method": "email-otp",
+		// The placeholders, passed on by reverse_proxy's header_up.
+		"X-Placeholder-Id":     "alice@contoso.com",
+		"X-Placeholder-Email":  "alice@contoso.com",
+		"X-Placeholder-Tenant": "contoso.localhost",
 	}
 	for h, v := range want {
 		if got := seen.Headers[h]; len(got) != 1 || got[0] != v {

@@ -90,14 +90,22 @@ http://contoso.localhost:%[1]d, http://fabrikam.localhost:%[1]d {
 		tenant host
 		%[4]s
 	}
-	reverse_proxy %[5]s
+	reverse_proxy %[5]s {
+		header_up X-Placeholder-Id {http.auth.user.id}
+		header_up X-Placeholder-Email {http.auth.user.email}
+		header_up X-Placeholder-Tenant {http.auth.user.tenant}
+	}
 }
 http://localhost:%[1]d {
 	email_otp {
 		tenant path /t/
 		%[4]s
 	}
-	reverse_proxy %[5]s
+	reverse_proxy %[5]s {
+		header_up X-Placeholder-Id {http.auth.user.id}
+		header_up X-Placeholder-Email {http.auth.user.email}
+		header_up X-Placeholder-Tenant {http.auth.user.tenant}
+	}
 }
 `, httpPort, storageDir, o.global, block, backend)
 }
