@@ -153,6 +153,21 @@ func (g *Gateway) checkFormOrigin(w http.ResponseWriter, r *http.Request, t tena
 	return true
 }
 
+// readPendingForm reads a sign-in form (its csrf and one field) and checks it
+// came from this browser's own page; on failure it has answered the request.
+func (g *Gateway) readPendingForm(w http.ResponseWriter, r *http.Request, t tenant, field string, retry link) (pendingState, map[string]string, bool) {
+	p, _ := g.loadPending(r, t)
+	form, err := readForm(w, r, "csrf", field)
+	if err != nil {
+		g.errorPage(w, r, t, http.StatusBadRequest, "The form was not understood", sentence(err.Error()), retry)
+		return p, nil, false
+	}
+	if !g.checkFormOrigin(w, r, t, p.Nonce, form["csrf"]) {
+		return p, nil, false
+	}
+	return p, form, true
+}
+
 var notices = map[string]string{
 	"expired": "That code has expired or was replaced by a newer one. Get a new code below.",
 	"locked":  "Too many wrong codes. For your security that code no longer works. Get a new code below.",
@@ -180,14 +195,8 @@ func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
 }
 
 func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
-	p, _ := g.loadPending(r, t)
-	form, err := readForm(w, r, "csrf", "email")
-	if err != nil {
-		g.errorPage(w, r, t, http.StatusBadRequest, "The form was not understood", err.Error()+". Start again from the sign-in page.",
-			link{t.Base() + "signin", "Go to sign-in"})
-		return
-	}
-	if !g.checkFormOrigin(w, r, t, p.Nonce, form["csrf"]) {
+	p, form, ok := g.readPendingForm(w, r, t, "email", link{t.Base() + "signin", "Go to sign-in"})
+	if !ok {
 		return
 	}
 	rd := safeRD(r.PostForm.Get("rd"), t)
@@ -270,14 +279,8 @@ func (g *Gateway) backToSignIn(w http.ResponseWriter, r *http.Request, t tenant,
 }
 
 func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
-	p, _ := g.loadPending(r, t)
-	form, err := readForm(w, r, "csrf", "code")
-	if err != nil {
-		g.errorPage(w, r, t, http.StatusBadRequest, "The form was not understood", err.Error()+". Go back and enter the code again.",
-			link{t.Base() + "verify", "Enter the code"})
-		return
-	}
-	if !g.checkFormOrigin(w, r, t, p.Nonce, form["csrf"]) {
+	p, form, ok := g.readPendingForm(w, r, t, "code", link{t.Base() + "verify", "Enter the code again"})
+	if !ok {
 		return
 	}
 	if p.Challenge == "" {

@@ -30,10 +30,6 @@ var outboxes = caddy.NewUsagePool()
 
 const outboxKey = "dev"
 
-type pooledOutbox struct{ *devmail.Outbox }
-
-func (pooledOutbox) Destruct() error { return nil }
-
 // DevMailer delivers nothing: it logs each message (code included, which is the
 // point of a development mailer) and keeps the last 100 in an outbox served at
 // /.email-otp/outbox to loopback clients. It is the default mailer.
@@ -53,14 +49,9 @@ func (DevMailer) CaddyModule() caddy.ModuleInfo {
 // Provision implements caddy.Provisioner.
 func (m *DevMailer) Provision(ctx caddy.Context) error {
 	m.logger = ctx.Logger()
-	v, _, err := outboxes.LoadOrNew(outboxKey, func() (caddy.Destructor, error) {
-		return pooledOutbox{devmail.New(100)}, nil
-	})
-	if err != nil {
-		return err
-	}
-	m.outbox = v.(pooledOutbox).Outbox
-	return nil
+	var err error
+	m.outbox, err = loadPooled(outboxes, outboxKey, func() *devmail.Outbox { return devmail.New(100) })
+	return err
 }
 
 // Cleanup implements caddy.CleanerUpper.

@@ -25,10 +25,6 @@ var memoryStores = caddy.NewUsagePool()
 
 const memoryStoreKey = "memory"
 
-type pooledMemStore struct{ *memstore.Store }
-
-func (pooledMemStore) Destruct() error { return nil }
-
 // MemoryStore keeps pending codes and revocations in this process, in bounded
 // LRU caches. Every email_otp handler of the process shares one; the limits of
 // the first one loaded apply. It does not survive a restart and is not shared
@@ -52,17 +48,11 @@ func (MemoryStore) CaddyModule() caddy.ModuleInfo {
 
 // Provision implements caddy.Provisioner.
 func (s *MemoryStore) Provision(caddy.Context) error {
-	v, _, err := memoryStores.LoadOrNew(memoryStoreKey, func() (caddy.Destructor, error) {
-		return pooledMemStore{memstore.New(memstore.Limits{
-			MaxChallenges:  s.MaxChallenges,
-			MaxRevocations: s.MaxRevocations,
-		})}, nil
+	var err error
+	s.Store, err = loadPooled(memoryStores, memoryStoreKey, func() *memstore.Store {
+		return memstore.New(memstore.Limits{MaxChallenges: s.MaxChallenges, MaxRevocations: s.MaxRevocations})
 	})
-	if err != nil {
-		return err
-	}
-	s.Store = v.(pooledMemStore).Store
-	return nil
+	return err
 }
 
 // Cleanup implements caddy.CleanerUpper.

@@ -299,3 +299,11 @@ func closedPort(t *testing.T) int {
 	l.Close()
 	return p
 }
+
+// signOut signs the guest out through the sign-out page's form.
+func (g *guest) signOut(origin, base string) reply {
+	g.t.Helper()
+	page := g.get(origin + base + "signout")
+	expectStatus(g.t, page, http.StatusOK)
+	return g.post(origin+base+"signout", url.Values{"csrf": {formValue(g.t, page.body, "csrf")}})
+}

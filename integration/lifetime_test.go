@@ -87,8 +87,7 @@ func TestReloadKeepsPendingCodesAndRevocations(t *testing.T) {
 	g := newGuest(t)
 	e.signIn(g, contoso, hostBase, "/", "uma@contoso.com")
 	stolen := g.cookie(contoso+"/", "email_otp_session")
-	page := g.get(contoso + hostBase + "signout")
-	expectStatus(t, g.post(contoso+hostBase+"signout", url.Values{"csrf": {formValue(t, page.body, "csrf")}}), http.StatusOK)
+	expectStatus(t, g.signOut(contoso, hostBase), http.StatusOK, "signed out")
 	csrf := g.requestCode(contoso, hostBase, "/", "uma@contoso.com")
 	code := codeIn(t, e.smtp.Wait(t, "uma@contoso.com", 2, 10*time.Second).Text)
 
