@@ -117,10 +117,15 @@ func start(t *testing.T, o gatewayOptions) *env {
 	return e
 }
 
-func (e *env) load(o gatewayOptions) {
+// load loads a gateway config, or a whole Caddyfile given as a string.
+func (e *env) load(config any) {
 	e.t.Helper()
+	cfg, ok := config.(string)
+	if !ok {
+		cfg = e.caddyfile(config.(gatewayOptions))
+	}
 	e.tester = caddytest.NewTester(e.t)
-	e.tester.InitServer(e.caddyfile(o), "caddyfile")
+	e.tester.InitServer(cfg, "caddyfile")
 	if e.t.Failed() {
 		e.t.FailNow()
 	}

@@ -1,0 +1,141 @@
+package integration
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func TestConfiguredKeysRotateWithoutSigningAnyoneOut(t *testing.T) {
+	oldKey, newKey := newSecret(), newSecret()
+	t.Setenv("EMAIL_OTP_TEST_KEY", oldKey)
+	e := start(t, gatewayOptions{extra: "keys {env.EMAIL_OTP_TEST_KEY}"})
+	g := newGuest(t)
+	e.signIn(g, contoso, hostBase, "/", "walt@contoso.com")
+	c := g.cookie(contoso+"/", "email_otp_session")
+	replay := func() reply {
+		return newGuest(t).get(contoso+"/x", "Cookie", c.Name+"="+c.Value)
+	}
+
+	e.load(gatewayOptions{extra: "keys " + newKey + " {env.EMAIL_OTP_TEST_KEY}"})
+	expectStatus(t, replay(), http.StatusOK)
+	// New sessions are signed with the newest key: they survive dropping the old one.
+	fresh := newGuest(t)
+	e.signIn(fresh, contoso, hostBase, "/", "xena@contoso.com")
+
+	e.load(gatewayOptions{extra: "keys " + newKey})
+	expectRedirect(t, replay(), http.StatusFound)
+	fresh.backendView(contoso + "/x")
+}
+
+func TestSecureCookiesOnHTTPS(t *testing.T) {
+	e := &env{t: t, backend: startBackend(t)}
+	backend := strings.TrimPrefix(e.backend.URL, "http://")
+	cfg := fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	storage file_system %s
+	local_certs
+	skip_install_trust
+}
+https://secure.localhost:9443 {
+	tls internal
+	handle /t/* {
+		email_otp {
+			tenant path /t/
+			allow *
+			mailer dev
+		}
+		reverse_proxy %[2]s
+	}
+	handle {
+		email_otp {
+			tenant host
+			allow *
+			mailer dev
+		}
+		reverse_proxy %[2]s
+	}
+}
+`, storageDir, backend)
+	e.load(cfg)
+	origin := "https://secure.localhost:9443"
+	// Caddy issues the internal certificate in the background.
+	client := newGuest(t).client
+	for i := 0; ; i++ {
+		resp, err := client.Get(origin + "/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i == 50 {
+			t.Fatalf("no HTTPS after 10s: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, tc := range []struct{ base, cookie, path string }{
+		{hostBase, "__Host-email_otp_pending", "/"},
+		{acmeBase, "__Secure-email_otp_pending", "/t/acme/"},
+	} {
+		r := newGuest(t).get(origin + tc.base + "signin")
+		expectStatus(t, r, http.StatusOK)
+		var got *http.Cookie
+		for _, c := range r.Cookies() {
+			got = c
+		}
+		if got == nil || got.Name != tc.cookie || !got.Secure || got.Path != tc.path || !got.HttpOnly {
+			t.Errorf("%s: cookie %+v, want %s, Secure, HttpOnly, Path=%s", tc.base, got, tc.cookie, tc.path)
+		}
+	}
+}
+
+func TestLogsNameEventsButNeverCodesOrCookies(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	e := start(t, gatewayOptions{global: "log {\n\t\toutput file " + logFile + "\n\t\tformat json\n\t}"})
+	g := newGuest(t)
+	csrf := g.requestCode(contoso, hostBase, "/x", "yara@contoso.com")
+	code := codeIn(t, e.smtp.Wait(t, "yara@contoso.com", 1, 10*time.Second).Text)
+	expectStatus(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {wrongCode(code)}}), http.StatusUnprocessableEntity)
+	expectRedirect(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}}), http.StatusSeeOther)
+	g.backendView(contoso + "/x")
+	expectStatus(t, g.signOut(contoso, hostBase), http.StatusOK)
+
+	time.Sleep(200 * time.Millisecond)
+	raw, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := string(raw)
+	for _, event := range []string{`"msg":"code sent"`, `"msg":"verify failed: wrong code"`, `"msg":"session issued"`, `"msg":"signed out"`} {
+		if !strings.Contains(logs, event) {
+			t.Errorf("no %s line in the log", event)
+		}
+	}
+	if !strings.Contains(logs, `"email":"yara@contoso.com"`) || !strings.Contains(logs, `"tenant":"contoso.localhost"`) {
+		t.Error("event lines lack the address or tenant")
+	}
+	secrets := map[string]string{"the code": code, "the CSRF token": csrf}
+	if c := g.cookie(contoso+"/", "email_otp_pending"); c != nil {
+		secrets["the pending cookie"] = c.Value
+	}
+	for what, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("%s reached the log", what)
+		}
+	}
+}
