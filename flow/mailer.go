@@ -1,6 +1,9 @@
 package flow
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Message is one email, already rendered.
 type Message struct {
@@ -11,7 +14,8 @@ type Message struct {
 }
 
 // Mailer delivers messages. Send returns only once the message was handed on
-// (or failed), and must honour ctx's deadline.
+// (or failed), and must honour ctx's deadline. A failure that no retry will
+// fix is marked with Permanent.
 type Mailer interface {
 	Send(ctx context.Context, m Message) error
 }
@@ -22,10 +26,12 @@ type CodeMail struct {
 	Code      string
 	Tenant    string
 	Resource  string // the local path the guest asked for
+	Host      string // the site's host name
+	Language  string // the guest's Accept-Language
 	ClientIP  string
 	UserAgent string
-	ExpiresIn string // e.g. "30 minutes"
-	ExpiresAt string // e.g. "15:04 UTC"
+	ExpiresIn time.Duration
+	ExpiresAt time.Time
 }
 
 // Composer renders the code email.

@@ -11,7 +11,6 @@ import (
 
 // Errors a Service returns; the HTTP layer maps each to a page.
 var (
-	ErrDelivery       = errors.New("the code email could not be sent")
 	ErrWrongTenant    = errors.New("session belongs to another tenant")
 	ErrSessionExpired = errors.New("session expired")
 	ErrSessionRevoked = errors.New("session was signed out")
@@ -26,7 +25,7 @@ type Config struct {
 	Policy      Policy
 	Keys        *Keys
 	Store       Store
-	Mailer      Mailer
+	Dispatcher  Dispatcher
 	Compose     Composer
 	Clock       Clock // default SystemClock
 }
@@ -48,8 +47,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("code length %d: use 6 to 12 digits (NIST SP 800-63B asks for at least 6)", cfg.CodeLength)
 	case cfg.MaxAttempts < 1 || cfg.MaxAttempts > 100:
 		return nil, fmt.Errorf("max attempts %d: use 1 to 100", cfg.MaxAttempts)
-	case cfg.Keys == nil || cfg.Store == nil || cfg.Mailer == nil || cfg.Compose == nil:
-		return nil, errors.New("keys, store, mailer and composer are required")
+	case cfg.Keys == nil || cfg.Store == nil || cfg.Dispatcher == nil || cfg.Compose == nil:
+		return nil, errors.New("keys, store, dispatcher and composer are required")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
@@ -71,6 +70,8 @@ type SendRequest struct {
 	Tenant    string
 	Email     string // as typed
 	Resource  string // local path the guest wants, for the email
+	Host      string // the site's host name, for the one-time-code autofill line
+	Language  string // the guest's Accept-Language, for the email's language
 	ClientIP  string
 	UserAgent string
 }
@@ -82,11 +83,11 @@ type SendResult struct {
 	Permitted bool
 }
 
-// Send makes a challenge for the address and mails its code if the policy
-// permits the address. An address that may not sign in gets a decoy challenge
-// that no code opens and no mail, so both paths look alike from outside.
-// Errors: ErrInvalidAddress (wrapped, with a reason for the guest), ErrDelivery
-// (wrapped, with the mailer's error), or a store error.
+// Send makes a challenge for the address and queues its code email. An
+// address the policy does not permit gets a decoy challenge that no code opens
+// and a decoy envelope that sends nothing, so both paths look alike from
+// outside. Errors: ErrInvalidAddress (wrapped, with a reason for the guest),
+// ErrBusy (the queue is full), or a store error.
 func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error) {
 	addr, err := ParseAddress(req.Email)
 	if err != nil {
@@ -101,41 +102,43 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		CreatedAt:   now,
 		ExpiresAt:   now.Add(s.cfg.CodeTTL),
 		MaxAttempts: s.cfg.MaxAttempts,
+		Delivery:    DeliveryQueued,
 	}
 	permitted := s.cfg.Policy.Permits(addr)
-	var code string
+	env := Envelope{ChallengeID: ch.ID, Tenant: req.Tenant, Decoy: !permitted}
 	if permitted {
-		if code, err = newCode(s.cfg.CodeLength); err != nil {
+		code, err := newCode(s.cfg.CodeLength)
+		if err != nil {
 			return SendResult{}, err
 		}
 		ch.CodeHash = hashCode(s.codeKey, req.Tenant, ch.ID, code)
+		env.Message, err = s.cfg.Compose(CodeMail{
+			To:        addr,
+			Code:      code,
+			Tenant:    req.Tenant,
+			Resource:  req.Resource,
+			Host:      req.Host,
+			Language:  req.Language,
+			ClientIP:  req.ClientIP,
+			UserAgent: req.UserAgent,
+			ExpiresIn: s.cfg.CodeTTL,
+			ExpiresAt: ch.ExpiresAt,
+		})
+		if err != nil {
+			return SendResult{}, fmt.Errorf("rendering the code email: %w", err)
+		}
 	} else {
 		ch.CodeHash = []byte(randomID()) // matches no code's HMAC
 	}
+	// Saved before dispatch, so the queue always finds the challenge to
+	// record its delivery on.
 	if err := s.cfg.Store.SaveChallenge(ctx, ch); err != nil {
 		return SendResult{}, fmt.Errorf("saving the challenge: %w", err)
 	}
-	res := SendResult{Challenge: ch, Permitted: permitted}
-	if !permitted {
-		return res, nil
+	if err := s.cfg.Dispatcher.Dispatch(ctx, env); err != nil {
+		return SendResult{}, err
 	}
-	msg, err := s.cfg.Compose(CodeMail{
-		To:        addr,
-		Code:      code,
-		Tenant:    req.Tenant,
-		Resource:  req.Resource,
-		ClientIP:  req.ClientIP,
-		UserAgent: req.UserAgent,
-		ExpiresIn: humanDuration(s.cfg.CodeTTL),
-		ExpiresAt: ch.ExpiresAt.UTC().Format("15:04 MST, 2 Jan 2006"),
-	})
-	if err != nil {
-		return res, fmt.Errorf("rendering the code email: %w", err)
-	}
-	if err := s.cfg.Mailer.Send(ctx, msg); err != nil {
-		return res, fmt.Errorf("%w: %w", ErrDelivery, err)
-	}
-	return res, nil
+	return SendResult{Challenge: ch, Permitted: permitted}, nil
 }
 
 // Pending returns the live challenge id of tenant, or ErrChallengeNotFound.
@@ -268,21 +271,3 @@ func randomID() string {
 
 // RandomToken is randomID for callers outside the package (nonces).
 func RandomToken() string { return randomID() }
-
-func humanDuration(d time.Duration) string {
-	switch {
-	case d%time.Hour == 0 && d >= time.Hour:
-		return plural(int(d/time.Hour), "hour")
-	case d%time.Minute == 0 && d >= time.Minute:
-		return plural(int(d/time.Minute), "minute")
-	default:
-		return plural(int((d+time.Second-1)/time.Second), "second")
-	}
-}
-
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return fmt.Sprintf("%d %ss", n, unit)
-}

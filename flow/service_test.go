@@ -34,7 +34,18 @@ type fixture struct {
 	store  *memstore.Store
 }
 
-func newFixture(t *testing.T, mailer flow.Mailer) *fixture {
+// direct delivers at once, so tests read the outbox right after Send; the
+// queue between the two is tested in flow/delivery.
+func direct(m flow.Mailer) flow.Dispatcher {
+	return flow.DispatcherFunc(func(ctx context.Context, e flow.Envelope) error {
+		if e.Decoy {
+			return nil
+		}
+		return m.Send(ctx, e.Message)
+	})
+}
+
+func newFixture(t *testing.T, dispatcher flow.Dispatcher) *fixture {
 	t.Helper()
 	keys, err := flow.NewKeys(flow.NewSecret())
 	if err != nil {
@@ -45,12 +56,12 @@ func newFixture(t *testing.T, mailer flow.Mailer) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{clock: &fakeClock{now: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}, outbox: devmail.New(10), store: memstore.New(memstore.Limits{})}
-	if mailer == nil {
-		mailer = f.outbox
+	if dispatcher == nil {
+		dispatcher = direct(f.outbox)
 	}
 	f.svc, err = flow.New(flow.Config{
 		CodeTTL: 30 * time.Minute, SessionTTL: 24 * time.Hour, CodeLength: 8, MaxAttempts: 5,
-		Policy: policy, Keys: keys, Store: f.store, Mailer: mailer, Clock: f.clock,
+		Policy: policy, Keys: keys, Store: f.store, Dispatcher: dispatcher, Clock: f.clock,
 		Compose: func(m flow.CodeMail) (flow.Message, error) {
 			return flow.Message{To: m.To, Subject: "code", Text: "code: " + m.Code + " for " + m.Tenant}, nil
 		},
@@ -72,7 +83,11 @@ func (f *fixture) send(t *testing.T, tenant, email string) (flow.Challenge, stri
 	if !res.Permitted {
 		return res.Challenge, ""
 	}
-	m := codeRE.FindStringSubmatch(f.outbox.Messages()[0].Text)
+	msgs := f.outbox.Messages()
+	if len(msgs) == 0 {
+		t.Fatal("no message in the outbox")
+	}
+	m := codeRE.FindStringSubmatch(msgs[0].Text)
 	return res.Challenge, m[1]
 }
 
@@ -261,15 +276,30 @@ func TestSignOutRevokes(t *testing.T) {
 	}
 }
 
-type failingMailer struct{}
+func TestFullQueueIsErrBusyForEveryAddress(t *testing.T) {
+	busy := flow.DispatcherFunc(func(context.Context, flow.Envelope) error { return flow.ErrBusy })
+	f := newFixture(t, busy)
+	for _, addr := range []string{"bob@contoso.com", "x@example.org"} {
+		_, err := f.svc.Send(context.Background(), flow.SendRequest{Tenant: "acme", Email: addr})
+		if !errors.Is(err, flow.ErrBusy) {
+			t.Errorf("%s: err = %v, want ErrBusy", addr, err)
+		}
+	}
+}
 
-func (failingMailer) Send(context.Context, flow.Message) error { return errors.New("relay down") }
-
-func TestMailerFailureIsErrDelivery(t *testing.T) {
-	f := newFixture(t, failingMailer{})
-	_, err := f.svc.Send(context.Background(), flow.SendRequest{Tenant: "acme", Email: "bob@contoso.com"})
-	if !errors.Is(err, flow.ErrDelivery) {
-		t.Fatalf("err = %v, want ErrDelivery", err)
+func TestDecoyEnvelopeCarriesNoMessage(t *testing.T) {
+	var got []flow.Envelope
+	f := newFixture(t, flow.DispatcherFunc(func(_ context.Context, e flow.Envelope) error {
+		got = append(got, e)
+		return nil
+	}))
+	for _, addr := range []string{"x@example.org", "bob@contoso.com"} {
+		if _, err := f.svc.Send(context.Background(), flow.SendRequest{Tenant: "acme", Email: addr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 2 || !got[0].Decoy || got[0].Message != (flow.Message{}) || got[1].Decoy || got[1].Message.To != "bob@contoso.com" {
+		t.Fatalf("envelopes = %+v", got)
 	}
 }
 
@@ -284,7 +314,7 @@ func TestInvalidAddressIsRefused(t *testing.T) {
 func TestNewRejectsBadConfig(t *testing.T) {
 	keys, _ := flow.NewKeys(flow.NewSecret())
 	base := flow.Config{CodeTTL: time.Minute, SessionTTL: time.Hour, CodeLength: 8, MaxAttempts: 5,
-		Keys: keys, Store: memstore.New(memstore.Limits{}), Mailer: devmail.New(1),
+		Keys: keys, Store: memstore.New(memstore.Limits{}), Dispatcher: direct(devmail.New(1)),
 		Compose: func(flow.CodeMail) (flow.Message, error) { return flow.Message{}, nil }}
 	for name, mut := range map[string]func(*flow.Config){
 		"zero code ttl":    func(c *flow.Config) { c.CodeTTL = 0 },

@@ -21,6 +21,7 @@ type Challenge struct {
 	ExpiresAt   time.Time
 	Attempts    int // wrong guesses so far
 	MaxAttempts int
+	Delivery    DeliveryState
 }
 
 // TriesLeft is how many wrong guesses the challenge survives.
@@ -53,6 +54,9 @@ type Store interface {
 	// a match deletes the challenge, a miss counts a try and deletes it at the
 	// last one. The returned Challenge is the state after the attempt.
 	AttemptChallenge(ctx context.Context, id string, codeHash []byte, now time.Time) (AttemptResult, Challenge, error)
+	// SetDelivery records the delivery state of a live challenge; a challenge
+	// that is gone is not an error.
+	SetDelivery(ctx context.Context, id string, state DeliveryState) error
 	// RevokeSession records that session id is no longer valid, until its expiry.
 	RevokeSession(ctx context.Context, id string, until time.Time) error
 	// SessionRevoked reports whether session id was revoked.

@@ -120,6 +120,17 @@ func (s *Store) AttemptChallenge(_ context.Context, id string, codeHash []byte, 
 	return flow.AttemptMismatched, c, nil
 }
 
+// SetDelivery implements flow.Store.
+func (s *Store) SetDelivery(_ context.Context, id string, state flow.DeliveryState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.challenges.Peek(id); ok {
+		c.Delivery = state
+		s.challenges.Add(id, c)
+	}
+	return nil
+}
+
 // RevokeSession implements flow.Store.
 func (s *Store) RevokeSession(_ context.Context, id string, until time.Time) error {
 	s.mu.Lock()

@@ -5,9 +5,12 @@ package smtpmail
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/textproto"
+	"os"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -22,6 +25,12 @@ const (
 	TLSNone     = "none"     // no TLS: only for a relay on the same host or network
 )
 
+// SASL mechanisms that may be asked for.
+const (
+	AuthPlain = "plain"
+	AuthLogin = "login"
+)
+
 // Config is an SMTP relay.
 type Config struct {
 	Host     string
@@ -31,14 +40,23 @@ type Config struct {
 	From     string // "Name <addr@example.com>" or "addr@example.com"
 	TLS      string // default starttls
 	Timeout  time.Duration
-	// TLSConfig overrides the TLS client settings (e.g. a private CA).
-	TLSConfig *tls.Config
+	// Auth is the SASL mechanism: "plain", "login" or "" to pick the
+	// strongest the server offers. Only over TLS.
+	Auth string
+	// CAFile is a PEM file of the CAs to trust instead of the system's.
+	CAFile string
+	// InsecureSkipVerify accepts any certificate: for tests only.
+	InsecureSkipVerify bool
 }
 
-// Mailer sends each message on its own connection.
+// Mailer sends each message on its own connection. A relay is a few
+// milliseconds away on a network that matters, and code emails are rare next
+// to page views, so a pool's gain is small against its stale-connection
+// failures; the delivery queue's workers bound the connections instead.
 type Mailer struct {
 	cfg  Config
 	from *mail.Address
+	tls  *tls.Config
 }
 
 // New checks cfg and returns a Mailer; it opens no connection.
@@ -74,7 +92,23 @@ func New(cfg Config) (*Mailer, error) {
 	if (cfg.Username == "") != (cfg.Password == "") {
 		return nil, errors.New("username and password go together")
 	}
-	return &Mailer{cfg: cfg, from: from}, nil
+	switch cfg.Auth {
+	case "", AuthPlain, AuthLogin:
+	default:
+		return nil, fmt.Errorf("auth %q: use plain or login, or leave it out to negotiate", cfg.Auth)
+	}
+	tc := &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", cfg.CAFile)
+		}
+	}
+	return &Mailer{cfg: cfg, from: from, tls: tc}, nil
 }
 
 func (m *Mailer) client() (*gomail.Client, error) {
@@ -87,12 +121,14 @@ func (m *Mailer) client() (*gomail.Client, error) {
 	case TLSNone:
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
 	}
-	if m.cfg.TLSConfig != nil {
-		opts = append(opts, gomail.WithTLSConfig(m.cfg.TLSConfig))
-	}
+	opts = append(opts, gomail.WithTLSConfig(m.tls))
 	if m.cfg.Username != "" {
-		// Negotiate the strongest mechanism the server offers (PLAIN, LOGIN, …).
-		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
+		mech := map[string]gomail.SMTPAuthType{
+			"":        gomail.SMTPAuthAutoDiscover, // the strongest the server offers
+			AuthPlain: gomail.SMTPAuthPlain,
+			AuthLogin: gomail.SMTPAuthLogin,
+		}[m.cfg.Auth]
+		opts = append(opts, gomail.WithSMTPAuth(mech),
 			gomail.WithUsername(m.cfg.Username), gomail.WithPassword(m.cfg.Password))
 	}
 	return gomail.NewClient(m.cfg.Host, opts...)
@@ -122,7 +158,50 @@ func (m *Mailer) Send(ctx context.Context, msg flow.Message) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	defer cancel()
-	return c.DialAndSendWithContext(ctx, g)
+	// go-mail watches ctx while dialling only; past that, its connection
+	// deadlines end a stuck session within Timeout. Returning at ctx's end
+	// keeps the Mailer contract (a shutdown need not wait for a slow relay).
+	done := make(chan error, 1)
+	go func() { done <- c.DialAndSendWithContext(ctx, g) }()
+	select {
+	case err := <-done:
+		return classify(err)
+	case <-ctx.Done():
+		return fmt.Errorf("sending to %s:%d: %w", m.cfg.Host, m.cfg.Port, ctx.Err())
+	}
+}
+
+// classify marks the failures that a retry won't fix: a 5xx reply (mailbox
+// refused, authentication failed) and a certificate that does not verify.
+// 4xx replies and network errors stay temporary.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *gomail.SendError
+	if errors.As(err, &se) && se.ErrorCode() >= 500 && se.ErrorCode() < 600 {
+		return flow.Permanent(err)
+	}
+	var cve *tls.CertificateVerificationError
+	var uae x509.UnknownAuthorityError
+	var hne x509.HostnameError
+	if errors.As(err, &cve) || errors.As(err, &uae) || errors.As(err, &hne) {
+		return flow.Permanent(err)
+	}
+	if code := smtpCode(err); code >= 500 && code < 600 {
+		return flow.Permanent(err)
+	}
+	return err
 }
 
 var _ flow.Mailer = (*Mailer)(nil)
+
+// smtpCode finds an SMTP reply code in errors that go-mail passes on
+// unwrapped, e.g. a refused AUTH.
+func smtpCode(err error) int {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return te.Code
+	}
+	return 0
+}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"github.com/otpgate/caddy-email-otp/flow"
 	"github.com/otpgate/caddy-email-otp/flow/smtpmail"
 	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
@@ -68,5 +70,101 @@ func TestUnreachableRelayFailsWithinTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("failure took %v", d)
+	}
+}
+
+func send(t *testing.T, cfg smtpmail.Config, to string) error {
+	t.Helper()
+	if cfg.From == "" {
+		cfg.From = "Docs <docs@example.com>"
+	}
+	if cfg.Host == "" {
+		cfg.Host = "localhost"
+	}
+	m, err := smtpmail.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Send(context.Background(), flow.Message{To: to, Subject: "s", Text: "code 12345678"})
+}
+
+func TestTLSModesAndAuth(t *testing.T) {
+	serverTLS, caFile := smtpsink.TestCA(t)
+	users := map[string]string{"apikey": "s3cret"}
+	starttls := smtpsink.StartWith(t, smtpsink.Options{TLS: serverTLS, Users: users})
+	implicit := smtpsink.StartWith(t, smtpsink.Options{TLS: serverTLS, Implicit: true, Users: users})
+
+	for name, c := range map[string]struct {
+		sink *smtpsink.Sink
+		cfg  smtpmail.Config
+	}{
+		"starttls, auth plain":      {starttls, smtpmail.Config{TLS: smtpmail.TLSStartTLS, CAFile: caFile, Username: "apikey", Password: "s3cret", Auth: smtpmail.AuthPlain}},
+		"starttls, auth login":      {starttls, smtpmail.Config{TLS: smtpmail.TLSStartTLS, CAFile: caFile, Username: "apikey", Password: "s3cret", Auth: smtpmail.AuthLogin}},
+		"starttls, negotiated auth": {starttls, smtpmail.Config{CAFile: caFile, Username: "apikey", Password: "s3cret"}},
+		"implicit TLS":              {implicit, smtpmail.Config{TLS: smtpmail.TLSImplicit, CAFile: caFile, Username: "apikey", Password: "s3cret"}},
+		"insecure_skip_verify":      {implicit, smtpmail.Config{TLS: smtpmail.TLSImplicit, InsecureSkipVerify: true, Username: "apikey", Password: "s3cret"}},
+	} {
+		c.cfg.Port = c.sink.Port
+		to := strings.ReplaceAll(name, " ", "") + "@example.com"
+		to = strings.Map(func(r rune) rune {
+			if r == ',' || r == '_' {
+				return '-'
+			}
+			return r
+		}, to)
+		if err := send(t, c.cfg, to); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		c.sink.Wait(t, to, 1, 5*time.Second)
+	}
+}
+
+func TestPermanentFailuresAreMarked(t *testing.T) {
+	serverTLS, caFile := smtpsink.TestCA(t)
+	_, otherCA := smtpsink.TestCA(t)
+	users := map[string]string{"apikey": "s3cret"}
+	sink := smtpsink.StartWith(t, smtpsink.Options{TLS: serverTLS, Users: users})
+
+	for name, cfg := range map[string]smtpmail.Config{
+		"wrong password":       {Port: sink.Port, CAFile: caFile, Username: "apikey", Password: "wrong"},
+		"untrusted server":     {Port: sink.Port, CAFile: otherCA, Username: "apikey", Password: "s3cret"},
+		"no auth where needed": {Port: sink.Port, CAFile: caFile},
+	} {
+		err := send(t, cfg, "x@example.com")
+		if err == nil || !flow.IsPermanent(err) {
+			t.Errorf("%s: err %v, want a permanent failure", name, err)
+		}
+	}
+	if n := sink.Count("x@example.com"); n != 0 {
+		t.Errorf("%d messages got through", n)
+	}
+}
+
+func TestReplyCodesDecideRetry(t *testing.T) {
+	sink := smtpsink.Start(t)
+	cfg := smtpmail.Config{Host: "127.0.0.1", Port: sink.Port, TLS: smtpmail.TLSNone}
+	sink.Refuse(&smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"})
+	if err := send(t, cfg, "a@example.com"); err == nil || flow.IsPermanent(err) {
+		t.Errorf("451: err %v, want a temporary failure", err)
+	}
+	sink.Refuse(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"})
+	if err := send(t, cfg, "a@example.com"); err == nil || !flow.IsPermanent(err) {
+		t.Errorf("550: err %v, want a permanent failure", err)
+	}
+	if err := send(t, cfg, "a@example.com"); err != nil {
+		t.Errorf("after the refusals: %v", err)
+	}
+}
+
+func TestSlowServerTimesOut(t *testing.T) {
+	sink := smtpsink.StartWith(t, smtpsink.Options{Delay: 3 * time.Second})
+	start := time.Now()
+	err := send(t, smtpmail.Config{Host: "127.0.0.1", Port: sink.Port, TLS: smtpmail.TLSNone, Timeout: 500 * time.Millisecond}, "a@example.com")
+	if err == nil || flow.IsPermanent(err) {
+		t.Errorf("err %v, want a temporary failure", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a 500ms timeout took %v", d)
 	}
 }

@@ -5,6 +5,7 @@ package smtpsink
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -31,35 +33,73 @@ type Mail struct {
 	HTML   string // the text/html part, decoded
 }
 
+// Options shape a sink.
+type Options struct {
+	// TLS, if set, is offered with STARTTLS, or from the first byte with Implicit.
+	TLS      *tls.Config
+	Implicit bool
+	// Users, if set, must authenticate (AUTH PLAIN or LOGIN) before sending.
+	Users map[string]string
+	// Delay is how long the sink waits before accepting a message's data.
+	Delay time.Duration
+}
+
 // Sink is a running SMTP server.
 type Sink struct {
 	Addr string // host:port
 	Port int
 
+	opts     Options
 	mu       sync.Mutex
 	messages []Mail
+	refusals []error // replies to the next DATA commands, in order
+	attempts int     // DATA commands seen
 	arrived  chan struct{}
 	server   *smtp.Server
 }
 
-// Start starts a sink on a free loopback port; it stops when the test ends.
-func Start(t testing.TB) *Sink {
+// Start starts a plain sink on a free loopback port; it stops when the test ends.
+func Start(t testing.TB) *Sink { return StartWith(t, Options{}) }
+
+// StartWith starts a sink with options on a free loopback port.
+func StartWith(t testing.TB, o Options) *Sink {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("smtpsink: listening on loopback: %v", err)
 	}
-	s := &Sink{Addr: l.Addr().String(), Port: l.Addr().(*net.TCPAddr).Port, arrived: make(chan struct{}, 1)}
+	s := &Sink{Addr: l.Addr().String(), Port: l.Addr().(*net.TCPAddr).Port, opts: o, arrived: make(chan struct{}, 1)}
 	s.server = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
 		return &session{sink: s}, nil
 	}))
 	s.server.Domain = "localhost"
-	s.server.AllowInsecureAuth = true
+	s.server.AllowInsecureAuth = o.TLS == nil
 	s.server.ReadTimeout = 10 * time.Second
 	s.server.WriteTimeout = 10 * time.Second
+	if o.TLS != nil {
+		s.server.TLSConfig = o.TLS
+		if o.Implicit {
+			l = tls.NewListener(l, o.TLS)
+		}
+	}
 	go func() { _ = s.server.Serve(l) }()
 	t.Cleanup(func() { _ = s.server.Close() })
 	return s
+}
+
+// Refuse makes the next DATA commands fail with these replies, in order, e.g.
+// &smtp.SMTPError{Code: 451, Message: "try later"}; later ones are accepted.
+func (s *Sink) Refuse(replies ...error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refusals = append(s.refusals, replies...)
+}
+
+// Attempts is the number of DATA commands seen, refused ones included.
+func (s *Sink) Attempts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts
 }
 
 // Messages returns every message received so far.
@@ -108,15 +148,45 @@ func (s *Sink) Wait(t testing.TB, to string, n int, timeout time.Duration) Mail 
 }
 
 type session struct {
-	sink *Sink
-	from string
-	to   []string
+	sink   *Sink
+	from   string
+	to     []string
+	authed bool
 }
 
 func (s *session) Reset()        { s.from, s.to = "", nil }
 func (s *session) Logout() error { return nil }
 
+// AuthMechanisms implements smtp.AuthSession.
+func (s *session) AuthMechanisms() []string {
+	if s.sink.opts.Users == nil {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// Auth implements smtp.AuthSession.
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	check := func(user, pass string) error {
+		if want, ok := s.sink.opts.Users[user]; !ok || want != pass {
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
+		}
+		s.authed = true
+		return nil
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(_, user, pass string) error { return check(user, pass) }), nil
+	case sasl.Login:
+		return &loginServer{check: check}, nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	if s.sink.opts.Users != nil && !s.authed {
+		return smtp.ErrAuthRequired
+	}
 	s.from = from
 	return nil
 }
@@ -130,6 +200,17 @@ func (s *session) Data(r io.Reader) error {
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	time.Sleep(s.sink.opts.Delay)
+	s.sink.mu.Lock()
+	s.sink.attempts++
+	var refusal error
+	if len(s.sink.refusals) > 0 {
+		refusal, s.sink.refusals = s.sink.refusals[0], s.sink.refusals[1:]
+	}
+	s.sink.mu.Unlock()
+	if refusal != nil {
+		return refusal
 	}
 	m := Mail{From: s.from, To: s.to, Raw: raw}
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
@@ -148,6 +229,25 @@ func (s *session) Data(r io.Reader) error {
 	default:
 	}
 	return nil
+}
+
+// loginServer is the server side of AUTH LOGIN, which go-sasl only has as a client.
+type loginServer struct {
+	check   func(user, pass string) error
+	user    string
+	gotUser bool
+}
+
+func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
+	switch {
+	case response == nil && !l.gotUser:
+		return []byte("Username:"), false, nil
+	case !l.gotUser:
+		l.user, l.gotUser = string(response), true
+		return []byte("Password:"), false, nil
+	default:
+		return nil, true, l.check(l.user, string(response))
+	}
 }
 
 func readParts(contentType, encoding string, body io.Reader, m *Mail) error {

@@ -1,0 +1,73 @@
+package flow
+
+import (
+	"context"
+	"errors"
+)
+
+// DeliveryState is how far the code email of a challenge has got.
+type DeliveryState uint8
+
+const (
+	// DeliveryQueued: waiting for its first attempt.
+	DeliveryQueued DeliveryState = iota
+	// DeliverySent: the mail server or API accepted the message.
+	DeliverySent
+	// DeliveryRetrying: an attempt failed for a reason that may pass; another follows.
+	DeliveryRetrying
+	// DeliveryFailed: given up; the guest needs a new code or another address.
+	DeliveryFailed
+)
+
+func (d DeliveryState) String() string {
+	return [...]string{"queued", "sent", "retrying", "failed"}[d]
+}
+
+// ErrBusy means the delivery queue is full: the guest should try again shortly.
+var ErrBusy = errors.New("too many codes are being sent right now")
+
+// permanentError marks a delivery failure that retrying won't fix.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as a failure no retry will fix (an SMTP 5xx reply, an
+// API's 4xx). Unmarked errors count as temporary: a network error may pass.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// Envelope is a code email on its way, with what the queue needs to record
+// its fate on the challenge.
+type Envelope struct {
+	ChallengeID string
+	Tenant      string
+	Message     Message
+	// Decoy envelopes belong to addresses that may not sign in: nothing is
+	// sent, but they take the same path and the same time in the queue, and
+	// their recorded state follows the mailer's health, so the delivery state
+	// a guest sees does not tell allowed from denied addresses.
+	Decoy bool
+}
+
+// Dispatcher takes envelopes for delivery, e.g. a queue in front of a Mailer.
+type Dispatcher interface {
+	// Dispatch accepts e or returns ErrBusy; it does not wait for delivery.
+	Dispatch(ctx context.Context, e Envelope) error
+}
+
+// DispatcherFunc adapts a function to Dispatcher.
+type DispatcherFunc func(ctx context.Context, e Envelope) error
+
+// Dispatch calls f.
+func (f DispatcherFunc) Dispatch(ctx context.Context, e Envelope) error { return f(ctx, e) }
