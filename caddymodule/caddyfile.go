@@ -37,6 +37,15 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		store        memory [{ … }]       # default memory
 //		keys         <base64 secret...>   # default: generated, kept in Caddy's storage
 //		templates    <directory>
+//		display_name [<tenant>] <name>    # default: the tenant id
+//		delivery {
+//			workers       <n>              # default 4
+//			capacity      <n>              # default 1000
+//			attempts      <n>              # default 6
+//			first_retry   <duration>       # default 2s
+//			max_retry     <duration>       # default 1m
+//			drain_timeout <duration>       # default 10s
+//		}
 //		headers {
 //			email   <name>                # default X-Auth-Email
 //			tenant  <name>                # default X-Auth-Tenant
@@ -121,6 +130,23 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			g.TemplatesDir = val
+		case "display_name":
+			args := d.RemainingArgs()
+			switch len(args) {
+			case 1:
+				g.DisplayName = args[0]
+			case 2:
+				if g.DisplayNames == nil {
+					g.DisplayNames = make(map[string]string)
+				}
+				g.DisplayNames[args[0]] = args[1]
+			default:
+				return d.Err("display_name takes a name, or a tenant id and a name")
+			}
+		case "delivery":
+			if err := g.unmarshalDelivery(d); err != nil {
+				return err
+			}
 		case "headers":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -172,6 +198,41 @@ func (g *Gateway) unmarshalTenant(d *caddyfile.Dispenser) error {
 		return d.Errf("tenant %v: use 'tenant host', 'tenant path [/prefix/]' or 'tenant static NAME'", args)
 	}
 	g.Tenant = t
+	return nil
+}
+
+func (g *Gateway) unmarshalDelivery(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if g.Delivery == nil {
+		g.Delivery = &DeliveryConfig{}
+	}
+	dc := g.Delivery
+	for d.NextBlock(1) {
+		opt := d.Val()
+		val, err := oneArg(d, "delivery "+opt)
+		if err != nil {
+			return err
+		}
+		counts := map[string]*int{"workers": &dc.Workers, "capacity": &dc.Capacity, "attempts": &dc.Attempts}
+		durations := map[string]*caddy.Duration{"first_retry": &dc.FirstRetry, "max_retry": &dc.MaxRetry, "drain_timeout": &dc.DrainTimeout}
+		if p, ok := counts[opt]; ok {
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 1 {
+				return d.Errf("delivery %s %q: use a positive whole number", opt, val)
+			}
+			*p = n
+		} else if p, ok := durations[opt]; ok {
+			dur, err := caddy.ParseDuration(val)
+			if err != nil || dur <= 0 {
+				return d.Errf("delivery %s %q: use a positive duration such as 2s", opt, val)
+			}
+			*p = caddy.Duration(dur)
+		} else {
+			return d.Errf("delivery: unknown option %q (use workers, capacity, attempts, first_retry, max_retry, drain_timeout)", opt)
+		}
+	}
 	return nil
 }
 

@@ -187,10 +187,11 @@ func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
 		return
 	}
 	g.page(w, r, t, http.StatusOK, templates.PageSignIn, templates.PageData{
-		CSRF:   g.csrfToken(t, p.Nonce),
-		RD:     safeRD(q.Get("rd"), t),
-		Email:  email,
-		Notice: notices[q.Get("reason")],
+		CSRF:    g.csrfToken(t, p.Nonce),
+		RD:      safeRD(q.Get("rd"), t),
+		Email:   email,
+		Notice:  notices[q.Get("reason")],
+		Trouble: g.queue.Troubled(),
 	})
 }
 
@@ -204,6 +205,8 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		Tenant:    t.ID,
 		Email:     form["email"],
 		Resource:  rd,
+		Host:      canonicalHost(r.Host),
+		Language:  r.Header.Get("Accept-Language"),
 		ClientIP:  clientIP(r),
 		UserAgent: r.UserAgent(),
 	})
@@ -212,12 +215,15 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.page(w, r, t, http.StatusUnprocessableEntity, templates.PageSignIn, templates.PageData{
 			CSRF: form["csrf"], RD: rd, Email: templates.OneLine(truncate(form["email"], 254)),
 			FieldError: sentence(strings.TrimPrefix(err.Error(), flow.ErrInvalidAddress.Error()+": ")),
+			Trouble:    g.queue.Troubled(),
 		})
 		return
-	case errors.Is(err, flow.ErrDelivery):
-		g.logger.Error("code email not delivered", g.eventFields(r, t, res.Challenge.Email, zap.Error(err))...)
-		g.errorPage(w, r, t, http.StatusServiceUnavailable, "We could not send the code",
-			"Something went wrong while sending your code. Please try again in a minute.",
+	case errors.Is(err, flow.ErrBusy):
+		mailEvents.WithLabelValues(g.mailerName, tenantLabel(t.ID), "refused").Inc()
+		g.logger.Warn("code not queued: the delivery queue is full", g.eventFields(r, t, "")...)
+		w.Header().Set("Retry-After", "60")
+		g.errorPage(w, r, t, http.StatusServiceUnavailable, "Please try again in a minute",
+			"Many sign-in codes are being sent right now, so yours could not be sent. Nothing was sent to you. Please try again in a minute.",
 			link{t.Base() + "signin?rd=" + url.QueryEscape(rd), "Try again"})
 		return
 	case err != nil:
@@ -225,7 +231,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		return
 	}
 	if res.Permitted {
-		g.logger.Info("code sent", g.eventFields(r, t, res.Challenge.Email)...)
+		g.logger.Info("code queued", g.eventFields(r, t, res.Challenge.Email)...)
 	} else {
 		g.logger.Info("code not sent: address may not sign in", g.eventFields(r, t, res.Challenge.Email)...)
 	}
@@ -252,20 +258,26 @@ func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.backToSignIn(w, r, t, p, reason)
 		return
 	}
-	g.verifyPage(w, r, t, p, ch.TriesLeft(), http.StatusOK, "", ch.ExpiresAt)
+	g.verifyPage(w, r, t, p, ch, http.StatusOK, "")
 }
 
-func (g *Gateway) verifyPage(w http.ResponseWriter, r *http.Request, t tenant, p pendingState, triesLeft, status int, fieldError string, expires time.Time) {
+// deliveryRefresh is how often the enter-code page reloads itself while the
+// code is on its way, so a guest without JavaScript sees the state change.
+var deliveryRefresh = map[flow.DeliveryState]int{flow.DeliveryQueued: 2, flow.DeliveryRetrying: 5}
+
+func (g *Gateway) verifyPage(w http.ResponseWriter, r *http.Request, t tenant, p pendingState, ch flow.Challenge, status int, fieldError string) {
 	data := templates.PageData{
 		CSRF:       g.csrfToken(t, p.Nonce),
 		RD:         safeRD(p.RD, t),
 		Email:      p.Email,
-		TriesLeft:  triesLeft,
+		TriesLeft:  ch.TriesLeft(),
 		CodeLength: g.service.CodeLength(),
 		FieldError: fieldError,
+		Delivery:   ch.Delivery.String(),
+		ExpiresAt:  ch.ExpiresAt.UTC().Format("15:04 MST"),
 	}
-	if !expires.IsZero() {
-		data.ExpiresAt = expires.UTC().Format("15:04 MST")
+	if fieldError == "" {
+		data.Refresh = deliveryRefresh[ch.Delivery]
 	}
 	g.page(w, r, t, status, templates.PageVerify, data)
 }
@@ -311,10 +323,10 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 	case flow.WrongCode:
 		g.logger.Info("verify failed: wrong code", g.eventFields(r, t, res.Email, zap.Int("tries_left", res.TriesLeft))...)
 		msg := "That code is not right. You have " + plural(res.TriesLeft, "try", "tries") + " left."
-		g.verifyPage(w, r, t, p, res.TriesLeft, http.StatusUnprocessableEntity, msg, time.Time{})
+		g.verifyPage(w, r, t, p, res.Challenge, http.StatusUnprocessableEntity, msg)
 	case flow.Malformed:
 		msg := "Enter the " + itoa(g.service.CodeLength()) + "-digit code from the email."
-		g.verifyPage(w, r, t, p, res.TriesLeft, http.StatusUnprocessableEntity, msg, time.Time{})
+		g.verifyPage(w, r, t, p, res.Challenge, http.StatusUnprocessableEntity, msg)
 	case flow.Locked:
 		g.logger.Warn("verify failed: code locked after too many wrong tries", g.eventFields(r, t, res.Email)...)
 		g.backToSignIn(w, r, t, p, "locked")
@@ -437,7 +449,10 @@ func (g *Gateway) internalError(w http.ResponseWriter, r *http.Request, t tenant
 
 // page renders a gateway page with the headers every auth page carries.
 func (g *Gateway) page(w http.ResponseWriter, r *http.Request, t tenant, status int, name string, data templates.PageData) {
-	data.Tenant, data.Base = t.ID, t.Base()
+	data.Base = t.Base()
+	if t.ID != "" {
+		data.Tenant = g.displayName(t.ID)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

@@ -72,6 +72,14 @@ type Gateway struct {
 	// A directory whose files override the embedded pages and email
 	// (pages/signin.html, email/code.txt, …). Default: none.
 	TemplatesDir string `json:"templates_dir,omitempty"`
+	// How code emails are queued and retried.
+	Delivery *DeliveryConfig `json:"delivery,omitempty"`
+	// The name guests see for every tenant of this handler, in the email's
+	// subject and on the pages. Default: the tenant id.
+	DisplayName string `json:"display_name,omitempty"`
+	// Names for single tenants, by tenant id; they beat DisplayName.
+	// Default: none.
+	DisplayNames map[string]string `json:"display_names,omitempty"`
 	// Names of the identity headers set for the backend.
 	// Default: X-Auth-Email, X-Auth-Tenant, X-Auth-Method, X-Auth-Session-Expires.
 	Headers *HeaderNames `json:"headers,omitempty"`
@@ -79,6 +87,9 @@ type Gateway struct {
 	service     *flow.Service
 	mailer      Mailer
 	store       Store
+	mailerName  string
+	queue       *mailQueue
+	queueKey    string
 	pages       *templates.Set
 	sessions    *flow.Sealer
 	pending     *flow.Sealer
@@ -199,19 +210,29 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if g.MailerRaw == nil {
 		g.MailerRaw = json.RawMessage(`{"module":"dev"}`)
 	}
+	if g.StoreRaw == nil {
+		g.StoreRaw = json.RawMessage(`{"module":"memory"}`)
+	}
+	// LoadModule clears the raw JSON: key the queue by it first.
+	queueKey := g.queueKeyOf()
+	g.mailerName = moduleName(g.MailerRaw)
 	m, err := ctx.LoadModule(g, "MailerRaw")
 	if err != nil {
 		return fmt.Errorf("mailer: %w", err)
 	}
 	g.mailer = m.(Mailer)
-	if g.StoreRaw == nil {
-		g.StoreRaw = json.RawMessage(`{"module":"memory"}`)
-	}
 	s, err := ctx.LoadModule(g, "StoreRaw")
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	g.store = s.(Store)
+
+	if err := registerMetrics(ctx); err != nil {
+		return err
+	}
+	if g.queue, err = g.loadQueue(queueKey); err != nil {
+		return fmt.Errorf("delivery queue: %w", err)
+	}
 
 	keys, err := loadKeys(ctx, g.Keys)
 	if err != nil {
@@ -232,7 +253,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		Policy:      policy,
 		Keys:        keys,
 		Store:       g.store,
-		Mailer:      g.mailer,
+		Dispatcher:  g.queue,
 		Compose:     g.composeCodeMail,
 	})
 	if err != nil {
@@ -248,15 +269,38 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 // Validate implements caddy.Validator.
 func (g *Gateway) Validate() error { return g.checkOptions() }
 
+// Cleanup implements caddy.CleanerUpper: the last config using a delivery
+// queue drains it.
+func (g *Gateway) Cleanup() error {
+	if g.queueKey == "" {
+		return nil
+	}
+	_, err := queues.Delete(g.queueKey)
+	return err
+}
+
+// displayName is what guests see for tenant id.
+func (g *Gateway) displayName(id string) string {
+	if n, ok := g.DisplayNames[id]; ok {
+		return n
+	}
+	if g.DisplayName != "" {
+		return g.DisplayName
+	}
+	return id
+}
+
 func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
 	subject, text, html, err := g.pages.Email(templates.EmailData{
 		Code:      c.Code,
-		Tenant:    c.Tenant,
+		Tenant:    g.displayName(c.Tenant),
 		Resource:  c.Resource,
+		Host:      c.Host,
 		ClientIP:  c.ClientIP,
 		UserAgent: templates.OneLine(truncate(c.UserAgent, 200)),
 		ExpiresIn: c.ExpiresIn,
 		ExpiresAt: c.ExpiresAt,
+		Lang:      emailLanguage(c.Language),
 	})
 	if err != nil {
 		return flow.Message{}, err
@@ -308,5 +352,15 @@ func truncate(s string, n int) string {
 var (
 	_ caddy.Provisioner           = (*Gateway)(nil)
 	_ caddy.Validator             = (*Gateway)(nil)
+	_ caddy.CleanerUpper          = (*Gateway)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Gateway)(nil)
 )
+
+// moduleName is the "module" field of a module's JSON, e.g. "smtp".
+func moduleName(raw json.RawMessage) string {
+	var m struct {
+		Module string `json:"module"`
+	}
+	_ = json.Unmarshal(raw, &m)
+	return m.Module
+}

@@ -12,12 +12,14 @@ import (
 
 	"github.com/otpgate/caddy-email-otp/flow"
 	"github.com/otpgate/caddy-email-otp/flow/devmail"
+	"github.com/otpgate/caddy-email-otp/flow/mailgunmail"
 	"github.com/otpgate/caddy-email-otp/flow/smtpmail"
 )
 
 func init() {
 	caddy.RegisterModule(DevMailer{})
 	caddy.RegisterModule(SMTPMailer{})
+	caddy.RegisterModule(MailgunMailer{})
 }
 
 // Mailer is a module in the http.handlers.email_otp.mailers namespace.
@@ -106,6 +108,13 @@ type SMTPMailer struct {
 	TLS string `json:"tls,omitempty"`
 	// Longest time to connect and hand over one message. Default: 15s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// SASL mechanism: "plain" or "login". Default: the strongest offered.
+	Auth string `json:"auth,omitempty"`
+	// PEM file of the CAs that sign the relay's certificate, instead of the
+	// system's. Default: none.
+	CAFile string `json:"ca_file,omitempty"`
+	// Accept any certificate. For tests only. Default: false.
+	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
 
 	mailer *smtpmail.Mailer
 }
@@ -131,6 +140,10 @@ func (m *SMTPMailer) Provision(caddy.Context) error {
 		From:     m.From,
 		TLS:      m.TLS,
 		Timeout:  time.Duration(m.Timeout),
+		Auth:     m.Auth,
+		CAFile:   m.CAFile,
+
+		InsecureSkipVerify: m.InsecureSkipVerify,
 	})
 	if err != nil {
 		return fmt.Errorf("mailer smtp: %w", err)
@@ -153,6 +166,9 @@ func (m *SMTPMailer) Send(ctx context.Context, msg flow.Message) error {
 //		from     "Name <addr@example.com>"
 //		tls      starttls|implicit|none
 //		timeout  <duration>
+//		auth     plain|login
+//		ca_file  <pem file>
+//		insecure_skip_verify
 //	}
 func (m *SMTPMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the module name
@@ -161,6 +177,13 @@ func (m *SMTPMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		opt := d.Val()
+		if opt == "insecure_skip_verify" {
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			m.InsecureSkipVerify = true
+			continue
+		}
 		var val string
 		if !d.AllArgs(&val) {
 			return d.Errf("mailer smtp: %s takes exactly one value", opt)
@@ -193,8 +216,112 @@ func (m *SMTPMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("mailer smtp: timeout %q is not a positive duration", val)
 			}
 			m.Timeout = caddy.Duration(dur)
+		case "auth":
+			if val != smtpmail.AuthPlain && val != smtpmail.AuthLogin {
+				return d.Errf("mailer smtp: auth %q: use plain or login", val)
+			}
+			m.Auth = val
+		case "ca_file":
+			m.CAFile = val
 		default:
-			return d.Errf("mailer smtp: unknown option %q (use host, port, username, password, from, tls, timeout)", opt)
+			return d.Errf("mailer smtp: unknown option %q (use host, port, username, password, from, tls, timeout, auth, ca_file, insecure_skip_verify)", opt)
+		}
+	}
+	return nil
+}
+
+// MailgunMailer delivers through Mailgun's HTTP API.
+type MailgunMailer struct {
+	// The Mailgun sending domain, e.g. mg.example.com. Required.
+	Domain string `json:"domain,omitempty"`
+	// The API key; accepts {env.*} and {file.*} placeholders. Required.
+	APIKey string `json:"api_key,omitempty"`
+	// Sender, as "Name <address>" or a bare address. Required.
+	From string `json:"from,omitempty"`
+	// Where the domain lives: "us" or "eu". Default: us.
+	Region string `json:"region,omitempty"`
+	// Overrides the region's API endpoint, "https://host/v3". Default: none.
+	APIBase string `json:"api_base,omitempty"`
+	// Longest time for one API call. Default: 15s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	mailer *mailgunmail.Mailer
+}
+
+// CaddyModule returns the Caddy module information.
+func (MailgunMailer) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.email_otp.mailers.mailgun",
+		New: func() caddy.Module { return new(MailgunMailer) },
+	}
+}
+
+// Provision implements caddy.Provisioner; it calls no API.
+func (m *MailgunMailer) Provision(caddy.Context) error {
+	repl := caddy.NewReplacer()
+	var err error
+	m.mailer, err = mailgunmail.New(mailgunmail.Config{
+		Domain:  m.Domain,
+		APIKey:  repl.ReplaceAll(m.APIKey, ""),
+		From:    m.From,
+		Region:  m.Region,
+		APIBase: m.APIBase,
+		Timeout: time.Duration(m.Timeout),
+	})
+	if err != nil {
+		return fmt.Errorf("mailer mailgun: %w", err)
+	}
+	return nil
+}
+
+// Send implements flow.Mailer.
+func (m *MailgunMailer) Send(ctx context.Context, msg flow.Message) error {
+	return m.mailer.Send(ctx, msg)
+}
+
+// UnmarshalCaddyfile sets up the Mailgun mailer:
+//
+//	mailer mailgun {
+//		domain   <sending domain>
+//		api_key  <key>                  # e.g. {env.MAILGUN_API_KEY}
+//		from     "Name <addr@mg.example.com>"
+//		region   us|eu
+//		api_base <https://host/v3>
+//		timeout  <duration>
+//	}
+func (m *MailgunMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the module name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		var val string
+		if !d.AllArgs(&val) {
+			return d.Errf("mailer mailgun: %s takes exactly one value", opt)
+		}
+		switch opt {
+		case "domain":
+			m.Domain = val
+		case "api_key":
+			m.APIKey = val
+		case "from":
+			m.From = val
+		case "region":
+			if val != mailgunmail.RegionUS && val != mailgunmail.RegionEU {
+				return d.Errf("mailer mailgun: region %q: use us or eu", val)
+			}
+			m.Region = val
+		case "api_base":
+			m.APIBase = val
+		case "timeout":
+			dur, err := caddy.ParseDuration(val)
+			if err != nil || dur <= 0 {
+				return d.Errf("mailer mailgun: timeout %q is not a positive duration", val)
+			}
+			m.Timeout = caddy.Duration(dur)
+		default:
+			return d.Errf("mailer mailgun: unknown option %q (use domain, api_key, from, region, api_base, timeout)", opt)
 		}
 	}
 	return nil
@@ -202,6 +329,9 @@ func (m *SMTPMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Interface guards
 var (
+	_ Mailer                = (*MailgunMailer)(nil)
+	_ caddy.Provisioner     = (*MailgunMailer)(nil)
+	_ caddyfile.Unmarshaler = (*MailgunMailer)(nil)
 	_ Mailer                = (*DevMailer)(nil)
 	_ caddy.Provisioner     = (*DevMailer)(nil)
 	_ caddy.CleanerUpper    = (*DevMailer)(nil)

@@ -54,8 +54,8 @@ type Envelope struct {
 	Tenant      string
 	Message     Message
 	// Decoy envelopes belong to addresses that may not sign in: nothing is
-	// sent, but they take the same path and the same time in the queue, and
-	// their recorded state follows the mailer's health, so the delivery state
+	// sent, but they take the same path through the queue, and
+	// each attempt fares as the mailer's last real attempt did, so the state
 	// a guest sees does not tell allowed from denied addresses.
 	Decoy bool
 }

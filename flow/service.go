@@ -179,6 +179,7 @@ type VerifyResult struct {
 	TriesLeft int
 	Email     string
 	Session   Session
+	Challenge Challenge // the state after the attempt
 }
 
 // Verify checks a typed code against the challenge id of tenant. The code is
@@ -193,7 +194,7 @@ func (s *Service) Verify(ctx context.Context, tenant, id, typed string) (VerifyR
 		} else if err != nil {
 			return VerifyResult{}, err
 		}
-		return VerifyResult{Outcome: Malformed, TriesLeft: ch.TriesLeft(), Email: ch.Email}, nil
+		return VerifyResult{Outcome: Malformed, TriesLeft: ch.TriesLeft(), Email: ch.Email, Challenge: ch}, nil
 	}
 	now := s.cfg.Clock.Now()
 	// The tenant is inside the HMAC, so another tenant's challenge never matches.
@@ -201,7 +202,7 @@ func (s *Service) Verify(ctx context.Context, tenant, id, typed string) (VerifyR
 	if err != nil {
 		return VerifyResult{}, err
 	}
-	res := VerifyResult{TriesLeft: ch.TriesLeft(), Email: ch.Email}
+	res := VerifyResult{TriesLeft: ch.TriesLeft(), Email: ch.Email, Challenge: ch}
 	switch result {
 	case AttemptMatched:
 		res.Outcome = Verified

@@ -338,21 +338,6 @@ func TestBlockedAndUnlistedGetNoMailButTheSamePage(t *testing.T) {
 	}
 }
 
-func TestDeadSMTPServerGivesClearPage(t *testing.T) {
-	start(t, gatewayOptions{smtpPort: closedPort(t)})
-	g := newGuest(t)
-	page := g.get(contoso + hostBase + "signin?rd=/x")
-	csrf := formValue(t, page.body, "csrf")
-	r := g.post(contoso+hostBase+"send", url.Values{"csrf": {csrf}, "rd": {"/x"}, "email": {"liz@contoso.com"}})
-	expectStatus(t, r, http.StatusServiceUnavailable, "could not send the code", "try again")
-	for _, c := range r.Cookies() {
-		if c.Name == "email_otp_session" {
-			t.Error("a failed send set a session cookie")
-		}
-	}
-	expectRedirect(t, g.get(contoso+hostBase+"verify"), http.StatusSeeOther)
-}
-
 func TestOpenRedirectAttemptsLandOnTenantRoot(t *testing.T) {
 	e := start(t, gatewayOptions{})
 	hostile := []string{

@@ -121,7 +121,7 @@ func TestLogsNameEventsButNeverCodesOrCookies(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := string(raw)
-	for _, event := range []string{`"msg":"code sent"`, `"msg":"verify failed: wrong code"`, `"msg":"session issued"`, `"msg":"signed out"`} {
+	for _, event := range []string{`"msg":"code queued"`, `"msg":"code email delivered"`, `"msg":"verify failed: wrong code"`, `"msg":"session issued"`, `"msg":"signed out"`} {
 		if !strings.Contains(logs, event) {
 			t.Errorf("no %s line in the log", event)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -199,6 +200,7 @@ func (g *guest) cookie(u, name string) *http.Cookie {
 }
 
 var (
+	timeRE  = regexp.MustCompile(`\d\d:\d\d [A-Z]+`)
 	inputRE = regexp.MustCompile(`<input[^>]*name="([a-z]+)"[^>]*value="([^"]*)"`)
 	codeRE  = regexp.MustCompile(`(?m)^\s+(\d{6,12})\s*$`)
 )
@@ -311,4 +313,18 @@ func (g *guest) signOut(origin, base string) reply {
 	page := g.get(origin + base + "signout")
 	expectStatus(g.t, page, http.StatusOK)
 	return g.post(origin+base+"signout", url.Values{"csrf": {formValue(g.t, page.body, "csrf")}})
+}
+
+// startSlowSink starts an SMTP server that takes a second per message.
+func startSlowSink(t *testing.T) *smtpsink.Sink {
+	return smtpsink.StartWith(t, smtpsink.Options{Delay: time.Second})
+}
+
+// decodeHeader decodes RFC 2047 words in a header value.
+func decodeHeader(v string) string {
+	d, err := new(mime.WordDecoder).DecodeHeader(v)
+	if err != nil {
+		return v
+	}
+	return d
 }

@@ -16,6 +16,7 @@ import (
 	"path"
 	"strings"
 	texttemplate "text/template"
+	"time"
 )
 
 //go:embed pages/*.html email/*
@@ -47,6 +48,9 @@ type PageData struct {
 	TriesLeft  int
 	CodeLength int
 	ExpiresAt  string
+	Delivery   string // verify page: queued, sent, retrying or failed
+	Refresh    int    // seconds after which the page reloads itself; 0: never
+	Trouble    bool   // sign-in page: mail delivery is failing right now
 	Heading    string // error pages
 	Message    string // error pages
 	Action     string // error pages: a link the guest can follow
@@ -62,12 +66,15 @@ type OutboxEntry struct {
 // EmailData is what the email templates receive.
 type EmailData struct {
 	Code      string
-	Tenant    string
-	Resource  string
+	Tenant    string // the tenant's display name
+	Resource  string // the local path the guest asked for
+	Host      string // the site's host name, for the one-time-code line
 	ClientIP  string
 	UserAgent string
-	ExpiresIn string
-	ExpiresAt string
+	ExpiresIn time.Duration
+	ExpiresAt time.Time
+	Lang      string    // the email's language, one of Languages()
+	L         Localized // filled by Email: the sentences in Lang
 }
 
 // Set is a parsed set of pages and email templates.
@@ -133,9 +140,13 @@ func (s *Set) Page(w io.Writer, name string, data PageData) error {
 	return err
 }
 
-// Email renders the code email. The subject is folded to one line, so nothing
-// a guest controls can start a new header.
+// Email renders the code email in data.Lang (English if unknown). The subject
+// is folded to one line, so nothing a guest controls can start a new header.
 func (s *Set) Email(data EmailData) (subject, text, html string, err error) {
+	if _, ok := catalogs[data.Lang]; !ok {
+		data.Lang = "en"
+	}
+	data.L = localize(data.Lang, data)
 	var sb, tb, hb bytes.Buffer
 	if err = s.emailSubject.Execute(&sb, data); err != nil {
 		return "", "", "", fmt.Errorf("email subject: %w", err)

@@ -14,10 +14,15 @@ import (
 	"github.com/otpgate/caddy-email-otp/flow"
 )
 
+// Recorder keeps the delivery state of challenges; a flow.Store is one.
+type Recorder interface {
+	SetDelivery(ctx context.Context, id string, state flow.DeliveryState) error
+}
+
 // Config tunes a Queue. Zero values take the defaults.
 type Config struct {
 	Mailer flow.Mailer // required
-	Store  flow.Store  // required: where delivery states are recorded
+	Store  Recorder    // required: where delivery states are recorded
 	// Workers sending at once. Default 4.
 	Workers int
 	// Capacity is how many envelopes may wait or be retried at once; past it
@@ -169,7 +174,8 @@ func (q *Queue) work() {
 func (q *Queue) attempt(j job) {
 	var err error
 	if j.env.Decoy {
-		if q.Troubled() {
+		// A decoy fares as the last real attempt did.
+		if q.failures.Load() > 0 {
 			err = errDecoyTrouble
 		}
 	} else {

@@ -2,10 +2,7 @@ package mailgunmail_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,62 +10,8 @@ import (
 
 	"github.com/otpgate/caddy-email-otp/flow"
 	"github.com/otpgate/caddy-email-otp/flow/mailgunmail"
+	"github.com/otpgate/caddy-email-otp/integration/mailgunapi"
 )
-
-// mailgunAPI is a test server that speaks Mailgun's send endpoint
-// (POST /v3/<domain>/messages, basic auth "api:<key>", a multipart form) and
-// answers with the statuses it is told to.
-type mailgunAPI struct {
-	*httptest.Server
-	mu       sync.Mutex
-	forms    []map[string][]string
-	statuses []int
-	delay    time.Duration
-}
-
-func startMailgunAPI(t *testing.T, key string) *mailgunAPI {
-	api := &mailgunAPI{}
-	api.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(api.delay)
-		user, pass, ok := r.BasicAuth()
-		if !ok || user != "api" || pass != key {
-			http.Error(w, `{"message":"Invalid private key"}`, http.StatusUnauthorized)
-			return
-		}
-		if r.Method != http.MethodPost || r.URL.Path != "/v3/mg.example.com/messages" {
-			http.Error(w, `{"message":"not found"}`, http.StatusNotFound)
-			return
-		}
-		if err := r.ParseMultipartForm(1 << 20); err != nil {
-			http.Error(w, `{"message":"bad form"}`, http.StatusBadRequest)
-			return
-		}
-		api.mu.Lock()
-		status := http.StatusOK
-		if len(api.statuses) > 0 {
-			status, api.statuses = api.statuses[0], api.statuses[1:]
-		}
-		if status == http.StatusOK {
-			api.forms = append(api.forms, r.MultipartForm.Value)
-		}
-		api.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		if status == http.StatusOK {
-			_, _ = w.Write([]byte(`{"id":"<20261123.1@mg.example.com>","message":"Queued. Thank you."}`))
-		} else {
-			_, _ = w.Write([]byte(`{"message":"refused"}`))
-		}
-	}))
-	t.Cleanup(api.Close)
-	return api
-}
-
-func (a *mailgunAPI) answer(statuses ...int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.statuses = append(a.statuses, statuses...)
-}
 
 func newMailer(t *testing.T, base, key string, timeout time.Duration) *mailgunmail.Mailer {
 	t.Helper()
@@ -82,11 +25,11 @@ func newMailer(t *testing.T, base, key string, timeout time.Duration) *mailgunma
 var msg = flow.Message{To: "bob@contoso.com", Subject: "Your sign-in code for Contoso", Text: "code 12345678", HTML: "<p>code <b>12345678</b></p>"}
 
 func TestSendCarriesTheMessage(t *testing.T) {
-	api := startMailgunAPI(t, "key-123")
+	api := mailgunapi.Start(t, "mg.example.com", "key-123")
 	if err := newMailer(t, api.URL+"/v3", "key-123", 0).Send(context.Background(), msg); err != nil {
 		t.Fatal(err)
 	}
-	f := api.forms[0]
+	f := api.Forms()[0]
 	want := map[string]string{
 		"to": "bob@contoso.com", "from": "Shared documents <docs@mg.example.com>", "subject": msg.Subject,
 		"text": msg.Text, "html": msg.HTML, "h:Auto-Submitted": "auto-generated",
@@ -99,10 +42,10 @@ func TestSendCarriesTheMessage(t *testing.T) {
 }
 
 func TestAPIErrorsAreClassified(t *testing.T) {
-	api := startMailgunAPI(t, "key-123")
+	api := mailgunapi.Start(t, "mg.example.com", "key-123")
 	m := newMailer(t, api.URL+"/v3", "key-123", 0)
 	for status, permanent := range map[int]bool{400: true, 403: true, 429: false, 500: false, 503: false} {
-		api.answer(status)
+		api.Answer(status)
 		err := m.Send(context.Background(), msg)
 		if err == nil || flow.IsPermanent(err) != permanent {
 			t.Errorf("HTTP %d: err %v, permanent %v; want permanent %v", status, err, flow.IsPermanent(err), permanent)
@@ -112,14 +55,14 @@ func TestAPIErrorsAreClassified(t *testing.T) {
 	if err := newMailer(t, api.URL+"/v3", "wrong", 0).Send(context.Background(), msg); err == nil || !flow.IsPermanent(err) {
 		t.Errorf("wrong key: err %v, want permanent", err)
 	}
-	if len(api.forms) != 0 {
-		t.Errorf("%d refused messages were recorded", len(api.forms))
+	if len(api.Forms()) != 0 {
+		t.Errorf("%d refused messages were recorded", len(api.Forms()))
 	}
 }
 
 func TestTimeoutIsTemporary(t *testing.T) {
-	api := startMailgunAPI(t, "key-123")
-	api.delay = 2 * time.Second
+	api := mailgunapi.Start(t, "mg.example.com", "key-123")
+	api.Delay = 2 * time.Second
 	start := time.Now()
 	err := newMailer(t, api.URL+"/v3", "key-123", 300*time.Millisecond).Send(context.Background(), msg)
 	if err == nil || flow.IsPermanent(err) {

@@ -1,0 +1,155 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/delivery"
+)
+
+// DeliveryConfig tunes the queue between the sign-in page and the mailer.
+type DeliveryConfig struct {
+	// Messages being sent at once. Default: 4.
+	Workers int `json:"workers,omitempty"`
+	// Messages waiting or being retried at once; past it guests are asked to
+	// try again in a minute. Default: 1000.
+	Capacity int `json:"capacity,omitempty"`
+	// Attempts per message, the first included. Default: 6.
+	Attempts int `json:"attempts,omitempty"`
+	// Wait after the first failed attempt; it doubles after each. Default: 2s.
+	FirstRetry caddy.Duration `json:"first_retry,omitempty"`
+	// Longest wait between attempts. Default: 1m.
+	MaxRetry caddy.Duration `json:"max_retry,omitempty"`
+	// How long a shutdown waits for queued messages. Default: 10s.
+	DrainTimeout caddy.Duration `json:"drain_timeout,omitempty"`
+}
+
+// queues keeps delivery queues across reloads, one per mailer, store and
+// delivery configuration, so a reload neither drops queued messages nor
+// sends them twice; a queue is drained when no loaded config uses it.
+var queues = caddy.NewUsagePool()
+
+// mailQueue is a pooled queue. Its mailer and store are the newest loaded
+// config's instances of the same configuration.
+type mailQueue struct {
+	*delivery.Queue
+	mailer atomic.Pointer[flow.Mailer]
+	store  atomic.Pointer[flow.Store]
+	logger atomic.Pointer[zap.Logger]
+	drain  time.Duration
+}
+
+// Destruct drains the queue: what can't be delivered in time is reported.
+func (q *mailQueue) Destruct() error {
+	ctx, cancel := context.WithTimeout(context.Background(), q.drain)
+	defer cancel()
+	q.Close(ctx)
+	return nil
+}
+
+// swapMailer and swapStore let the pooled queue use the newest instances.
+type swapMailer struct{ q *mailQueue }
+
+func (s swapMailer) Send(ctx context.Context, m flow.Message) error {
+	return (*s.q.mailer.Load()).Send(ctx, m)
+}
+
+type swapStore struct{ q *mailQueue }
+
+func (s swapStore) SetDelivery(ctx context.Context, id string, state flow.DeliveryState) error {
+	return (*s.q.store.Load()).SetDelivery(ctx, id, state)
+}
+
+func queueKey(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// queueKeyOf names the queue of this gateway's mailer, store and delivery
+// settings; gateways that agree on all three share one.
+func (g *Gateway) queueKeyOf() string {
+	settings, _ := json.Marshal(g.Delivery)
+	return queueKey(g.MailerRaw, g.StoreRaw, settings)
+}
+
+// loadQueue returns the pooled queue under key, pointing it at this config's
+// mailer, store and logger.
+func (g *Gateway) loadQueue(key string) (*mailQueue, error) {
+	dc := g.Delivery
+	if dc == nil {
+		dc = &DeliveryConfig{}
+	}
+	mailerName := g.mailerName
+	v, _, err := queues.LoadOrNew(key, func() (caddy.Destructor, error) {
+		mq := &mailQueue{drain: time.Duration(dc.DrainTimeout)}
+		if mq.drain <= 0 {
+			mq.drain = 10 * time.Second
+		}
+		mq.Queue = delivery.New(delivery.Config{
+			Mailer:      swapMailer{mq},
+			Store:       swapStore{mq},
+			Workers:     dc.Workers,
+			Capacity:    dc.Capacity,
+			MaxAttempts: dc.Attempts,
+			FirstRetry:  time.Duration(dc.FirstRetry),
+			MaxRetry:    time.Duration(dc.MaxRetry),
+			Report:      func(r delivery.Report) { reportDelivery(mq.logger.Load(), mailerName, r) },
+		})
+		return mq, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.queueKey = key
+	mq := v.(*mailQueue)
+	var m flow.Mailer = g.mailer
+	var s flow.Store = g.store
+	mq.mailer.Store(&m)
+	mq.store.Store(&s)
+	mq.logger.Store(g.logger)
+	return mq, nil
+}
+
+// reportDelivery logs one line per delivery result and counts every event.
+// Decoys are counted with the real messages, so the metrics, like the pages,
+// do not tell allowed from denied addresses; they are not logged.
+func reportDelivery(logger *zap.Logger, mailer string, r delivery.Report) {
+	event := map[delivery.Event]string{
+		delivery.Queued: "queued", delivery.Delivered: "delivered",
+		delivery.Retrying: "retried", delivery.Failed: "failed",
+	}[r.Event]
+	mailEvents.WithLabelValues(mailer, tenantLabel(r.Envelope.Tenant), event).Inc()
+	if r.StoreErr != nil {
+		logger.Error("could not record the delivery state on the challenge",
+			zap.String("tenant", r.Envelope.Tenant), zap.String("event", event), zap.Error(r.StoreErr))
+	}
+	if r.Envelope.Decoy || r.Event == delivery.Queued {
+		return
+	}
+	fields := []zap.Field{
+		zap.String("tenant", r.Envelope.Tenant),
+		zap.String("email", r.Envelope.Message.To),
+		zap.String("mailer", mailer),
+		zap.Int("attempt", r.Attempt),
+	}
+	switch r.Event {
+	case delivery.Delivered:
+		logger.Info("code email delivered", fields...)
+	case delivery.Retrying:
+		logger.Warn("code email not delivered; retrying", append(fields, zap.Duration("retry_in", r.RetryIn), zap.Error(r.Err))...)
+	case delivery.Failed:
+		logger.Error("code email not delivered; giving up", append(fields, zap.Bool("permanent", flow.IsPermanent(r.Err)), zap.Error(r.Err))...)
+	}
+}

@@ -1,0 +1,128 @@
+package templates
+
+import (
+	"fmt"
+	"time"
+)
+
+// strings of one language for the code email. The %s verbs are filled in
+// order by localize.
+type catalog struct {
+	Subject   string // display name
+	Intro     string // display name
+	Validity  string // duration, expiry time
+	Resource  string // path
+	Origin    string // client IP
+	OriginUA  string // client IP, browser
+	NotYou    string
+	Never     string
+	Units     [3][2]string // second, minute, hour: singular, plural
+	Unknown   string       // an unknown client address
+	TimeStyle string       // layout of the expiry time
+}
+
+var catalogs = map[string]catalog{
+	"en": {
+		Subject:   "Your sign-in code for %s",
+		Intro:     "Your sign-in code for %s is:",
+		Validity:  "It works once, for %s (until %s).",
+		Resource:  "You asked to open: %s",
+		Origin:    "The request came from %s.",
+		OriginUA:  "The request came from %s, using %s.",
+		NotYou:    "Didn't ask for this code? Someone typed your address into the sign-in page. You can ignore this email: without the code nobody can sign in as you.",
+		Never:     "Never share this code; we will never ask you for it.",
+		Units:     [3][2]string{{"second", "seconds"}, {"minute", "minutes"}, {"hour", "hours"}},
+		Unknown:   "an unknown address",
+		TimeStyle: "15:04 MST, 2 Jan 2006",
+	},
+	"de": {
+		Subject:   "Ihr Anmeldecode für %s",
+		Intro:     "Ihr Anmeldecode für %s lautet:",
+		Validity:  "Er gilt einmal, für %s (bis %s).",
+		Resource:  "Sie wollten öffnen: %s",
+		Origin:    "Die Anfrage kam von %s.",
+		OriginUA:  "Die Anfrage kam von %s, mit %s.",
+		NotYou:    "Sie haben keinen Code angefordert? Jemand hat Ihre Adresse auf der Anmeldeseite eingegeben. Sie können diese E-Mail ignorieren: Ohne den Code kann sich niemand als Sie anmelden.",
+		Never:     "Geben Sie diesen Code nie weiter; wir werden Sie nie danach fragen.",
+		Units:     [3][2]string{{"Sekunde", "Sekunden"}, {"Minute", "Minuten"}, {"Stunde", "Stunden"}},
+		Unknown:   "einer unbekannten Adresse",
+		TimeStyle: "15:04 MST, 2.1.2006",
+	},
+	"fr": {
+		Subject:   "Votre code de connexion pour %s",
+		Intro:     "Votre code de connexion pour %s est :",
+		Validity:  "Il est valable une fois, pendant %s (jusqu'à %s).",
+		Resource:  "Vous avez demandé à ouvrir : %s",
+		Origin:    "La demande provient de %s.",
+		OriginUA:  "La demande provient de %s, avec %s.",
+		NotYou:    "Vous n'avez pas demandé ce code ? Quelqu'un a saisi votre adresse sur la page de connexion. Vous pouvez ignorer cet e-mail : sans le code, personne ne peut se connecter à votre place.",
+		Never:     "Ne communiquez jamais ce code ; nous ne vous le demanderons jamais.",
+		Units:     [3][2]string{{"seconde", "secondes"}, {"minute", "minutes"}, {"heure", "heures"}},
+		Unknown:   "une adresse inconnue",
+		TimeStyle: "15:04 MST, 2/1/2006",
+	},
+	"es": {
+		Subject:   "Su código de acceso para %s",
+		Intro:     "Su código de acceso para %s es:",
+		Validity:  "Sirve una vez, durante %s (hasta las %s).",
+		Resource:  "Pidió abrir: %s",
+		Origin:    "La solicitud llegó desde %s.",
+		OriginUA:  "La solicitud llegó desde %s, con %s.",
+		NotYou:    "¿No pidió este código? Alguien escribió su dirección en la página de acceso. Puede ignorar este correo: sin el código nadie puede entrar en su nombre.",
+		Never:     "No comparta nunca este código; nunca se lo pediremos.",
+		Units:     [3][2]string{{"segundo", "segundos"}, {"minuto", "minutos"}, {"hora", "horas"}},
+		Unknown:   "una dirección desconocida",
+		TimeStyle: "15:04 MST, 2/1/2006",
+	},
+}
+
+// Languages lists the languages the code email is written in; English, the
+// first, is the fallback.
+func Languages() []string { return []string{"en", "de", "fr", "es"} }
+
+// Localized is the code email's sentences in one language, ready to print.
+type Localized struct {
+	Subject, Intro, Validity, Resource, Origin, NotYou, Never string
+}
+
+func localize(lang string, d EmailData) Localized {
+	c, ok := catalogs[lang]
+	if !ok {
+		c = catalogs["en"]
+	}
+	l := Localized{
+		Subject:  fmt.Sprintf(c.Subject, d.Tenant),
+		Intro:    fmt.Sprintf(c.Intro, d.Tenant),
+		Validity: fmt.Sprintf(c.Validity, c.duration(d.ExpiresIn), d.ExpiresAt.UTC().Format(c.TimeStyle)),
+		NotYou:   c.NotYou,
+		Never:    c.Never,
+	}
+	if d.Resource != "" {
+		l.Resource = fmt.Sprintf(c.Resource, d.Resource)
+	}
+	ip := d.ClientIP
+	if ip == "" {
+		ip = c.Unknown
+	}
+	if d.UserAgent != "" {
+		l.Origin = fmt.Sprintf(c.OriginUA, ip, d.UserAgent)
+	} else {
+		l.Origin = fmt.Sprintf(c.Origin, ip)
+	}
+	return l
+}
+
+// duration says d in the largest whole unit.
+func (c catalog) duration(d time.Duration) string {
+	n, unit := int((d+time.Second-1)/time.Second), 0
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		n, unit = int(d/time.Hour), 2
+	case d >= time.Minute && d%time.Minute == 0:
+		n, unit = int(d/time.Minute), 1
+	}
+	if n == 1 {
+		return "1 " + c.Units[unit][0]
+	}
+	return fmt.Sprintf("%d %s", n, c.Units[unit][1])
+}
