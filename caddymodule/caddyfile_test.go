@@ -73,6 +73,66 @@ func TestUnmarshalCaddyfileFullExample(t *testing.T) {
 	}
 }
 
+func TestUnmarshalCaddyfileMailersDeliveryAndNames(t *testing.T) {
+	g, err := parse(t, `email_otp {
+		allow *
+		mailer mailgun {
+			domain mg.example.com
+			api_key {env.MAILGUN_API_KEY}
+			from "Docs <docs@mg.example.com>"
+			region eu
+			timeout 5s
+		}
+		delivery {
+			workers 2
+			capacity 50
+			attempts 3
+			first_retry 1s
+			max_retry 30s
+			drain_timeout 5s
+		}
+		display_name "Shared documents"
+		display_name contoso.example.com "Contoso"
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mailer map[string]any
+	_ = json.Unmarshal(g.MailerRaw, &mailer)
+	if mailer["module"] != "mailgun" || mailer["api_key"] != "{env.MAILGUN_API_KEY}" || mailer["region"] != "eu" || mailer["domain"] != "mg.example.com" {
+		t.Errorf("mailer JSON = %s", g.MailerRaw)
+	}
+	d := g.Delivery
+	if d == nil || d.Workers != 2 || d.Capacity != 50 || d.Attempts != 3 || time.Duration(d.FirstRetry) != time.Second ||
+		time.Duration(d.MaxRetry) != 30*time.Second || time.Duration(d.DrainTimeout) != 5*time.Second {
+		t.Errorf("delivery = %+v", d)
+	}
+	if g.DisplayName != "Shared documents" || g.DisplayNames["contoso.example.com"] != "Contoso" {
+		t.Errorf("display names %q %v", g.DisplayName, g.DisplayNames)
+	}
+	if g.displayName("contoso.example.com") != "Contoso" || g.displayName("other") != "Shared documents" {
+		t.Error("displayName does not prefer the tenant's own name")
+	}
+
+	g, err = parse(t, `email_otp {
+		allow *
+		mailer smtp {
+			host smtp.example.com
+			from docs@example.com
+			auth login
+			ca_file /etc/ssl/relay-ca.pem
+			insecure_skip_verify
+		}
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.Unmarshal(g.MailerRaw, &mailer)
+	if mailer["auth"] != "login" || mailer["ca_file"] != "/etc/ssl/relay-ca.pem" || mailer["insecure_skip_verify"] != true {
+		t.Errorf("smtp JSON = %s", g.MailerRaw)
+	}
+}
+
 func TestUnmarshalCaddyfileTenantForms(t *testing.T) {
 	for input, want := range map[string]TenantConfig{
 		"email_otp {\n tenant host\n allow *\n}":           {From: "host"},
