@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -72,14 +73,14 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return err
 			}
-			dur, err := caddy.ParseDuration(val)
-			if err != nil || dur <= 0 {
-				return d.Errf("%s %q: use a positive duration such as 30m, 24h or 90s", opt, val)
+			dur, err := parsePositiveDuration(opt, val)
+			if err != nil {
+				return d.Err(err.Error())
 			}
 			if opt == "code_ttl" {
-				g.CodeTTL = caddy.Duration(dur)
+				g.CodeTTL = dur
 			} else {
-				g.SessionTTL = caddy.Duration(dur)
+				g.SessionTTL = dur
 			}
 		case "code_length", "max_attempts":
 			val, err := oneArg(d, opt)
@@ -224,16 +225,51 @@ func (g *Gateway) unmarshalDelivery(d *caddyfile.Dispenser) error {
 			}
 			*p = n
 		} else if p, ok := durations[opt]; ok {
-			dur, err := caddy.ParseDuration(val)
-			if err != nil || dur <= 0 {
-				return d.Errf("delivery %s %q: use a positive duration such as 2s", opt, val)
+			if *p, err = parsePositiveDuration("delivery "+opt, val); err != nil {
+				return d.Err(err.Error())
 			}
-			*p = caddy.Duration(dur)
 		} else {
 			return d.Errf("delivery: unknown option %q (use workers, capacity, attempts, first_retry, max_retry, drain_timeout)", opt)
 		}
 	}
 	return nil
+}
+
+// unmarshalModuleBlock reads a guest module's Caddyfile form: its name, no
+// arguments, then a block of one option per line. Flags take no value; every
+// other option takes exactly one, handed to set. Errors name the module.
+func unmarshalModuleBlock(d *caddyfile.Dispenser, what string, flags map[string]*bool, set func(opt, val string) error) error {
+	d.Next() // the module name
+	if d.NextArg() {
+		return d.Errf("%s takes its options in a block, not %q", what, d.Val())
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if flag, ok := flags[opt]; ok {
+			if d.NextArg() {
+				return d.Errf("%s: %s takes no value", what, opt)
+			}
+			*flag = true
+			continue
+		}
+		var val string
+		if !d.AllArgs(&val) {
+			return d.Errf("%s: %s takes exactly one value", what, opt)
+		}
+		if err := set(opt, val); err != nil {
+			return d.Errf("%s: %v", what, err)
+		}
+	}
+	return nil
+}
+
+// parsePositiveDuration parses a Caddy duration that must be above zero.
+func parsePositiveDuration(opt, val string) (caddy.Duration, error) {
+	dur, err := caddy.ParseDuration(val)
+	if err != nil || dur <= 0 {
+		return 0, fmt.Errorf("%s %q: use a positive duration such as 2s, 30m or 24h", opt, val)
+	}
+	return caddy.Duration(dur), nil
 }
 
 func oneArg(d *caddyfile.Dispenser, opt string) (string, error) {

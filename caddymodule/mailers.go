@@ -79,14 +79,9 @@ func (m *DevMailer) Messages() []devmail.Entry { return m.outbox.Messages() }
 //
 //	mailer dev
 func (m *DevMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the module name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	if d.NextBlock(0) {
-		return d.Errf("mailer dev takes no options, got %q", d.Val())
-	}
-	return nil
+	return unmarshalModuleBlock(d, "mailer dev", nil, func(opt, _ string) error {
+		return fmt.Errorf("takes no options, got %q", opt)
+	})
 }
 
 // SMTPMailer delivers through an SMTP relay, one connection per message.
@@ -171,30 +166,16 @@ func (m *SMTPMailer) Send(ctx context.Context, msg flow.Message) error {
 //		insecure_skip_verify
 //	}
 func (m *SMTPMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the module name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		if opt == "insecure_skip_verify" {
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			m.InsecureSkipVerify = true
-			continue
-		}
-		var val string
-		if !d.AllArgs(&val) {
-			return d.Errf("mailer smtp: %s takes exactly one value", opt)
-		}
+	flags := map[string]*bool{"insecure_skip_verify": &m.InsecureSkipVerify}
+	return unmarshalModuleBlock(d, "mailer smtp", flags, func(opt, val string) error {
+		var err error
 		switch opt {
 		case "host":
 			m.Host = val
 		case "port":
-			p, err := strconv.Atoi(val)
-			if err != nil || p < 1 || p > 65535 {
-				return d.Errf("mailer smtp: port %q is not a port number", val)
+			p, perr := strconv.Atoi(val)
+			if perr != nil || p < 1 || p > 65535 {
+				return fmt.Errorf("port %q is not a port number", val)
 			}
 			m.Port = p
 		case "username":
@@ -204,30 +185,24 @@ func (m *SMTPMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "from":
 			m.From = val
 		case "tls":
-			switch val {
-			case smtpmail.TLSStartTLS, smtpmail.TLSImplicit, smtpmail.TLSNone:
-				m.TLS = val
-			default:
-				return d.Errf("mailer smtp: tls %q: use starttls, implicit or none", val)
+			if val != smtpmail.TLSStartTLS && val != smtpmail.TLSImplicit && val != smtpmail.TLSNone {
+				return fmt.Errorf("tls %q: use starttls, implicit or none", val)
 			}
+			m.TLS = val
 		case "timeout":
-			dur, err := caddy.ParseDuration(val)
-			if err != nil || dur <= 0 {
-				return d.Errf("mailer smtp: timeout %q is not a positive duration", val)
-			}
-			m.Timeout = caddy.Duration(dur)
+			m.Timeout, err = parsePositiveDuration(opt, val)
 		case "auth":
 			if val != smtpmail.AuthPlain && val != smtpmail.AuthLogin {
-				return d.Errf("mailer smtp: auth %q: use plain or login", val)
+				return fmt.Errorf("auth %q: use plain or login", val)
 			}
 			m.Auth = val
 		case "ca_file":
 			m.CAFile = val
 		default:
-			return d.Errf("mailer smtp: unknown option %q (use host, port, username, password, from, tls, timeout, auth, ca_file, insecure_skip_verify)", opt)
+			return fmt.Errorf("unknown option %q (use host, port, username, password, from, tls, timeout, auth, ca_file, insecure_skip_verify)", opt)
 		}
-	}
-	return nil
+		return err
+	})
 }
 
 // MailgunMailer delivers through Mailgun's HTTP API.
@@ -290,16 +265,8 @@ func (m *MailgunMailer) Send(ctx context.Context, msg flow.Message) error {
 //		timeout  <duration>
 //	}
 func (m *MailgunMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the module name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		var val string
-		if !d.AllArgs(&val) {
-			return d.Errf("mailer mailgun: %s takes exactly one value", opt)
-		}
+	return unmarshalModuleBlock(d, "mailer mailgun", nil, func(opt, val string) error {
+		var err error
 		switch opt {
 		case "domain":
 			m.Domain = val
@@ -309,22 +276,18 @@ func (m *MailgunMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			m.From = val
 		case "region":
 			if val != mailgunmail.RegionUS && val != mailgunmail.RegionEU {
-				return d.Errf("mailer mailgun: region %q: use us or eu", val)
+				return fmt.Errorf("region %q: use us or eu", val)
 			}
 			m.Region = val
 		case "api_base":
 			m.APIBase = val
 		case "timeout":
-			dur, err := caddy.ParseDuration(val)
-			if err != nil || dur <= 0 {
-				return d.Errf("mailer mailgun: timeout %q is not a positive duration", val)
-			}
-			m.Timeout = caddy.Duration(dur)
+			m.Timeout, err = parsePositiveDuration(opt, val)
 		default:
-			return d.Errf("mailer mailgun: unknown option %q (use domain, api_key, from, region, api_base, timeout)", opt)
+			return fmt.Errorf("unknown option %q (use domain, api_key, from, region, api_base, timeout)", opt)
 		}
-	}
-	return nil
+		return err
+	})
 }
 
 // Interface guards

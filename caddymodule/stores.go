@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -68,19 +69,10 @@ func (s *MemoryStore) Cleanup() error {
 //		max_revocations <n>
 //	}]
 func (s *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the module name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		var val string
-		if !d.AllArgs(&val) {
-			return d.Errf("store memory: %s takes exactly one number", opt)
-		}
+	return unmarshalModuleBlock(d, "store memory", nil, func(opt, val string) error {
 		n, err := strconv.Atoi(val)
 		if err != nil || n < 1 {
-			return d.Errf("store memory: %s %q is not a positive number", opt, val)
+			return fmt.Errorf("%s %q is not a positive number", opt, val)
 		}
 		switch opt {
 		case "max_challenges":
@@ -88,10 +80,10 @@ func (s *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "max_revocations":
 			s.MaxRevocations = n
 		default:
-			return d.Errf("store memory: unknown option %q (use max_challenges, max_revocations)", opt)
+			return fmt.Errorf("unknown option %q (use max_challenges, max_revocations)", opt)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Interface guards
