@@ -75,6 +75,11 @@ run_tests() {
 		echo "xcaddy.sh: some tests were skipped (listed above); a skipped test hides a missing dependency" >&2
 		exit 1
 	fi
+	echo "xcaddy.sh: benchmarks, once each, so they keep compiling and running" >&2
+	go test -count=1 -run '^$' -bench . -benchtime 1x ./... >"$log.bench" 2>&1 || {
+		cat "$log.bench" >&2
+		exit 1
+	}
 	passed=$(grep -c -- '--- PASS' "$log" || true)
 	echo "$passed passed, 0 failed"
 }
