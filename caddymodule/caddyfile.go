@@ -34,6 +34,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_attempts <1-100>              # default 5
 //		allow        <pattern...>         # required: * | *@domain | *@*.domain | address
 //		block        <pattern...>
+//		invite_only                       # invitations alone admit; allow may be empty
+//		consent                           # ask before the first redemption
 //		mailer       dev | smtp { … }     # default dev
 //		store        memory [{ … }]       # default memory
 //		keys         <base64 secret...>   # default: generated, kept in Caddy's storage
@@ -52,6 +54,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			tenant  <name>                # default X-Auth-Tenant
 //			method  <name>                # default X-Auth-Method
 //			expires <name>                # default X-Auth-Session-Expires
+//			status  <name>                # default X-Auth-Guest-Status
 //		}
 //	}
 //
@@ -125,6 +128,15 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				g.StoreRaw = raw
 			}
+		case "invite_only", "consent":
+			if d.NextArg() {
+				return d.Errf("%s takes no value", opt)
+			}
+			if opt == "invite_only" {
+				g.InviteOnly = true
+			} else {
+				g.Consent = true
+			}
 		case "templates":
 			val, err := oneArg(d, opt)
 			if err != nil {
@@ -170,8 +182,10 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					g.Headers.Method = val
 				case "expires":
 					g.Headers.Expires = val
+				case "status":
+					g.Headers.Status = val
 				default:
-					return d.Errf("headers: unknown header %q (use email, tenant, method, expires)", which)
+					return d.Errf("headers: unknown header %q (use email, tenant, method, expires, status)", which)
 				}
 			}
 		default:

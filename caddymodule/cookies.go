@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 )
 
 // Cookie base names; on HTTPS they get the __Host- (host and static tenants,
@@ -77,24 +78,25 @@ func cookieValues(r *http.Request, name string) []string {
 	return vals
 }
 
-// sessionOf returns the first session cookie value that opens for tenant t and
-// passes the service's checks. A store error fails closed.
-func (g *Gateway) authenticate(r *http.Request, t tenant) (flow.Session, bool, error) {
+// authenticate returns the first session cookie value that opens for tenant
+// t and passes the service's checks, with the guest's record. A store error
+// fails closed.
+func (g *Gateway) authenticate(r *http.Request, t tenant) (flow.Session, directory.Guest, bool, error) {
 	name := cookieName(r, t, sessionCookie)
 	for _, v := range cookieValues(r, name) {
 		var s flow.Session
 		if g.sessions.Open(sealName(name, t), v, &s) != nil {
 			continue
 		}
-		err := g.service.Authenticate(r.Context(), t.ID, s)
+		guest, err := g.service.Authenticate(r.Context(), t.ID, s)
 		if err == nil {
-			return s, true, nil
+			return s, guest, true, nil
 		}
 		if !isSessionRefusal(err) {
-			return flow.Session{}, false, err
+			return flow.Session{}, directory.Guest{}, false, err
 		}
 	}
-	return flow.Session{}, false, nil
+	return flow.Session{}, directory.Guest{}, false, nil
 }
 
 func isSessionRefusal(err error) bool {
@@ -120,6 +122,8 @@ type pendingState struct {
 	Email     string `json:"e,omitempty"`
 	RD        string `json:"r,omitempty"`
 	Expires   int64  `json:"x"`
+	// Held is a verified session waiting for the guest's consent.
+	Held *flow.Session `json:"h,omitempty"`
 }
 
 // loadPending returns this browser's pending state for t, or a fresh one.

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 	"github.com/otpgate/caddy-email-otp/templates"
 )
 
@@ -31,6 +32,7 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, t tenant
 		"send":    {post: g.postSend},
 		"verify":  {get: g.getVerify, post: g.postVerify},
 		"signout": {get: g.getSignOut, post: g.postSignOut},
+		"consent": {get: g.getConsent, post: g.postConsent},
 		"session": {get: g.getSession},
 		"outbox":  {get: g.serveOutbox},
 	}
@@ -177,11 +179,14 @@ func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
 	p, _ := g.loadPending(r, t)
 	q := r.URL.Query()
 	email := p.Email
-	if q.Get("change") != "" {
+	if hint, err := flow.ParseAddress(q.Get("email")); err == nil {
+		email = hint // an invitation link names the invited address
+	} else if q.Get("change") != "" {
 		email = ""
 	}
-	// The challenge is abandoned; the nonce and remembered address stay.
-	p.Challenge = ""
+	// The challenge and any held session are abandoned; the nonce and the
+	// remembered address stay.
+	p.Challenge, p.Held = "", nil
 	if err := g.savePending(w, r, t, p); err != nil {
 		g.internalError(w, r, t, err)
 		return
@@ -306,20 +311,17 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 	}
 	switch res.Outcome {
 	case flow.Verified:
-		if err := g.setSession(w, r, t, res.Session); err != nil {
-			g.internalError(w, r, t, err)
+		if res.NeedsConsent {
+			p.Challenge, p.Held = "", &res.Session
+			if err := g.savePending(w, r, t, p); err != nil {
+				g.internalError(w, r, t, err)
+				return
+			}
+			g.logger.Info("code verified; asking for consent", g.eventFields(r, t, res.Email)...)
+			http.Redirect(w, r, t.Base()+"consent", http.StatusSeeOther)
 			return
 		}
-		// A fresh nonce: nothing from before sign-in carries over.
-		rd := safeRD(p.RD, t)
-		p = pendingState{Nonce: flow.RandomToken(), Email: res.Session.Email}
-		if err := g.savePending(w, r, t, p); err != nil {
-			g.internalError(w, r, t, err)
-			return
-		}
-		g.logger.Info("session issued", g.eventFields(r, t, res.Session.Email,
-			zap.Time("expires", res.Session.Expiry()))...)
-		http.Redirect(w, r, rd, http.StatusSeeOther)
+		g.issueSession(w, r, t, p, res.Session)
 	case flow.WrongCode:
 		g.logger.Info("verify failed: wrong code", g.eventFields(r, t, res.Email, zap.Int("tries_left", res.TriesLeft))...)
 		msg := "That code is not right. You have " + plural(res.TriesLeft, "try", "tries") + " left."
@@ -336,8 +338,80 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 	}
 }
 
+// issueSession sets the session cookie and sends the guest on to the link
+// they first opened.
+func (g *Gateway) issueSession(w http.ResponseWriter, r *http.Request, t tenant, p pendingState, s flow.Session) {
+	if err := g.setSession(w, r, t, s); err != nil {
+		g.internalError(w, r, t, err)
+		return
+	}
+	// A fresh nonce: nothing from before sign-in carries over.
+	rd := safeRD(p.RD, t)
+	if err := g.savePending(w, r, t, pendingState{Nonce: flow.RandomToken(), Email: s.Email}); err != nil {
+		g.internalError(w, r, t, err)
+		return
+	}
+	g.logger.Info("session issued", g.eventFields(r, t, s.Email, zap.Time("expires", s.Expiry()))...)
+	http.Redirect(w, r, rd, http.StatusSeeOther)
+}
+
+func (g *Gateway) getConsent(w http.ResponseWriter, r *http.Request, t tenant) {
+	p, _ := g.loadPending(r, t)
+	if p.Held == nil {
+		g.backToSignIn(w, r, t, p, "")
+		return
+	}
+	g.page(w, r, t, http.StatusOK, templates.PageConsent, templates.PageData{
+		CSRF: g.csrfToken(t, p.Nonce), Email: p.Held.Email, RD: safeRD(p.RD, t),
+	})
+}
+
+// postConsent redeems the held session on "accept"; "cancel" drops it and
+// nothing is recorded.
+func (g *Gateway) postConsent(w http.ResponseWriter, r *http.Request, t tenant) {
+	p, form, ok := g.readPendingForm(w, r, t, "decision", link{t.Base() + "signin", "Go to sign-in"})
+	if !ok {
+		return
+	}
+	held := p.Held
+	if held == nil || held.Tenant != t.ID || g.service.Now().Unix() >= held.ExpiresAt {
+		g.backToSignIn(w, r, t, p, "")
+		return
+	}
+	if form["decision"] != "accept" {
+		p.Held = nil
+		if err := g.savePending(w, r, t, p); err != nil {
+			g.internalError(w, r, t, err)
+			return
+		}
+		g.logger.Info("consent declined; not signed in", g.eventFields(r, t, held.Email)...)
+		g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{
+			Notice: "You did not sign in, and " + g.displayName(t.ID) + " was not told your address.",
+		})
+		return
+	}
+	if _, err := g.service.Redeem(r.Context(), *held); errors.Is(err, directory.ErrRevoked) {
+		g.backToSignIn(w, r, t, p, "")
+		return
+	} else if err != nil {
+		g.internalError(w, r, t, err)
+		return
+	}
+	g.issueSession(w, r, t, p, *held)
+}
+
+// forbidden answers a signed-in guest whom this route's policy or the
+// guest's own paths do not admit: a page, never a redirect loop.
+func (g *Gateway) forbidden(w http.ResponseWriter, r *http.Request, t tenant, email string) {
+	g.logger.Info("access refused: signed in, not admitted here", g.eventFields(r, t, email, zap.String("path", r.URL.Path))...)
+	g.page(w, r, t, http.StatusForbidden, templates.PageForbidden, templates.PageData{
+		Email: email,
+		RD:    safeRD(r.URL.RequestURI(), t),
+	})
+}
+
 func (g *Gateway) getSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
-	s, ok, err := g.authenticate(r, t)
+	s, _, ok, err := g.authenticate(r, t)
 	if err != nil {
 		g.internalError(w, r, t, err)
 		return
@@ -352,7 +426,7 @@ func (g *Gateway) getSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
 }
 
 func (g *Gateway) postSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
-	s, ok, err := g.authenticate(r, t)
+	s, _, ok, err := g.authenticate(r, t)
 	if err != nil {
 		g.internalError(w, r, t, err)
 		return
@@ -379,6 +453,7 @@ func (g *Gateway) postSignOut(w http.ResponseWriter, r *http.Request, t tenant) 
 type sessionJSON struct {
 	Email    string    `json:"email"`
 	Tenant   string    `json:"tenant"`
+	Status   string    `json:"status"`
 	IssuedAt time.Time `json:"issued_at"`
 	Expires  time.Time `json:"expires"`
 }
@@ -386,7 +461,7 @@ type sessionJSON struct {
 func (g *Gateway) getSession(w http.ResponseWriter, r *http.Request, t tenant) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
-	s, ok, err := g.authenticate(r, t)
+	s, guest, ok, err := g.authenticate(r, t)
 	switch {
 	case err != nil:
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -396,7 +471,7 @@ func (g *Gateway) getSession(w http.ResponseWriter, r *http.Request, t tenant) {
 		_, _ = w.Write([]byte(`{"error":"no session"}` + "\n"))
 	default:
 		_ = json.NewEncoder(w).Encode(sessionJSON{
-			Email: s.Email, Tenant: s.Tenant,
+			Email: s.Email, Tenant: s.Tenant, Status: string(guest.Status),
 			IssuedAt: time.Unix(s.IssuedAt, 0).UTC(), Expires: s.Expiry(),
 		})
 	}

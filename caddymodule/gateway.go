@@ -57,8 +57,15 @@ type Gateway struct {
 	// Who may sign in: "*", "*@example.com", "*@*.example.com" or an address.
 	// Required: an empty list is an error, not "everyone".
 	Allow []string `json:"allow,omitempty"`
-	// Who may not sign in, in the same forms; block beats allow. Default: none.
+	// Who may not sign in, in the same forms; block beats allow and
+	// invitations. Default: none.
 	Block []string `json:"block,omitempty"`
+	// Admit invited guests alone: the allow list may then be empty.
+	// Invitations admit in every mode. Default: false.
+	InviteOnly bool `json:"invite_only,omitempty"`
+	// Ask a guest to agree that the tenant sees their address before their
+	// first sign-in (redemption). Default: false.
+	Consent bool `json:"consent,omitempty"`
 	// How codes are mailed, a module in http.handlers.email_otp.mailers.
 	// Default: dev (logs the message, delivers nothing).
 	MailerRaw json.RawMessage `json:"mailer,omitempty" caddy:"namespace=http.handlers.email_otp.mailers inline_key=module"`
@@ -108,7 +115,11 @@ type HeaderNames struct {
 	Method string `json:"method,omitempty"`
 	// Default: X-Auth-Session-Expires.
 	Expires string `json:"expires,omitempty"`
+	// The guest's directory status (invited, redeemed). Default: X-Auth-Guest-Status.
+	Status string `json:"status,omitempty"`
 }
+
+func (h *HeaderNames) all() []string { return []string{h.Email, h.Tenant, h.Method, h.Expires, h.Status} }
 
 // CaddyModule returns the Caddy module information.
 func (Gateway) CaddyModule() caddy.ModuleInfo {
@@ -151,6 +162,7 @@ func (g *Gateway) applyDefaults() {
 		{&g.Headers.Tenant, "X-Auth-Tenant"},
 		{&g.Headers.Method, "X-Auth-Method"},
 		{&g.Headers.Expires, "X-Auth-Session-Expires"},
+		{&g.Headers.Status, "X-Auth-Guest-Status"},
 	} {
 		if *h.field == "" {
 			*h.field = h.def
@@ -186,10 +198,10 @@ func (g *Gateway) checkOptions() error {
 	if g.MaxAttempts < 1 || g.MaxAttempts > 100 {
 		return fmt.Errorf("max_attempts %d: use 1 to 100", g.MaxAttempts)
 	}
-	if _, err := flow.NewPolicy(g.Allow, g.Block); err != nil {
+	if _, err := flow.NewPolicy(g.Allow, g.Block, g.InviteOnly); err != nil {
 		return fmt.Errorf("allow/block: %w", err)
 	}
-	for _, h := range []string{g.Headers.Email, g.Headers.Tenant, g.Headers.Method, g.Headers.Expires} {
+	for _, h := range g.Headers.all() {
 		if !validHeaderName(h) {
 			return fmt.Errorf("headers: %q is not a valid header name", h)
 		}
@@ -205,7 +217,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err := g.checkOptions(); err != nil {
 		return err
 	}
-	policy, _ := flow.NewPolicy(g.Allow, g.Block) // checked above
+	policy, _ := flow.NewPolicy(g.Allow, g.Block, g.InviteOnly) // checked above
 
 	if g.MailerRaw == nil {
 		g.MailerRaw = json.RawMessage(`{"module":"dev"}`)
@@ -255,12 +267,15 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		Store:       g.store,
 		Dispatcher:  g.queue,
 		Compose:     g.composeCodeMail,
+		Guests:      guestDirectory(ctx),
+		Consent:     g.Consent,
 	})
 	if err != nil {
 		return err
 	}
+	registerGateway(g)
 	g.stripHeader = make(map[string]bool)
-	for _, h := range []string{g.Headers.Email, g.Headers.Tenant, g.Headers.Method, g.Headers.Expires} {
+	for _, h := range g.Headers.all() {
 		g.stripHeader[normalizeHeaderName(h)] = true
 	}
 	return nil
@@ -272,6 +287,7 @@ func (g *Gateway) Validate() error { return g.checkOptions() }
 // Cleanup implements caddy.CleanerUpper: the last config using a delivery
 // queue drains it.
 func (g *Gateway) Cleanup() error {
+	unregisterGateway(g)
 	if g.queueKey == "" {
 		return nil
 	}
@@ -326,7 +342,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		g.serveEndpoint(w, r, t, rest)
 		return nil
 	}
-	sess, ok, err := g.authenticate(r, t)
+	sess, guest, ok, err := g.authenticate(r, t)
 	if err != nil {
 		g.logger.Error("session check failed; refusing the request", zap.String("tenant", t.ID), zap.Error(err))
 		g.errorPage(w, r, t, http.StatusServiceUnavailable, "Sign-in is unavailable",
@@ -337,7 +353,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		g.askToSignIn(w, r, t)
 		return nil
 	}
-	g.passIdentity(r, sess)
+	// The session is the tenant's; whether it opens this route is this
+	// handler's policy and the guest's own paths.
+	if !g.service.Admits(guest) || !guest.Opens("/"+strings.TrimPrefix(r.URL.Path, t.Root)) {
+		g.forbidden(w, r, t, sess.Email)
+		return nil
+	}
+	g.passIdentity(r, sess, guest)
 	return next.ServeHTTP(w, r)
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 )
 
 // AuthMethod is the value of the method header.
@@ -44,16 +45,18 @@ func (g *Gateway) stripIdentityHeaders(h http.Header) {
 
 // passIdentity sets the identity headers and placeholders for the handlers
 // after the gateway, and keeps the gateway's cookies from reaching them.
-func (g *Gateway) passIdentity(r *http.Request, s flow.Session) {
+func (g *Gateway) passIdentity(r *http.Request, s flow.Session, guest directory.Guest) {
 	expires := s.Expiry().Format(time.RFC3339)
 	r.Header.Set(g.Headers.Email, s.Email)
 	r.Header.Set(g.Headers.Tenant, s.Tenant)
 	r.Header.Set(g.Headers.Method, AuthMethod)
 	r.Header.Set(g.Headers.Expires, expires)
+	r.Header.Set(g.Headers.Status, string(guest.Status))
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.auth.user.id", s.Email)
 		repl.Set("http.auth.user.email", s.Email)
 		repl.Set("http.auth.user.tenant", s.Tenant)
+		repl.Set("http.auth.user.status", string(guest.Status))
 	}
 	removeGatewayCookies(r)
 }

@@ -28,10 +28,10 @@ type rule struct {
 // NewPolicy parses allow and block patterns: "*" (everyone), "*@example.com"
 // (that domain), "*@*.example.com" (its subdomains) or a full address. An empty
 // allow list is an error rather than "everyone", so a forgotten line can't open
-// a tenant to the world.
-func NewPolicy(allow, block []string) (Policy, error) {
-	if len(allow) == 0 {
-		return Policy{}, errors.New("no one may sign in: add patterns such as '*@example.com' or 'alice@example.com', or '*' for everyone")
+// a tenant to the world, unless inviteOnly says that invitations alone admit.
+func NewPolicy(allow, block []string, inviteOnly bool) (Policy, error) {
+	if len(allow) == 0 && !inviteOnly {
+		return Policy{}, errors.New("no one may sign in: add patterns such as '*@example.com' or 'alice@example.com', '*' for everyone, or invite_only to admit invited guests alone")
 	}
 	var p Policy
 	var err error
@@ -96,15 +96,20 @@ func (r rule) matches(addr, domain string) bool {
 	return false
 }
 
-// Permits reports whether the canonical address addr may sign in.
-func (p Policy) Permits(addr string) bool {
+// Permits reports whether the canonical address addr may sign in by the
+// lists alone: allowed and not blocked.
+func (p Policy) Permits(addr string) bool { return p.Allowed(addr) && !p.Blocked(addr) }
+
+// Allowed reports whether a pattern of the allow list matches addr.
+func (p Policy) Allowed(addr string) bool { return anyMatch(p.allow, addr) }
+
+// Blocked reports whether a pattern of the block list matches addr; block
+// beats allow and invitations alike.
+func (p Policy) Blocked(addr string) bool { return anyMatch(p.block, addr) }
+
+func anyMatch(rules []rule, addr string) bool {
 	domain := addr[strings.LastIndexByte(addr, '@')+1:]
-	for _, r := range p.block {
-		if r.matches(addr, domain) {
-			return false
-		}
-	}
-	for _, r := range p.allow {
+	for _, r := range rules {
 		if r.matches(addr, domain) {
 			return true
 		}

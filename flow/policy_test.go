@@ -5,7 +5,7 @@ import "testing"
 func TestPolicy(t *testing.T) {
 	p, err := NewPolicy(
 		[]string{"*@Contoso.com", "*@*.partner.org", "alice@gmail.com"},
-		[]string{"*@blocked.contoso.com", "mallory@contoso.com", "*@*.bad.partner.org"},
+		[]string{"*@blocked.contoso.com", "mallory@contoso.com", "*@*.bad.partner.org"}, false,
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +33,7 @@ func TestPolicy(t *testing.T) {
 }
 
 func TestPolicyEveryoneButBlocked(t *testing.T) {
-	p, err := NewPolicy([]string{"*"}, []string{"*@mailinator.com"})
+	p, err := NewPolicy([]string{"*"}, []string{"*@mailinator.com"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,14 +43,17 @@ func TestPolicyEveryoneButBlocked(t *testing.T) {
 }
 
 func TestPolicyRejectsBadConfig(t *testing.T) {
-	if _, err := NewPolicy(nil, nil); err == nil {
+	if _, err := NewPolicy(nil, nil, false); err == nil {
 		t.Error("an empty allow list must be an error, not everyone")
 	}
+	if p, err := NewPolicy(nil, nil, true); err != nil || p.Permits("a@b.co") {
+		t.Errorf("invite_only with no allow list: %v, or it lets someone in by the lists", err)
+	}
 	for _, bad := range []string{"*@", "*.contoso.com", "contoso.com", "*@*", "a*@contoso.com", "*@contoso", "*@*.*.com"} {
-		if _, err := NewPolicy([]string{bad}, nil); err == nil {
+		if _, err := NewPolicy([]string{bad}, nil, false); err == nil {
 			t.Errorf("allow %q accepted", bad)
 		}
-		if _, err := NewPolicy([]string{"*"}, []string{bad}); err == nil {
+		if _, err := NewPolicy([]string{"*"}, []string{bad}, false); err == nil {
 			t.Errorf("block %q accepted", bad)
 		}
 	}

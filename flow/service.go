@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 )
 
 // Errors a Service returns; the HTTP layer maps each to a page.
@@ -28,6 +30,11 @@ type Config struct {
 	Dispatcher  Dispatcher
 	Compose     Composer
 	Clock       Clock // default SystemClock
+	// Guests is the guest directory: invitations admit, revocations and
+	// deletions end sessions, sign-ins are recorded. Required.
+	Guests *directory.Directory
+	// Consent asks a guest to agree before their first redemption.
+	Consent bool
 }
 
 // Service runs the sign-in state machine for one gateway configuration.
@@ -47,8 +54,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("code length %d: use 6 to 12 digits (NIST SP 800-63B asks for at least 6)", cfg.CodeLength)
 	case cfg.MaxAttempts < 1 || cfg.MaxAttempts > 100:
 		return nil, fmt.Errorf("max attempts %d: use 1 to 100", cfg.MaxAttempts)
-	case cfg.Keys == nil || cfg.Store == nil || cfg.Dispatcher == nil || cfg.Compose == nil:
-		return nil, errors.New("keys, store, dispatcher and composer are required")
+	case cfg.Keys == nil || cfg.Store == nil || cfg.Dispatcher == nil || cfg.Compose == nil || cfg.Guests == nil:
+		return nil, errors.New("keys, store, dispatcher, composer and guest directory are required")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
@@ -104,7 +111,10 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		MaxAttempts: s.cfg.MaxAttempts,
 		Delivery:    DeliveryQueued,
 	}
-	permitted := s.cfg.Policy.Permits(addr)
+	permitted, err := s.admits(ctx, req.Tenant, addr, now)
+	if err != nil {
+		return SendResult{}, err
+	}
 	env := Envelope{ChallengeID: ch.ID, Tenant: req.Tenant, Decoy: !permitted}
 	if permitted {
 		code, err := newCode(s.cfg.CodeLength)
@@ -139,6 +149,33 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		return SendResult{}, err
 	}
 	return SendResult{Challenge: ch, Permitted: permitted}, nil
+}
+
+// admits decides who gets a real code: not blocked, not revoked, and allowed
+// by the list or invited.
+func (s *Service) admits(ctx context.Context, tenant, addr string, now time.Time) (bool, error) {
+	if s.cfg.Policy.Blocked(addr) {
+		return false, nil
+	}
+	g, err := s.cfg.Guests.Get(ctx, tenant, addr)
+	switch {
+	case errors.Is(err, directory.ErrNotFound):
+		return s.cfg.Policy.Allowed(addr), nil
+	case err != nil:
+		return false, fmt.Errorf("reading the guest directory: %w", err)
+	case g.Status == directory.Revoked:
+		return false, nil
+	}
+	return s.cfg.Policy.Allowed(addr) || g.Invitation(now), nil
+}
+
+// Admits reports whether this configuration's lists and the guest's
+// invitation let the guest in: the per-route check for a signed-in guest.
+func (s *Service) Admits(g directory.Guest) bool {
+	if s.cfg.Policy.Blocked(g.Email) {
+		return false
+	}
+	return s.cfg.Policy.Allowed(g.Email) || g.Invitation(s.cfg.Clock.Now())
 }
 
 // Pending returns the live challenge id of tenant, or ErrChallengeNotFound.
@@ -180,6 +217,9 @@ type VerifyResult struct {
 	Email     string
 	Session   Session
 	Challenge Challenge // the state after the attempt
+	// NeedsConsent: the session may only be issued through Redeem, after the
+	// guest agreed; nothing was recorded yet.
+	NeedsConsent bool
 }
 
 // Verify checks a typed code against the challenge id of tenant. The code is
@@ -213,6 +253,21 @@ func (s *Service) Verify(ctx context.Context, tenant, id, typed string) (VerifyR
 			IssuedAt:  now.Unix(),
 			ExpiresAt: now.Add(s.cfg.SessionTTL).Unix(),
 		}
+		if s.cfg.Consent {
+			g, err := s.cfg.Guests.Get(ctx, ch.Tenant, ch.Email)
+			if err != nil && !errors.Is(err, directory.ErrNotFound) {
+				return VerifyResult{}, fmt.Errorf("reading the guest directory: %w", err)
+			}
+			if err != nil || g.Status != directory.Redeemed {
+				res.NeedsConsent = true
+				return res, nil
+			}
+		}
+		if _, err := s.Redeem(ctx, res.Session); errors.Is(err, directory.ErrRevoked) {
+			return VerifyResult{Outcome: Expired}, nil
+		} else if err != nil {
+			return VerifyResult{}, err
+		}
 	case AttemptMismatched:
 		res.Outcome = WrongCode
 	case AttemptExhausted:
@@ -223,25 +278,42 @@ func (s *Service) Verify(ctx context.Context, tenant, id, typed string) (VerifyR
 	return res, nil
 }
 
+// Redeem records a sign-in in the guest directory (redeeming an invitation)
+// and returns the guest's record. A revoked guest gets directory.ErrRevoked.
+func (s *Service) Redeem(ctx context.Context, sess Session) (directory.Guest, error) {
+	return s.cfg.Guests.RecordSignIn(ctx, sess.Tenant, sess.Email, s.cfg.Clock.Now())
+}
+
 // Authenticate checks a decoded session for tenant: right tenant, not past its
 // absolute expiry (nor past the configured TTL from issue, should the TTL have
-// been shortened), not revoked. A store error fails closed.
-func (s *Service) Authenticate(ctx context.Context, tenant string, sess Session) error {
+// been shortened), not signed out, and its guest neither deleted nor revoked
+// since. It returns the guest's record. A store error fails closed.
+func (s *Service) Authenticate(ctx context.Context, tenant string, sess Session) (directory.Guest, error) {
 	if sess.Tenant != tenant {
-		return ErrWrongTenant
+		return directory.Guest{}, ErrWrongTenant
 	}
-	now := s.cfg.Clock.Now().Unix()
-	if now >= sess.ExpiresAt || now >= sess.IssuedAt+int64(s.cfg.SessionTTL/time.Second)+1 {
-		return ErrSessionExpired
+	now := s.cfg.Clock.Now()
+	if now.Unix() >= sess.ExpiresAt || now.Unix() >= sess.IssuedAt+int64(s.cfg.SessionTTL/time.Second)+1 {
+		return directory.Guest{}, ErrSessionExpired
 	}
-	revoked, err := s.cfg.Store.SessionRevoked(ctx, sess.ID, s.cfg.Clock.Now())
+	revoked, err := s.cfg.Store.SessionRevoked(ctx, sess.ID, now)
 	if err != nil {
-		return fmt.Errorf("checking revocation: %w", err)
+		return directory.Guest{}, fmt.Errorf("checking revocation: %w", err)
 	}
 	if revoked {
-		return ErrSessionRevoked
+		return directory.Guest{}, ErrSessionRevoked
 	}
-	return nil
+	g, err := s.cfg.Guests.Get(ctx, tenant, sess.Email)
+	if errors.Is(err, directory.ErrNotFound) {
+		return directory.Guest{}, ErrSessionRevoked // the guest was deleted
+	}
+	if err != nil {
+		return directory.Guest{}, fmt.Errorf("reading the guest directory: %w", err)
+	}
+	if !g.SessionValid(time.Unix(sess.IssuedAt, 0)) {
+		return directory.Guest{}, ErrSessionRevoked
+	}
+	return g, nil
 }
 
 // SignOut revokes the session everywhere the store is shared.

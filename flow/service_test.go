@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/otpgate/caddy-email-otp/flow"
+
 	"github.com/otpgate/caddy-email-otp/flow/devmail"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 	"github.com/otpgate/caddy-email-otp/flow/memstore"
 )
 
@@ -32,6 +35,8 @@ type fixture struct {
 	clock  *fakeClock
 	outbox *devmail.Outbox
 	store  *memstore.Store
+	guests *directory.Directory
+	cfg    flow.Config
 }
 
 // direct delivers at once, so tests read the outbox right after Send; the
@@ -51,25 +56,36 @@ func newFixture(t *testing.T, dispatcher flow.Dispatcher) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy, err := flow.NewPolicy([]string{"*@contoso.com"}, []string{"*@blocked.contoso.com"})
+	policy, err := flow.NewPolicy([]string{"*@contoso.com"}, []string{"*@blocked.contoso.com"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{clock: &fakeClock{now: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}, outbox: devmail.New(10), store: memstore.New(memstore.Limits{})}
+	f.guests = directory.New(&certmagic.FileStorage{Path: t.TempDir()}, 100, time.Minute)
 	if dispatcher == nil {
 		dispatcher = direct(f.outbox)
 	}
-	f.svc, err = flow.New(flow.Config{
+	f.cfg = flow.Config{
 		CodeTTL: 30 * time.Minute, SessionTTL: 24 * time.Hour, CodeLength: 8, MaxAttempts: 5,
-		Policy: policy, Keys: keys, Store: f.store, Dispatcher: dispatcher, Clock: f.clock,
+		Policy: policy, Keys: keys, Store: f.store, Dispatcher: dispatcher, Clock: f.clock, Guests: f.guests,
 		Compose: func(m flow.CodeMail) (flow.Message, error) {
 			return flow.Message{To: m.To, Subject: "code", Text: "code: " + m.Code + " for " + m.Tenant}, nil
 		},
-	})
+	}
+	f.svc = mustService(t, f, func(*flow.Config) {})
+	return f
+}
+
+// mustService builds a service from the fixture's config as mut changes it.
+func mustService(t *testing.T, f *fixture, mut func(*flow.Config)) *flow.Service {
+	t.Helper()
+	cfg := f.cfg
+	mut(&cfg)
+	svc, err := flow.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+	return svc
 }
 
 var codeRE = regexp.MustCompile(`code: (\d+)`)
@@ -112,10 +128,10 @@ func TestCodeLifecycle(t *testing.T) {
 	if s.Email != "bob@contoso.com" || s.Tenant != "acme" || s.ExpiresAt-s.IssuedAt != 24*3600 || s.ID == "" {
 		t.Fatalf("session = %+v", s)
 	}
-	if err := f.svc.Authenticate(ctx, "acme", s); err != nil {
+	if _, err := f.svc.Authenticate(ctx, "acme", s); err != nil {
 		t.Fatalf("Authenticate: %v", err)
 	}
-	if err := f.svc.Authenticate(ctx, "globex", s); !errors.Is(err, flow.ErrWrongTenant) {
+	if _, err := f.svc.Authenticate(ctx, "globex", s); !errors.Is(err, flow.ErrWrongTenant) {
 		t.Fatalf("other tenant: %v", err)
 	}
 	// Single use.
@@ -124,11 +140,11 @@ func TestCodeLifecycle(t *testing.T) {
 	}
 	// 24 hours later the session is over, with no sliding.
 	f.clock.Advance(24*time.Hour - time.Second)
-	if err := f.svc.Authenticate(ctx, "acme", s); err != nil {
+	if _, err := f.svc.Authenticate(ctx, "acme", s); err != nil {
 		t.Fatalf("just before expiry: %v", err)
 	}
 	f.clock.Advance(time.Second)
-	if err := f.svc.Authenticate(ctx, "acme", s); !errors.Is(err, flow.ErrSessionExpired) {
+	if _, err := f.svc.Authenticate(ctx, "acme", s); !errors.Is(err, flow.ErrSessionExpired) {
 		t.Fatalf("at expiry: %v", err)
 	}
 }
@@ -271,7 +287,7 @@ func TestSignOutRevokes(t *testing.T) {
 	if err := f.svc.SignOut(ctx, res.Session); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.Authenticate(ctx, "acme", res.Session); !errors.Is(err, flow.ErrSessionRevoked) {
+	if _, err := f.svc.Authenticate(ctx, "acme", res.Session); !errors.Is(err, flow.ErrSessionRevoked) {
 		t.Fatalf("after sign-out: %v", err)
 	}
 }
@@ -315,6 +331,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	keys, _ := flow.NewKeys(flow.NewSecret())
 	base := flow.Config{CodeTTL: time.Minute, SessionTTL: time.Hour, CodeLength: 8, MaxAttempts: 5,
 		Keys: keys, Store: memstore.New(memstore.Limits{}), Dispatcher: direct(devmail.New(1)),
+		Guests:  directory.New(&certmagic.FileStorage{Path: t.TempDir()}, 10, time.Minute),
 		Compose: func(flow.CodeMail) (flow.Message, error) { return flow.Message{}, nil }}
 	for name, mut := range map[string]func(*flow.Config){
 		"zero code ttl":    func(c *flow.Config) { c.CodeTTL = 0 },
@@ -331,5 +348,113 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := flow.NewKeys(make([]byte, 16)); err == nil {
 		t.Error("a 16-byte secret was accepted")
+	}
+}
+
+// invite makes an admin invitation for addr.
+func (f *fixture) invite(t *testing.T, tenant, addr string, expires *time.Time) {
+	t.Helper()
+	_, err := f.guests.Update(context.Background(), tenant, addr, f.clock.Now(), func(g *directory.Guest, _ bool) (bool, error) {
+		now := f.clock.Now()
+		g.Status, g.InvitedAt, g.InviteExpires, g.InvitedBy = directory.Invited, &now, expires, "ops@example.com"
+		return false, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInvitationAdmitsOutsideTheAllowList(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	ch, code := f.send(t, "acme", "guest@gmail.com")
+	if code != "" {
+		t.Fatal("an uninvited, unlisted address got a code")
+	}
+	f.invite(t, "acme", "guest@gmail.com", nil)
+	ch, code = f.send(t, "acme", "guest@gmail.com")
+	if code == "" {
+		t.Fatal("an invited address got no code")
+	}
+	res, err := f.svc.Verify(ctx, "acme", ch.ID, code)
+	if err != nil || res.Outcome != flow.Verified {
+		t.Fatalf("verify: %+v %v", res, err)
+	}
+	g, err := f.svc.Authenticate(ctx, "acme", res.Session)
+	if err != nil || g.Status != directory.Redeemed || g.RedeemedAt == nil || g.LastSignIn == nil {
+		t.Fatalf("after sign-in: %+v %v", g, err)
+	}
+	if !f.svc.Admits(g) {
+		t.Error("the invited guest is not admitted")
+	}
+}
+
+func TestExpiredInvitationAndBlockListRefuse(t *testing.T) {
+	f := newFixture(t, nil)
+	past := f.clock.Now().Add(-time.Minute)
+	f.invite(t, "acme", "late@gmail.com", &past)
+	if _, code := f.send(t, "acme", "late@gmail.com"); code != "" {
+		t.Error("an expired invitation got a code")
+	}
+	f.invite(t, "acme", "x@blocked.contoso.com", nil)
+	if _, code := f.send(t, "acme", "x@blocked.contoso.com"); code != "" {
+		t.Error("an invitation beat the block list")
+	}
+}
+
+func TestRevokedOrDeletedGuestLosesSessionsAndCodes(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	ch, code := f.send(t, "acme", "bob@contoso.com")
+	res, _ := f.svc.Verify(ctx, "acme", ch.ID, code)
+	pending, pendingCode := f.send(t, "acme", "bob@contoso.com")
+
+	f.clock.Advance(1500 * time.Millisecond)
+	_, err := f.guests.Update(ctx, "acme", "bob@contoso.com", f.clock.Now(), func(g *directory.Guest, _ bool) (bool, error) {
+		g.Status = directory.Revoked
+		g.VoidSessions(f.clock.Now())
+		return false, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Authenticate(ctx, "acme", res.Session); !errors.Is(err, flow.ErrSessionRevoked) {
+		t.Errorf("session after revocation: %v", err)
+	}
+	if r, _ := f.svc.Verify(ctx, "acme", pending.ID, pendingCode); r.Outcome == flow.Verified {
+		t.Error("a code sent before the revocation still signs in")
+	}
+	if _, code := f.send(t, "acme", "bob@contoso.com"); code != "" {
+		t.Error("a revoked guest got a code")
+	}
+	// Deleted: the record is gone, and so are the sessions.
+	other, otherCode := f.send(t, "acme", "carol@contoso.com")
+	r2, _ := f.svc.Verify(ctx, "acme", other.ID, otherCode)
+	if _, err := f.guests.Update(ctx, "acme", "carol@contoso.com", f.clock.Now(), func(*directory.Guest, bool) (bool, error) { return true, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Authenticate(ctx, "acme", r2.Session); !errors.Is(err, flow.ErrSessionRevoked) {
+		t.Errorf("session after deletion: %v", err)
+	}
+}
+
+func TestConsentHoldsTheRedemption(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	f.svc = mustService(t, f, func(c *flow.Config) { c.Consent = true })
+	ch, code := f.send(t, "acme", "dora@contoso.com")
+	res, err := f.svc.Verify(ctx, "acme", ch.ID, code)
+	if err != nil || res.Outcome != flow.Verified || !res.NeedsConsent {
+		t.Fatalf("first sign-in: %+v %v", res, err)
+	}
+	if _, err := f.guests.Get(ctx, "acme", "dora@contoso.com"); !errors.Is(err, directory.ErrNotFound) {
+		t.Fatalf("recorded before consent: %v", err)
+	}
+	if g, err := f.svc.Redeem(ctx, res.Session); err != nil || g.Status != directory.Redeemed {
+		t.Fatalf("redeem: %+v %v", g, err)
+	}
+	ch, code = f.send(t, "acme", "dora@contoso.com")
+	if res, _ := f.svc.Verify(ctx, "acme", ch.ID, code); res.NeedsConsent {
+		t.Error("consent asked again after redemption")
 	}
 }

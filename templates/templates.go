@@ -30,9 +30,11 @@ const (
 	PageSignedOut = "signedout"
 	PageError     = "error"
 	PageOutbox    = "outbox"
+	PageConsent   = "consent"
+	PageForbidden = "forbidden"
 )
 
-var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox}
+var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox, PageConsent, PageForbidden}
 
 // PageData is what every page template receives. Fields a page doesn't use are
 // zero. Everything is escaped by html/template.

@@ -1,0 +1,289 @@
+// Package directory is the guest directory: one record per tenant and
+// address (invited or redeemed, by whom and when, last sign-in, the paths it
+// opens), kept in a key-value storage that every node shares (Caddy's storage
+// in production) behind a short-lived cache, so the check on every request is
+// a memory lookup.
+package directory
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+)
+
+// Status of a guest.
+type Status string
+
+// Statuses.
+const (
+	Invited  Status = "invited"  // invited, not signed in yet
+	Redeemed Status = "redeemed" // signed in at least once since the invitation (or reset)
+	Revoked  Status = "revoked"  // may not sign in; sessions ended
+)
+
+// SourceOTP is the only identity source: the guest proved the mailbox.
+const SourceOTP = "otp"
+
+// Guest is one record.
+type Guest struct {
+	Tenant        string     `json:"tenant"`
+	Email         string     `json:"email"`
+	Status        Status     `json:"status"`
+	Source        string     `json:"source"`
+	InvitedBy     string     `json:"invited_by,omitempty"`
+	InvitedAt     *time.Time `json:"invited_at,omitempty"`
+	InviteExpires *time.Time `json:"invite_expires,omitempty"`
+	RedeemedAt    *time.Time `json:"redeemed_at,omitempty"`
+	LastSignIn    *time.Time `json:"last_sign_in,omitempty"`
+	// Paths, if any, are the path prefixes (inside the tenant) the guest may
+	// open; none means the whole tenant.
+	Paths []string `json:"paths,omitempty"`
+	// SessionsNotBefore voids the sessions issued before it (revoke, reset).
+	SessionsNotBefore *time.Time `json:"sessions_not_before,omitempty"`
+	UpdatedAt         time.Time  `json:"updated_at"`
+}
+
+// MayGetCode reports whether the record lets the guest ask for a code at now:
+// redeemed, or invited and the invitation not expired.
+func (g Guest) MayGetCode(now time.Time) bool {
+	switch g.Status {
+	case Redeemed:
+		return true
+	case Invited:
+		return g.InviteExpires == nil || now.Before(*g.InviteExpires)
+	}
+	return false
+}
+
+// Invitation reports whether an admin invited the guest and the invitation
+// still admits them (redeemed, or not expired); a record made by a sign-in
+// through the allow list admits nobody by itself.
+func (g Guest) Invitation(now time.Time) bool {
+	return g.InvitedAt != nil && g.MayGetCode(now)
+}
+
+// SessionValid reports whether a session issued at issued is still good.
+func (g Guest) SessionValid(issued time.Time) bool {
+	if g.Status == Revoked {
+		return false
+	}
+	return g.SessionsNotBefore == nil || !issued.Before(*g.SessionsNotBefore)
+}
+
+// Opens reports whether the guest may open rel, a path relative to the
+// tenant root ("/docs/a.pdf").
+func (g Guest) Opens(rel string) bool {
+	if len(g.Paths) == 0 {
+		return true
+	}
+	for _, p := range g.Paths {
+		if rel == strings.TrimSuffix(p, "/") || strings.HasPrefix(rel, strings.TrimSuffix(p, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckPaths validates path prefixes: absolute, clean, no query.
+func CheckPaths(paths []string) error {
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#\\\x00") || path.Clean(p) != strings.TrimSuffix(p, "/") && p != "/" {
+			return fmt.Errorf("path %q: use a clean absolute path such as /reports/", p)
+		}
+	}
+	return nil
+}
+
+// KV is the storage the directory needs; certmagic.Storage (Caddy's) is one.
+// Load answers an error wrapping fs.ErrNotExist for a missing key.
+type KV interface {
+	Lock(ctx context.Context, name string) error
+	Unlock(ctx context.Context, name string) error
+	Store(ctx context.Context, key string, value []byte) error
+	Load(ctx context.Context, key string) ([]byte, error)
+	Delete(ctx context.Context, key string) error
+	List(ctx context.Context, path string, recursive bool) ([]string, error)
+}
+
+// Errors.
+var (
+	ErrNotFound = errors.New("no such guest")
+	ErrRevoked  = errors.New("the guest's access was revoked")
+)
+
+const prefix = "email_otp/guests"
+
+// Directory reads and writes guests.
+type Directory struct {
+	kv    KV
+	cache *Cache
+}
+
+// Cache holds recently read records; directories that share one see each
+// other's changes at once.
+type Cache = expirable.LRU[string, cached]
+
+type cached struct {
+	guest Guest
+	found bool
+}
+
+// NewCache returns a cache of size records, each kept for ttl: a change made
+// through a directory with another cache (another node) is seen within ttl.
+func NewCache(size int, ttl time.Duration) *Cache {
+	return expirable.NewLRU[string, cached](size, nil, ttl)
+}
+
+// New returns a directory on kv with its own cache.
+func New(kv KV, cacheSize int, ttl time.Duration) *Directory {
+	return WithCache(kv, NewCache(cacheSize, ttl))
+}
+
+// WithCache returns a directory on kv that shares cache.
+func WithCache(kv KV, cache *Cache) *Directory {
+	return &Directory{kv: kv, cache: cache}
+}
+
+func tenantDir(tenant string) string { return prefix + "/" + url.PathEscape(tenant) }
+
+func key(tenant, email string) string {
+	h := sha256.Sum256([]byte(email))
+	return tenantDir(tenant) + "/" + hex.EncodeToString(h[:16]) + ".json"
+}
+
+// Get returns the guest, or ErrNotFound.
+func (d *Directory) Get(ctx context.Context, tenant, email string) (Guest, error) {
+	k := key(tenant, email)
+	if c, ok := d.cache.Get(k); ok {
+		if !c.found {
+			return Guest{}, ErrNotFound
+		}
+		return c.guest, nil
+	}
+	g, err := d.load(ctx, k)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		d.cache.Add(k, cached{})
+	case err == nil:
+		d.cache.Add(k, cached{guest: g, found: true})
+	}
+	return g, err
+}
+
+func (d *Directory) load(ctx context.Context, k string) (Guest, error) {
+	data, err := d.kv.Load(ctx, k)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Guest{}, ErrNotFound
+	}
+	if err != nil {
+		return Guest{}, err
+	}
+	var g Guest
+	if err := json.Unmarshal(data, &g); err != nil {
+		return Guest{}, fmt.Errorf("guest record %s is damaged: %w", k, err)
+	}
+	return g, nil
+}
+
+// List returns the tenant's guests, sorted by address.
+func (d *Directory) List(ctx context.Context, tenant string) ([]Guest, error) {
+	keys, err := d.kv.List(ctx, tenantDir(tenant), false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return []Guest{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	guests := make([]Guest, 0, len(keys))
+	for _, k := range keys {
+		if !strings.HasSuffix(k, ".json") {
+			continue
+		}
+		g, err := d.load(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted while listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		guests = append(guests, g)
+	}
+	slices.SortFunc(guests, func(a, b Guest) int { return strings.Compare(a.Email, b.Email) })
+	return guests, nil
+}
+
+// Update changes one guest under the storage's lock, so two nodes (or an
+// admin and a sign-in) can't overwrite each other. change gets the current
+// record and whether it exists; it returns the record to store, or remove
+// true to delete it, or an error to change nothing.
+func (d *Directory) Update(ctx context.Context, tenant, email string, now time.Time,
+	change func(g *Guest, exists bool) (remove bool, err error)) (Guest, error) {
+	k := key(tenant, email)
+	if err := d.kv.Lock(ctx, k); err != nil {
+		return Guest{}, err
+	}
+	defer d.kv.Unlock(context.WithoutCancel(ctx), k) //nolint:errcheck // the lock expires by itself
+	defer d.cache.Remove(k)
+	g, err := d.load(ctx, k)
+	exists := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Guest{}, err
+	}
+	if !exists {
+		g = Guest{Tenant: tenant, Email: email, Source: SourceOTP}
+	}
+	remove, err := change(&g, exists)
+	if err != nil {
+		return Guest{}, err
+	}
+	if remove {
+		if !exists {
+			return Guest{}, ErrNotFound
+		}
+		return g, d.kv.Delete(ctx, k)
+	}
+	g.UpdatedAt = now.UTC()
+	data, err := json.Marshal(g)
+	if err != nil {
+		return Guest{}, err
+	}
+	return g, d.kv.Store(ctx, k, data)
+}
+
+// VoidSessions ends every session of g issued up to now. Sessions carry whole
+// seconds, so the cut is rounded up: a sign-in in the same second as the cut
+// is void too (the guest signs in again), never the other way round.
+func (g *Guest) VoidSessions(now time.Time) {
+	t := now.UTC().Truncate(time.Second)
+	if !t.Equal(now.UTC()) {
+		t = t.Add(time.Second)
+	}
+	g.SessionsNotBefore = &t
+}
+
+// RecordSignIn notes a successful sign-in: it creates the record of a guest
+// who came through the allow list, and redeems an invitation.
+func (d *Directory) RecordSignIn(ctx context.Context, tenant, email string, now time.Time) (Guest, error) {
+	return d.Update(ctx, tenant, email, now, func(g *Guest, _ bool) (bool, error) {
+		if g.Status == Revoked {
+			return false, ErrRevoked
+		}
+		t := now.UTC()
+		if g.Status != Redeemed {
+			g.Status, g.RedeemedAt = Redeemed, &t
+		}
+		g.LastSignIn = &t
+		return false, nil
+	})
+}
