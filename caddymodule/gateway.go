@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 	"github.com/otpgate/caddy-email-otp/templates"
 )
 
@@ -96,6 +97,8 @@ type Gateway struct {
 	store       Store
 	mailerName  string
 	queue       *mailQueue
+	guests      *directory.Directory
+	guestsKey   string
 	queueKey    string
 	pages       *templates.Set
 	sessions    *flow.Sealer
@@ -254,6 +257,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.pending = keys.Sealer("pending")
 	g.csrfKey = keys.MAC("csrf")
 
+	if g.guests, g.guestsKey, err = loadDirectory(ctx); err != nil {
+		return fmt.Errorf("guest directory: %w", err)
+	}
 	if g.pages, err = templates.Load(g.TemplatesDir); err != nil {
 		return fmt.Errorf("templates: %w", err)
 	}
@@ -267,7 +273,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		Store:       g.store,
 		Dispatcher:  g.queue,
 		Compose:     g.composeCodeMail,
-		Guests:      guestDirectory(ctx),
+		Guests:      g.guests,
 		Consent:     g.Consent,
 	})
 	if err != nil {
@@ -288,6 +294,9 @@ func (g *Gateway) Validate() error { return g.checkOptions() }
 // queue drains it.
 func (g *Gateway) Cleanup() error {
 	unregisterGateway(g)
+	if g.guestsKey != "" {
+		_, _ = directories.Delete(g.guestsKey)
+	}
 	if g.queueKey == "" {
 		return nil
 	}
@@ -342,7 +351,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		g.serveEndpoint(w, r, t, rest)
 		return nil
 	}
-	sess, guest, ok, err := g.authenticate(r, t)
+	sess, guest, ok, err := g.sessionOf(r, t)
 	if err != nil {
 		g.logger.Error("session check failed; refusing the request", zap.String("tenant", t.ID), zap.Error(err))
 		g.errorPage(w, r, t, http.StatusServiceUnavailable, "Sign-in is unavailable",
@@ -359,7 +368,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		g.forbidden(w, r, t, sess.Email)
 		return nil
 	}
-	g.passIdentity(r, sess, guest)
+	r = g.passIdentity(r, sess, guest)
 	return next.ServeHTTP(w, r)
 }
 

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -13,13 +14,20 @@ import (
 // revocation made on one node ends sessions on the others within it.
 const guestCacheTTL = 10 * time.Second
 
-// guestCache is shared by every gateway and the admin API of the process, so
-// a change made through the admin API applies here at the next request.
-var guestCache = directory.NewCache(100_000, guestCacheTTL)
+// directories holds one directory (and so one cache) per storage, shared by
+// the gateways and the admin API of the process: a change made through the
+// admin API applies here at the next request.
+var directories = caddy.NewUsagePool()
 
-// guestDirectory is the directory in the config's storage.
-func guestDirectory(ctx caddy.Context) *directory.Directory {
-	return directory.WithCache(ctx.Storage(), guestCache)
+// loadDirectory returns the pooled directory of the config's storage and its
+// pool key, for Cleanup.
+func loadDirectory(ctx caddy.Context) (*directory.Directory, string, error) {
+	st := ctx.Storage()
+	key := fmt.Sprintf("%T %+v", st, st)
+	d, err := loadPooled(directories, key, func() *directory.Directory {
+		return directory.New(st, 100_000, guestCacheTTL)
+	})
+	return d, key, err
 }
 
 // gateways are the provisioned gateways of the loaded configs: the admin API

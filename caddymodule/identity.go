@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -43,9 +44,28 @@ func (g *Gateway) stripIdentityHeaders(h http.Header) {
 	}
 }
 
+// signedIn is what a gateway found, for the gateways after it in the same
+// request (a route with its own policy): the cookies are gone by then.
+type signedIn struct {
+	session flow.Session
+	guest   directory.Guest
+}
+
+type signedInKey struct{}
+
+// sessionOf returns the session an earlier gateway of this request found for
+// tenant t, or else the one in the request's cookies.
+func (g *Gateway) sessionOf(r *http.Request, t tenant) (flow.Session, directory.Guest, bool, error) {
+	if s, ok := r.Context().Value(signedInKey{}).(signedIn); ok && s.session.Tenant == t.ID {
+		return s.session, s.guest, true, nil
+	}
+	return g.authenticate(r, t)
+}
+
 // passIdentity sets the identity headers and placeholders for the handlers
-// after the gateway, and keeps the gateway's cookies from reaching them.
-func (g *Gateway) passIdentity(r *http.Request, s flow.Session, guest directory.Guest) {
+// after the gateway, and keeps the gateway's cookies from reaching them. The
+// returned request carries the session for later gateways.
+func (g *Gateway) passIdentity(r *http.Request, s flow.Session, guest directory.Guest) *http.Request {
 	expires := s.Expiry().Format(time.RFC3339)
 	r.Header.Set(g.Headers.Email, s.Email)
 	r.Header.Set(g.Headers.Tenant, s.Tenant)
@@ -59,6 +79,7 @@ func (g *Gateway) passIdentity(r *http.Request, s flow.Session, guest directory.
 		repl.Set("http.auth.user.status", string(guest.Status))
 	}
 	removeGatewayCookies(r)
+	return r.WithContext(context.WithValue(r.Context(), signedInKey{}, signedIn{session: s, guest: guest}))
 }
 
 // removeGatewayCookies rewrites the Cookie header without the gateway's cookies.

@@ -97,7 +97,7 @@ func scrub(page string) string {
 }
 
 func TestFullQueueAsksGuestToComeBack(t *testing.T) {
-	e := &env{t: t, smtp: nil, backend: startBackend(t)}
+	e := newEnv(t)
 	e.smtp = startSlowSink(t)
 	e.load(gatewayOptions{extra: "delivery {\n\t\t\tworkers 1\n\t\t\tcapacity 1\n\t\t}"})
 	first := newGuest(t)
@@ -120,7 +120,7 @@ func TestUnloadingTheConfigDeliversQueuedRetries(t *testing.T) {
 	g.requestCode(contoso, hostBase, "/", "hal@contoso.com")
 	g.waitForPage(contoso+hostBase+"verify", "Still trying")
 	// A config without the gateway: the queue is drained, not dropped.
-	e.load(fmt.Sprintf("{\n\tadmin localhost:2999\n\thttp_port 9080\n\thttps_port 9443\n\tgrace_period 1ns\n\tstorage file_system %s\n}\nhttp://localhost:9080 {\n\trespond ok\n}\n", storageDir))
+	e.load(e.bare())
 	e.smtp.Wait(t, "hal@contoso.com", 1, 10*time.Second)
 }
 

@@ -42,7 +42,7 @@ func TestConfiguredKeysRotateWithoutSigningAnyoneOut(t *testing.T) {
 }
 
 func TestSecureCookiesOnHTTPS(t *testing.T) {
-	e := &env{t: t, backend: startBackend(t)}
+	e := newEnv(t)
 	backend := strings.TrimPrefix(e.backend.URL, "http://")
 	cfg := fmt.Sprintf(`{
 	admin localhost:2999
@@ -72,7 +72,7 @@ https://secure.localhost:9443 {
 		reverse_proxy %[2]s
 	}
 }
-`, storageDir, backend)
+`, e.storage, backend)
 	e.load(cfg)
 	origin := "https://secure.localhost:9443"
 	// Caddy issues the internal certificate in the background.

@@ -43,6 +43,7 @@ func startBackend(t *testing.T) *httptest.Server {
 // env is one running Caddy with its SMTP server and backend.
 type env struct {
 	t       *testing.T
+	storage string // Caddy's file storage: keys and the guest directory
 	tester  *caddytest.Tester
 	smtp    *smtpsink.Sink
 	backend *httptest.Server
@@ -108,14 +109,26 @@ http://localhost:%[1]d {
 		header_up X-Placeholder-Tenant {http.auth.user.tenant}
 	}
 }
-`, httpPort, storageDir, o.global, block, backend)
+`, httpPort, e.storage, o.global, block, backend)
 }
 
 // start loads a config into the in-process Caddy.
 func start(t *testing.T, o gatewayOptions) *env {
-	e := &env{t: t, smtp: smtpsink.Start(t), backend: startBackend(t)}
+	e := newEnv(t)
+	e.smtp = smtpsink.Start(t)
 	e.load(o)
 	return e
+}
+
+// newEnv is an env with its own storage and backend, and no SMTP server yet.
+func newEnv(t *testing.T) *env {
+	return &env{t: t, storage: t.TempDir(), backend: startBackend(t)}
+}
+
+// bare is a config without the gateway: loading it drops every pooled
+// value, as a new process would start without them.
+func (e *env) bare() string {
+	return fmt.Sprintf("{\n\tadmin localhost:2999\n\thttp_port 9080\n\thttps_port 9443\n\tgrace_period 1ns\n\tstorage file_system %s\n}\nhttp://localhost:9080 {\n\trespond \"down for maintenance\" 503\n}\n", e.storage)
 }
 
 // load loads a gateway config, or a whole Caddyfile given as a string.

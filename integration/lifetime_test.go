@@ -61,16 +61,7 @@ func TestSessionsSurviveRestart(t *testing.T) {
 	csrf := pendingGuest.requestCode(contoso, hostBase, "/", "tom@contoso.com")
 	code := codeIn(t, e.smtp.Wait(t, "tom@contoso.com", 1, 10*time.Second).Text)
 
-	e.tester.InitServer(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	storage file_system `+storageDir+`
-}
-http://localhost:9080 {
-	respond "down for maintenance" 503
-}`, "caddyfile")
+	e.load(e.bare())
 	expectStatus(t, newGuest(t).get(pathSite+"/"), http.StatusServiceUnavailable, "maintenance")
 	e.load(gatewayOptions{})
 

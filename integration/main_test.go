@@ -14,9 +14,6 @@ import (
 	_ "github.com/otpgate/caddy-email-otp" // the module, as xcaddy would import it
 )
 
-// storageDir is Caddy's file storage for every test: generated keys live there.
-var storageDir string
-
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if testing.Short() {
@@ -34,7 +31,6 @@ func TestMain(m *testing.M) {
 		_ = os.MkdirAll(dir, 0o700)
 		os.Setenv(v, dir)
 	}
-	storageDir = tmp + "/storage"
 	code := m.Run()
 	os.RemoveAll(tmp)
 	os.Exit(code)

@@ -79,12 +79,55 @@ type EmailData struct {
 	L         Localized // filled by Email: the sentences in Lang
 }
 
+// InviteData is what the invitation email templates receive.
+type InviteData struct {
+	Tenant    string // the tenant's display name
+	Email     string // the invited address
+	Link      string // signs the guest in and lands on the shared resource
+	InvitedBy string
+	ExpiresAt string // empty: no expiry
+}
+
+// mail is the three templates of one email.
+type mail struct {
+	subject, text *texttemplate.Template
+	html          *htmltemplate.Template
+}
+
+func parseMail(fsys fs.FS, subject, text, html string) (mail, error) {
+	var m mail
+	var err error
+	if m.subject, err = texttemplate.ParseFS(fsys, subject); err != nil {
+		return m, err
+	}
+	if m.text, err = texttemplate.ParseFS(fsys, text); err != nil {
+		return m, err
+	}
+	m.html, err = htmltemplate.ParseFS(fsys, html)
+	return m, err
+}
+
+// render fills the three templates; the subject is folded to one line, so
+// nothing a guest or an admin typed can start a new header.
+func (m mail) render(data any) (subject, text, html string, err error) {
+	var sb, tb, hb bytes.Buffer
+	if err = m.subject.Execute(&sb, data); err != nil {
+		return "", "", "", fmt.Errorf("subject: %w", err)
+	}
+	if err = m.text.Execute(&tb, data); err != nil {
+		return "", "", "", fmt.Errorf("text: %w", err)
+	}
+	if err = m.html.Execute(&hb, data); err != nil {
+		return "", "", "", fmt.Errorf("HTML: %w", err)
+	}
+	return OneLine(sb.String()), tb.String(), hb.String(), nil
+}
+
 // Set is a parsed set of pages and email templates.
 type Set struct {
-	pages        map[string]*htmltemplate.Template
-	emailSubject *texttemplate.Template
-	emailText    *texttemplate.Template
-	emailHTML    *htmltemplate.Template
+	pages  map[string]*htmltemplate.Template
+	code   mail
+	invite mail
 }
 
 // Load parses the embedded templates, each overridden by a file of the same
@@ -106,14 +149,11 @@ func Load(dir string) (*Set, error) {
 		s.pages[name] = t
 	}
 	var err error
-	if s.emailSubject, err = texttemplate.ParseFS(fsys, "email/subject.txt"); err != nil {
-		return nil, fmt.Errorf("email subject: %w", err)
+	if s.code, err = parseMail(fsys, "email/subject.txt", "email/code.txt", "email/code.html"); err != nil {
+		return nil, fmt.Errorf("code email: %w", err)
 	}
-	if s.emailText, err = texttemplate.ParseFS(fsys, "email/code.txt"); err != nil {
-		return nil, fmt.Errorf("email text: %w", err)
-	}
-	if s.emailHTML, err = htmltemplate.ParseFS(fsys, "email/code.html"); err != nil {
-		return nil, fmt.Errorf("email HTML: %w", err)
+	if s.invite, err = parseMail(fsys, "email/invite_subject.txt", "email/invite.txt", "email/invite.html"); err != nil {
+		return nil, fmt.Errorf("invitation email: %w", err)
 	}
 	// Render every template once with sample data, so a broken override fails
 	// at config load rather than in front of a guest.
@@ -123,6 +163,9 @@ func Load(dir string) (*Set, error) {
 		}
 	}
 	if _, _, _, err := s.Email(EmailData{}); err != nil {
+		return nil, err
+	}
+	if _, _, _, err := s.Invitation(InviteData{}); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -142,24 +185,26 @@ func (s *Set) Page(w io.Writer, name string, data PageData) error {
 	return err
 }
 
-// Email renders the code email in data.Lang (English if unknown). The subject
-// is folded to one line, so nothing a guest controls can start a new header.
+// Email renders the code email in data.Lang (English if unknown).
 func (s *Set) Email(data EmailData) (subject, text, html string, err error) {
 	if _, ok := catalogs[data.Lang]; !ok {
 		data.Lang = "en"
 	}
 	data.L = localize(data.Lang, data)
-	var sb, tb, hb bytes.Buffer
-	if err = s.emailSubject.Execute(&sb, data); err != nil {
-		return "", "", "", fmt.Errorf("email subject: %w", err)
+	subject, text, html, err = s.code.render(data)
+	if err != nil {
+		err = fmt.Errorf("code email %w", err)
 	}
-	if err = s.emailText.Execute(&tb, data); err != nil {
-		return "", "", "", fmt.Errorf("email text: %w", err)
+	return subject, text, html, err
+}
+
+// Invitation renders the invitation email.
+func (s *Set) Invitation(data InviteData) (subject, text, html string, err error) {
+	subject, text, html, err = s.invite.render(data)
+	if err != nil {
+		err = fmt.Errorf("invitation email %w", err)
 	}
-	if err = s.emailHTML.Execute(&hb, data); err != nil {
-		return "", "", "", fmt.Errorf("email HTML: %w", err)
-	}
-	return OneLine(sb.String()), tb.String(), hb.String(), nil
+	return subject, text, html, err
 }
 
 // OneLine replaces control characters (CR, LF, NUL, …) with spaces and trims.

@@ -1,0 +1,296 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
+	"github.com/otpgate/caddy-email-otp/templates"
+)
+
+func init() {
+	caddy.RegisterModule(AdminAPI{})
+}
+
+// AdminAPI manages the guest directory under Caddy's admin endpoint:
+//
+//	GET    /email-otp/guests/<tenant>                  list
+//	POST   /email-otp/guests/<tenant>                  invite  {"email", "url", "invited_by", "expires_in", "paths", "send_email"}
+//	GET    /email-otp/guests/<tenant>/<email>          get
+//	POST   /email-otp/guests/<tenant>/<email>/revoke   revoke: no sign-in, sessions end
+//	POST   /email-otp/guests/<tenant>/<email>/reset    reset redemption: sessions end, next sign-in redeems
+//	DELETE /email-otp/guests/<tenant>/<email>          delete: sessions end
+//
+// Tenant and address are path-escaped. Every change is one audit log line.
+type AdminAPI struct {
+	dir    *directory.Directory
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (AdminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.email_otp",
+		New: func() caddy.Module { return new(AdminAPI) },
+	}
+}
+
+// Provision implements caddy.Provisioner.
+func (a *AdminAPI) Provision(ctx caddy.Context) error {
+	// Used only while no gateway is loaded: nothing caches guests then.
+	a.dir = directory.New(ctx.Storage(), 1000, guestCacheTTL)
+	a.logger = ctx.Logger()
+	return nil
+}
+
+// Routes implements caddy.AdminRouter.
+func (a *AdminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/email-otp/", Handler: caddy.AdminHandlerFunc(a.serve)}}
+}
+
+const maxAdminBody = 64 << 10
+
+func apiError(status int, format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	return caddy.APIError{HTTPStatus: status, Err: err, Message: err.Error()}
+}
+
+// directory is the guest directory of the loaded config (its storage), or
+// the one this admin endpoint was provisioned with.
+func (a *AdminAPI) directory() *directory.Directory {
+	gateways.Lock()
+	defer gateways.Unlock()
+	for g := range gateways.set {
+		return g.guests
+	}
+	return a.dir
+}
+
+func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/email-otp/guests/")
+	if !ok {
+		return apiError(http.StatusNotFound, "no such endpoint: use /email-otp/guests/<tenant>[/<email>[/revoke|/reset]]")
+	}
+	parts := strings.Split(strings.TrimSuffix(rest, "/"), "/")
+	for i, p := range parts {
+		u, err := url.PathUnescape(p)
+		if err != nil || u == "" {
+			return apiError(http.StatusBadRequest, "path part %q is not a valid escaped value", p)
+		}
+		parts[i] = u
+	}
+	tenant := parts[0]
+	if len(tenant) > 253 || strings.ContainsAny(tenant, "/\\\x00") {
+		return apiError(http.StatusBadRequest, "tenant %q is not a tenant id", tenant)
+	}
+	var email string
+	if len(parts) > 1 {
+		addr, err := flow.ParseAddress(parts[1])
+		if err != nil {
+			return apiError(http.StatusBadRequest, "%v", err)
+		}
+		email = addr
+	}
+	dir := a.directory()
+	switch {
+	case len(parts) == 1 && r.Method == http.MethodGet:
+		guests, err := dir.List(r.Context(), tenant)
+		if err != nil {
+			return apiError(http.StatusInternalServerError, "listing guests: %v", err)
+		}
+		return writeJSON(w, http.StatusOK, guests)
+	case len(parts) == 1 && r.Method == http.MethodPost:
+		return a.invite(w, r, dir, tenant)
+	case len(parts) == 2 && r.Method == http.MethodGet:
+		g, err := dir.Get(r.Context(), tenant, email)
+		if errors.Is(err, directory.ErrNotFound) {
+			return apiError(http.StatusNotFound, "%s is not a guest of %s", email, tenant)
+		} else if err != nil {
+			return apiError(http.StatusInternalServerError, "reading the guest: %v", err)
+		}
+		return writeJSON(w, http.StatusOK, g)
+	case len(parts) == 2 && r.Method == http.MethodDelete:
+		return a.change(w, r, dir, tenant, email, "guest deleted", func(*directory.Guest, time.Time) bool { return true })
+	case len(parts) == 3 && parts[2] == "revoke" && r.Method == http.MethodPost:
+		return a.change(w, r, dir, tenant, email, "guest revoked", func(g *directory.Guest, now time.Time) bool {
+			g.Status = directory.Revoked
+			g.VoidSessions(now)
+			return false
+		})
+	case len(parts) == 3 && parts[2] == "reset" && r.Method == http.MethodPost:
+		return a.change(w, r, dir, tenant, email, "guest redemption reset", func(g *directory.Guest, now time.Time) bool {
+			g.Status, g.RedeemedAt = directory.Invited, nil
+			g.VoidSessions(now)
+			return false
+		})
+	}
+	return apiError(http.StatusMethodNotAllowed, "%s %s is not an operation of this API", r.Method, r.URL.Path)
+}
+
+// change applies an operation to an existing guest and logs it.
+func (a *AdminAPI) change(w http.ResponseWriter, r *http.Request, dir *directory.Directory, tenant, email, event string,
+	op func(g *directory.Guest, now time.Time) (remove bool)) error {
+	now := time.Now()
+	g, err := dir.Update(r.Context(), tenant, email, now, func(g *directory.Guest, exists bool) (bool, error) {
+		if !exists {
+			return false, directory.ErrNotFound
+		}
+		return op(g, now), nil
+	})
+	if errors.Is(err, directory.ErrNotFound) {
+		return apiError(http.StatusNotFound, "%s is not a guest of %s", email, tenant)
+	} else if err != nil {
+		return apiError(http.StatusInternalServerError, "changing the guest: %v", err)
+	}
+	a.logger.Info(event, zap.String("tenant", tenant), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
+	return writeJSON(w, http.StatusOK, g)
+}
+
+// inviteRequest is the body of an invitation.
+type inviteRequest struct {
+	Email     string   `json:"email"`
+	URL       string   `json:"url"`                  // the shared resource; required to send the email
+	InvitedBy string   `json:"invited_by,omitempty"` // shown in the email and the directory
+	ExpiresIn string   `json:"expires_in,omitempty"` // e.g. "7d"; none: no expiry
+	Paths     []string `json:"paths,omitempty"`
+	SendEmail *bool    `json:"send_email,omitempty"` // default true
+}
+
+// inviteResponse is the guest and the link the email carries.
+type inviteResponse struct {
+	directory.Guest
+	Link string `json:"link,omitempty"`
+}
+
+func (a *AdminAPI) invite(w http.ResponseWriter, r *http.Request, dir *directory.Directory, tenant string) error {
+	var req inviteRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxAdminBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return apiError(http.StatusBadRequest, "the body is not an invitation: %v", err)
+	}
+	email, err := flow.ParseAddress(req.Email)
+	if err != nil {
+		return apiError(http.StatusBadRequest, "email: %v", err)
+	}
+	if err := directory.CheckPaths(req.Paths); err != nil {
+		return apiError(http.StatusBadRequest, "paths: %v", err)
+	}
+	var expires *time.Time
+	now := time.Now()
+	if req.ExpiresIn != "" {
+		d, err := caddy.ParseDuration(req.ExpiresIn)
+		if err != nil || d <= 0 {
+			return apiError(http.StatusBadRequest, "expires_in %q: use a positive duration such as 7d or 48h", req.ExpiresIn)
+		}
+		t := now.Add(d).UTC()
+		expires = &t
+	}
+	send := req.SendEmail == nil || *req.SendEmail
+	var gw *Gateway
+	var link string
+	if send || req.URL != "" {
+		if gw, link, err = invitationLink(req.URL, tenant, email); err != nil {
+			return apiError(http.StatusBadRequest, "url: %v", err)
+		}
+	}
+	before, beforeErr := dir.Get(r.Context(), tenant, email)
+	if beforeErr != nil && !errors.Is(beforeErr, directory.ErrNotFound) {
+		return apiError(http.StatusInternalServerError, "reading the guest: %v", beforeErr)
+	}
+	invitedBy := templates.OneLine(req.InvitedBy)
+	g, err := dir.Update(r.Context(), tenant, email, now, func(g *directory.Guest, _ bool) (bool, error) {
+		t := now.UTC()
+		if g.Status != directory.Redeemed {
+			g.Status = directory.Invited
+		}
+		g.InvitedAt, g.InvitedBy, g.InviteExpires, g.Paths = &t, invitedBy, expires, req.Paths
+		return false, nil
+	})
+	if err != nil {
+		return apiError(http.StatusInternalServerError, "writing the guest: %v", err)
+	}
+	if send {
+		if err := gw.sendInvitation(r, g, link); err != nil {
+			// No partial write: the directory goes back to what it was.
+			_, _ = dir.Update(r.Context(), tenant, email, now, func(g *directory.Guest, _ bool) (bool, error) {
+				*g = before
+				return beforeErr != nil, nil
+			})
+			return apiError(http.StatusServiceUnavailable, "the invitation email could not be queued (%v); nothing was changed, try again", err)
+		}
+	}
+	a.logger.Info("guest invited", zap.String("tenant", tenant), zap.String("email", email),
+		zap.String("invited_by", invitedBy), zap.Bool("email_sent", send), zap.String("admin_remote", r.RemoteAddr))
+	status := http.StatusOK
+	if beforeErr != nil {
+		status = http.StatusCreated
+	}
+	return writeJSON(w, status, inviteResponse{Guest: g, Link: link})
+}
+
+// invitationLink finds the loaded gateway that serves rawURL as tenant and
+// returns it with the sign-in link that lands on rawURL.
+func invitationLink(rawURL, tenantID, email string) (*Gateway, string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return nil, "", fmt.Errorf("%q: give the http(s) link of the shared resource", rawURL)
+	}
+	req := &http.Request{Host: u.Host, URL: &url.URL{Path: u.Path, RawPath: u.RawPath}}
+	if req.URL.Path == "" {
+		req.URL.Path = "/"
+	}
+	gateways.Lock()
+	defer gateways.Unlock()
+	for g := range gateways.set {
+		t, err := g.Tenant.resolve(req)
+		if err != nil || t.ID != tenantID {
+			continue
+		}
+		rd := safeRD(u.RequestURI(), t)
+		link := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: t.Base() + "signin",
+			RawQuery: url.Values{"rd": {rd}, "email": {email}}.Encode()}).String()
+		return g, link, nil
+	}
+	return nil, "", fmt.Errorf("no loaded email_otp handler serves %s as tenant %q", rawURL, tenantID)
+}
+
+// sendInvitation queues the invitation email through the gateway's mailer.
+func (g *Gateway) sendInvitation(r *http.Request, guest directory.Guest, link string) error {
+	data := templates.InviteData{Tenant: g.displayName(guest.Tenant), Email: guest.Email, Link: link, InvitedBy: guest.InvitedBy}
+	if guest.InviteExpires != nil {
+		data.ExpiresAt = guest.InviteExpires.UTC().Format("15:04 MST, 2 Jan 2006")
+	}
+	subject, text, html, err := g.pages.Invitation(data)
+	if err != nil {
+		return err
+	}
+	return g.queue.Dispatch(r.Context(), flow.Envelope{
+		Tenant:  guest.Tenant,
+		Message: flow.Message{To: guest.Email, Subject: subject, Text: text, HTML: html},
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner = (*AdminAPI)(nil)
+	_ caddy.AdminRouter = (*AdminAPI)(nil)
+)

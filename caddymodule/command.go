@@ -1,0 +1,180 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/otpgate/caddy-email-otp/flow/directory"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "email-otp",
+		Usage: "invite|list|get|revoke|reset|delete --tenant <id> [--email <address>] …",
+		Short: "Manages the guests of email_otp through a running Caddy's admin API",
+		Long: `
+Manages the guest directory of the email_otp handler through the admin API of
+a running Caddy (the address is taken from --address, or from the config given
+with --config, or is localhost:2019).
+
+  caddy email-otp invite --tenant docs.example.com --email bob@partner.com \
+      --url https://docs.example.com/reports/q3.pdf --invited-by alice@example.com --expires 7d
+  caddy email-otp list   --tenant docs.example.com
+  caddy email-otp revoke --tenant docs.example.com --email bob@partner.com
+  caddy email-otp reset  --tenant docs.example.com --email bob@partner.com
+  caddy email-otp delete --tenant docs.example.com --email bob@partner.com
+`,
+		CobraFunc: func(cmd *cobra.Command) {
+			for _, sub := range guestCommands() {
+				cmd.AddCommand(sub)
+			}
+		},
+	})
+}
+
+func guestCommands() []*cobra.Command {
+	newSub := func(name, short string, needEmail bool, run func(c *cobra.Command, admin, tenant, email string) error) *cobra.Command {
+		c := &cobra.Command{
+			Use:   name,
+			Short: short,
+			Args:  cobra.NoArgs,
+			RunE: func(c *cobra.Command, _ []string) error {
+				f := c.Flags()
+				tenant, _ := f.GetString("tenant")
+				email, _ := f.GetString("email")
+				if tenant == "" {
+					return fmt.Errorf("--tenant is required (a host name, or the tenant segment of path tenants)")
+				}
+				if needEmail && email == "" {
+					return fmt.Errorf("--email is required")
+				}
+				address, _ := f.GetString("address")
+				config, _ := f.GetString("config")
+				adapter, _ := f.GetString("adapter")
+				admin, err := caddycmd.DetermineAdminAPIAddress(address, nil, config, adapter)
+				if err != nil {
+					return fmt.Errorf("finding the admin API: %v", err)
+				}
+				return run(c, admin, tenant, email)
+			},
+		}
+		c.Flags().String("tenant", "", "the tenant id (required)")
+		if needEmail {
+			c.Flags().String("email", "", "the guest's address (required)")
+		}
+		c.Flags().String("address", "", "the admin API's address, e.g. localhost:2019")
+		c.Flags().StringP("config", "c", "", "a config file to read the admin address from")
+		c.Flags().StringP("adapter", "a", "", "the config file's adapter")
+		return c
+	}
+	change := func(method, suffix string) func(c *cobra.Command, admin, tenant, email string) error {
+		return func(c *cobra.Command, admin, tenant, email string) error {
+			return adminCall(c.OutOrStdout(), admin, method, guestPath(tenant, email)+suffix, nil)
+		}
+	}
+
+	invite := newSub("invite", "Invites a guest and mails them a sign-in link", true, func(c *cobra.Command, admin, tenant, email string) error {
+		f := c.Flags()
+		req := inviteRequest{Email: email}
+		req.URL, _ = f.GetString("url")
+		req.InvitedBy, _ = f.GetString("invited-by")
+		req.ExpiresIn, _ = f.GetString("expires")
+		req.Paths, _ = f.GetStringSlice("path")
+		if noEmail, _ := f.GetBool("no-email"); noEmail {
+			no := false
+			req.SendEmail = &no
+		}
+		body, _ := json.Marshal(req)
+		return adminCall(c.OutOrStdout(), admin, http.MethodPost, guestPath(tenant, ""), body)
+	})
+	invite.Flags().String("url", "", "the link of the shared resource the invitation lands on (required unless --no-email)")
+	invite.Flags().String("invited-by", "", "who invites, shown in the email and the directory")
+	invite.Flags().String("expires", "", "how long the invitation may be redeemed, e.g. 7d")
+	invite.Flags().StringSlice("path", nil, "a path prefix the guest may open (repeatable); default: the whole tenant")
+	invite.Flags().Bool("no-email", false, "record the invitation without sending the email")
+
+	list := newSub("list", "Lists a tenant's guests", false, func(c *cobra.Command, admin, tenant, _ string) error {
+		var out bytes.Buffer
+		if err := adminCall(&out, admin, http.MethodGet, guestPath(tenant, ""), nil); err != nil {
+			return err
+		}
+		if asJSON, _ := c.Flags().GetBool("json"); asJSON {
+			_, err := io.Copy(c.OutOrStdout(), &out)
+			return err
+		}
+		var guests []directory.Guest
+		if err := json.Unmarshal(out.Bytes(), &guests); err != nil {
+			return fmt.Errorf("the admin API answered something else than a list: %v", err)
+		}
+		return printGuests(c.OutOrStdout(), guests)
+	})
+	list.Flags().Bool("json", false, "print JSON")
+
+	return []*cobra.Command{
+		invite,
+		list,
+		newSub("get", "Shows one guest", true, change(http.MethodGet, "")),
+		newSub("revoke", "Revokes a guest: no sign-in, sessions end at the next request", true, change(http.MethodPost, "/revoke")),
+		newSub("reset", "Resets a guest's redemption: sessions end, the next sign-in redeems again", true, change(http.MethodPost, "/reset")),
+		newSub("delete", "Deletes a guest: sessions end at the next request", true, change(http.MethodDelete, "")),
+	}
+}
+
+func guestPath(tenant, email string) string {
+	p := "/email-otp/guests/" + url.PathEscape(tenant)
+	if email != "" {
+		p += "/" + url.PathEscape(email)
+	}
+	return p
+}
+
+// adminCall sends one request to the admin API and copies the answer to out;
+// an error status becomes an error with the API's reason.
+func adminCall(out io.Writer, admin, method, path string, body []byte) error {
+	var r io.Reader
+	headers := http.Header{}
+	if body != nil {
+		r = bytes.NewReader(body)
+		headers.Set("Content-Type", "application/json")
+	}
+	resp, err := caddycmd.AdminAPIRequest(admin, method, path, headers, r)
+	if err != nil {
+		return err // AdminAPIRequest already says what the API answered
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(out, resp.Body)
+	return err
+}
+
+func printGuests(out io.Writer, guests []directory.Guest) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "EMAIL\tSTATUS\tINVITED BY\tINVITED\tLAST SIGN-IN\tPATHS")
+	day := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.UTC().Format("2006-01-02 15:04")
+	}
+	for _, g := range guests {
+		by := g.InvitedBy
+		if by == "" {
+			by = "-"
+		}
+		paths := strings.Join(g.Paths, ",")
+		if paths == "" {
+			paths = "all"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.Email, g.Status, by, day(g.InvitedAt), day(g.LastSignIn), paths)
+	}
+	return tw.Flush()
+}
