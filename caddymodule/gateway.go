@@ -122,7 +122,9 @@ type HeaderNames struct {
 	Status string `json:"status,omitempty"`
 }
 
-func (h *HeaderNames) all() []string { return []string{h.Email, h.Tenant, h.Method, h.Expires, h.Status} }
+func (h *HeaderNames) all() []string {
+	return []string{h.Email, h.Tenant, h.Method, h.Expires, h.Status}
+}
 
 // CaddyModule returns the Caddy module information.
 func (Gateway) CaddyModule() caddy.ModuleInfo {
