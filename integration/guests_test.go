@@ -355,7 +355,7 @@ http://contoso.localhost:9080 {
 // TestCLI builds Caddy with this module, as xcaddy would, and drives the
 // directory with `caddy email-otp` against the running server.
 func TestCLI(t *testing.T) {
-	start(t, gatewayOptions{})
+	e := start(t, gatewayOptions{})
 	bin := buildCaddy(t)
 	run := func(args ...string) (string, error) {
 		cmd := exec.Command(bin, append([]string{"email-otp"}, args...)...)
@@ -364,33 +364,59 @@ func TestCLI(t *testing.T) {
 		return string(out), err
 	}
 	common := []string{"--address", "localhost:2999", "--tenant", "contoso.localhost"}
-	out, err := run(append([]string{"invite", "--email", "cli@x.example", "--url", contoso + "/docs/", "--invited-by", "ops@contoso.com", "--expires", "2d", "--path", "/docs/", "--no-email"}, common...)...)
+	with := func(args ...string) []string { return append(args, common...) }
+
+	// The README's walk-through: invite, the guest signs in from the email, list, revoke.
+	out, err := run(with("invite", "--email", "cli@x.example", "--url", contoso+"/docs/plan.pdf", "--invited-by", "ops@contoso.com", "--expires", "2d", "--path", "/docs/")...)
 	if err != nil || !strings.Contains(out, `"status": "invited"`) {
 		t.Fatalf("invite: %v\n%s", err, out)
 	}
-	out, err = run(append([]string{"list"}, common...)...)
-	if err != nil || !strings.Contains(out, "cli@x.example") || !strings.Contains(out, "invited") || !strings.Contains(out, "ops@contoso.com") || !strings.Contains(out, "/docs/") {
+	link := linkRE.FindString(e.smtp.Wait(t, "cli@x.example", 1, 10*time.Second).Text)
+	g := newGuest(t)
+	page := g.get(link)
+	expectRedirect(t, g.post(contoso+hostBase+"send", url.Values{
+		"csrf": {formValue(t, page.body, "csrf")}, "email": {formValue(t, page.body, "email")}, "rd": {formValue(t, page.body, "rd")},
+	}), http.StatusSeeOther)
+	v := g.get(contoso + hostBase + "verify")
+	code := codeIn(t, e.smtp.Wait(t, "cli@x.example", 2, 10*time.Second).Text)
+	landed := expectRedirect(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {formValue(t, v.body, "csrf")}, "code": {code}}), http.StatusSeeOther)
+	if landed != "/docs/plan.pdf" {
+		t.Errorf("landed on %q", landed)
+	}
+	g.backendView(contoso + landed)
+	session := g.get(contoso+hostBase+"session", "Accept", "application/json")
+	expectStatus(t, session, http.StatusOK, `"status":"redeemed"`)
+
+	out, err = run(with("list")...)
+	if err != nil || !strings.Contains(out, "cli@x.example") || !strings.Contains(out, "redeemed") || !strings.Contains(out, "ops@contoso.com") || !strings.Contains(out, "/docs/") {
 		t.Fatalf("list: %v\n%s", err, out)
 	}
-	for _, op := range []string{"revoke", "reset"} {
-		if out, err := run(append([]string{op, "--email", "cli@x.example"}, common...)...); err != nil {
-			t.Fatalf("%s: %v\n%s", op, err, out)
-		}
+	if out, err := run(with("revoke", "--email", "cli@x.example")...); err != nil {
+		t.Fatalf("revoke: %v\n%s", err, out)
 	}
-	out, _ = run(append([]string{"get", "--email", "cli@x.example"}, common...)...)
+	expectRedirect(t, g.get(contoso+landed), http.StatusFound)
+
+	if out, err := run(with("reset", "--email", "cli@x.example")...); err != nil {
+		t.Fatalf("reset: %v\n%s", err, out)
+	}
+	out, _ = run(with("get", "--email", "cli@x.example")...)
 	if !strings.Contains(out, `"status": "invited"`) {
 		t.Errorf("after reset: %s", out)
 	}
-	if out, err := run(append([]string{"delete", "--email", "cli@x.example"}, common...)...); err != nil {
+	if out, err := run(with("delete", "--email", "cli@x.example")...); err != nil {
 		t.Fatalf("delete: %v\n%s", err, out)
 	}
-	out, err = run(append([]string{"get", "--email", "cli@x.example"}, common...)...)
+	out, err = run(with("get", "--email", "cli@x.example")...)
 	if err == nil || !strings.Contains(out, "404") {
 		t.Errorf("get after delete: %v\n%s", err, out)
 	}
-	out, err = run(append([]string{"invite", "--email", "not an address", "--no-email"}, common...)...)
+	out, err = run(with("invite", "--email", "not an address", "--no-email")...)
 	if err == nil || !strings.Contains(out, "400") {
 		t.Errorf("a bad address: %v\n%s", err, out)
+	}
+	out, err = run("list", "--address", "localhost:2999")
+	if err == nil || !strings.Contains(out, "--tenant is required") {
+		t.Errorf("no tenant: %v\n%s", err, out)
 	}
 }
 
