@@ -242,32 +242,11 @@ func TestDirectoryPersistsInCaddysStorage(t *testing.T) {
 func TestRouteLevelPolicy(t *testing.T) {
 	e := newEnv(t)
 	e.smtp = smtpsink.Start(t)
-	backend := strings.TrimPrefix(e.backend.URL, "http://")
-	e.load(fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	storage file_system %s
-}
-http://contoso.localhost:9080 {
-	email_otp {
-		allow *@contoso.com
-		mailer smtp {
-			host 127.0.0.1
-			port %d
-			tls none
-			from docs@example.com
-		}
-	}
-	route /finance/* {
+	e.load(e.contosoSite("allow *@contoso.com", `route /finance/* {
 		email_otp {
 			allow cfo@contoso.com
 		}
-	}
-	reverse_proxy %s
-}
-`, e.storage, e.smtp.Port, backend))
+	}`))
 	staff, cfo := newGuest(t), newGuest(t)
 	e.signIn(staff, contoso, hostBase, "/finance/q3.xlsx", "staff@contoso.com")
 	e.signIn(cfo, contoso, hostBase, "/finance/q3.xlsx", "cfo@contoso.com")
@@ -322,27 +301,7 @@ func TestConsentBeforeFirstRedemption(t *testing.T) {
 func TestInviteOnlyAdmitsInvitedGuestsAlone(t *testing.T) {
 	e := newEnv(t)
 	e.smtp = smtpsink.Start(t)
-	backend := strings.TrimPrefix(e.backend.URL, "http://")
-	e.load(fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	storage file_system %s
-}
-http://contoso.localhost:9080 {
-	email_otp {
-		invite_only
-		mailer smtp {
-			host 127.0.0.1
-			port %d
-			tls none
-			from docs@example.com
-		}
-	}
-	reverse_proxy %s
-}
-`, e.storage, e.smtp.Port, backend))
+	e.load(e.contosoSite("invite_only", ""))
 	g := newGuest(t)
 	g.requestCode(contoso, hostBase, "/", "walk-in@contoso.com")
 	adminAPI(t, http.MethodPost, "contoso.localhost", map[string]any{"email": "vip@x.example", "url": contoso + "/", "send_email": false}, nil)

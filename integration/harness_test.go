@@ -120,6 +120,32 @@ func start(t *testing.T, o gatewayOptions) *env {
 	return e
 }
 
+// contosoSite is a config of one site, contoso.localhost, whose gateway has
+// the given policy lines, with more handlers before the proxy.
+func (e *env) contosoSite(policy, handlers string) string {
+	return fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	storage file_system %s
+}
+http://contoso.localhost:9080 {
+	email_otp {
+		%s
+		mailer smtp {
+			host 127.0.0.1
+			port %d
+			tls none
+			from docs@example.com
+		}
+	}
+	%s
+	reverse_proxy %s
+}
+`, e.storage, policy, e.smtp.Port, handlers, strings.TrimPrefix(e.backend.URL, "http://"))
+}
+
 // newEnv is an env with its own storage and backend, and no SMTP server yet.
 func newEnv(t *testing.T) *env {
 	return &env{t: t, storage: t.TempDir(), backend: startBackend(t)}
