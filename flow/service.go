@@ -3,6 +3,8 @@ package flow
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -102,7 +104,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	}
 	now := s.cfg.Clock.Now()
 	ch := Challenge{
-		ID:          randomID(),
+		ID:          IdentityTag(req.Tenant, addr) + "." + randomID(),
 		Tenant:      req.Tenant,
 		Email:       addr,
 		Resource:    req.Resource,
@@ -340,6 +342,14 @@ func randomID() string {
 		panic("crypto/rand failed: " + err.Error())
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// IdentityTag names a tenant and address in 128 bits. Challenge ids start with
+// it, so a store can keep a guest's one live challenge under one key (one
+// Redis Cluster slot) and find it from the id alone.
+func IdentityTag(tenant, addr string) string {
+	h := sha256.Sum256([]byte(tenant + "\x00" + addr))
+	return hex.EncodeToString(h[:16])
 }
 
 // RandomToken is randomID for callers outside the package (nonces).

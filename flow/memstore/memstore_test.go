@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/storetest"
 )
 
 func TestBoundedUnderFlood(t *testing.T) {
@@ -48,4 +49,8 @@ func TestRevocationEndsAtSessionExpiry(t *testing.T) {
 	if r, _ := s.SessionRevoked(ctx, "sid", now.Add(time.Minute)); r {
 		t.Error("revocation outlives the session")
 	}
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(*testing.T) flow.Store { return New(Limits{}) })
 }

@@ -1,0 +1,217 @@
+// Package redisstore is the flow.Store that lets several gateway nodes act as
+// one: pending codes, wrong-try counts and sign-outs live in Redis (or Valkey,
+// Sentinel, Cluster) through go-redis's UniversalClient. Every
+// check-and-change is one Lua script on one key, so it is atomic on the
+// server and fits one Cluster slot; every key expires with its data.
+package redisstore
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+)
+
+// Store implements flow.Store on Redis.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+
+	// grace, if positive, lets a session that this node found unrevoked
+	// within grace pass while Redis can't be asked; zero fails closed.
+	grace     time.Duration
+	lastGood  *expirable.LRU[string, time.Time]
+	graceOnce sync.Once
+}
+
+// Options tune a Store.
+type Options struct {
+	// Prefix of every key. Default "email_otp:".
+	Prefix string
+	// SessionGrace: see Store.grace. Default 0 (fail closed).
+	SessionGrace time.Duration
+}
+
+// New returns a store on rdb; it does no I/O (see Ping).
+func New(rdb redis.UniversalClient, o Options) *Store {
+	if o.Prefix == "" {
+		o.Prefix = "email_otp:"
+	}
+	s := &Store{rdb: rdb, prefix: o.Prefix, grace: o.SessionGrace}
+	if s.grace > 0 {
+		s.lastGood = expirable.NewLRU[string, time.Time](100_000, nil, s.grace)
+	}
+	return s
+}
+
+// Ping checks that Redis answers and accepts the credentials.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// challengeKey is the one key of an identity's live challenge. The braces
+// are a Cluster hash tag: the key's slot is the identity's.
+func (s *Store) challengeKey(id string) (string, bool) {
+	tag, _, ok := strings.Cut(id, ".")
+	if !ok || len(tag) != 32 || strings.Trim(tag, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return s.prefix + "{" + tag + "}:challenge", true
+}
+
+func (s *Store) revokedKey(sessionID string) string { return s.prefix + "revoked:{" + sessionID + "}" }
+
+var (
+	//go:embed attempt.lua
+	attemptSrc string
+	attempt    = redis.NewScript(attemptSrc)
+	//go:embed delivery.lua
+	deliverySrc string
+	delivery    = redis.NewScript(deliverySrc)
+)
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// SaveChallenge implements flow.Store: the identity's key is replaced whole,
+// which cancels the older challenge.
+func (s *Store) SaveChallenge(ctx context.Context, c flow.Challenge) error {
+	key, ok := s.challengeKey(c.ID)
+	if !ok {
+		return fmt.Errorf("challenge id %q has no identity tag", c.ID)
+	}
+	ttl := time.Until(c.ExpiresAt)
+	if ttl <= 0 {
+		return nil
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.HSet(ctx, key,
+			"id", c.ID, "tenant", c.Tenant, "email", c.Email, "hash", c.CodeHash,
+			"resource", c.Resource, "created", ms(c.CreatedAt), "expires", ms(c.ExpiresAt),
+			"attempts", c.Attempts, "max", c.MaxAttempts, "delivery", int(c.Delivery))
+		p.PExpire(ctx, key, ttl+time.Second)
+		return nil
+	})
+	return err
+}
+
+func parseChallenge(fields []any) (flow.Challenge, error) {
+	m := make(map[string]string, len(fields)/2)
+	for i := 0; i+1 < len(fields); i += 2 {
+		k, _ := fields[i].(string)
+		v, _ := fields[i+1].(string)
+		m[k] = v
+	}
+	num := func(k string) int64 { n, _ := strconv.ParseInt(m[k], 10, 64); return n }
+	if m["id"] == "" {
+		return flow.Challenge{}, errors.New("challenge record without id")
+	}
+	return flow.Challenge{
+		ID:          m["id"],
+		Tenant:      m["tenant"],
+		Email:       m["email"],
+		CodeHash:    []byte(m["hash"]),
+		Resource:    m["resource"],
+		CreatedAt:   time.UnixMilli(num("created")),
+		ExpiresAt:   time.UnixMilli(num("expires")),
+		Attempts:    int(num("attempts")),
+		MaxAttempts: int(num("max")),
+		Delivery:    flow.DeliveryState(num("delivery")),
+	}, nil
+}
+
+// LoadChallenge implements flow.Store.
+func (s *Store) LoadChallenge(ctx context.Context, id string, now time.Time) (flow.Challenge, error) {
+	key, ok := s.challengeKey(id)
+	if !ok {
+		return flow.Challenge{}, flow.ErrChallengeNotFound
+	}
+	m, err := s.rdb.HGetAll(ctx, key).Result()
+	if err != nil {
+		return flow.Challenge{}, err
+	}
+	if m["id"] != id {
+		return flow.Challenge{}, flow.ErrChallengeNotFound
+	}
+	fields := make([]any, 0, 2*len(m))
+	for k, v := range m {
+		fields = append(fields, k, v)
+	}
+	c, err := parseChallenge(fields)
+	if err != nil {
+		return flow.Challenge{}, err
+	}
+	if !now.Before(c.ExpiresAt) {
+		return flow.Challenge{}, flow.ErrChallengeNotFound
+	}
+	return c, nil
+}
+
+// AttemptChallenge implements flow.Store with one script: compare, then
+// delete on a match or at the last try, or count the miss.
+func (s *Store) AttemptChallenge(ctx context.Context, id string, codeHash []byte, now time.Time) (flow.AttemptResult, flow.Challenge, error) {
+	key, ok := s.challengeKey(id)
+	if !ok {
+		return flow.AttemptGone, flow.Challenge{}, nil
+	}
+	res, err := attempt.Run(ctx, s.rdb, []string{key}, id, codeHash, ms(now)).Slice()
+	if err != nil {
+		return 0, flow.Challenge{}, err
+	}
+	result, _ := res[0].(int64)
+	if flow.AttemptResult(result) == flow.AttemptGone {
+		return flow.AttemptGone, flow.Challenge{}, nil
+	}
+	fields, _ := res[1].([]any)
+	c, err := parseChallenge(fields)
+	if err != nil {
+		return 0, flow.Challenge{}, err
+	}
+	return flow.AttemptResult(result), c, nil
+}
+
+// SetDelivery implements flow.Store; a challenge that is gone or replaced is
+// left alone.
+func (s *Store) SetDelivery(ctx context.Context, id string, state flow.DeliveryState) error {
+	key, ok := s.challengeKey(id)
+	if !ok {
+		return nil
+	}
+	return delivery.Run(ctx, s.rdb, []string{key}, id, int(state)).Err()
+}
+
+// RevokeSession implements flow.Store.
+func (s *Store) RevokeSession(ctx context.Context, id string, until time.Time) error {
+	ttl := time.Until(until)
+	if ttl <= 0 {
+		return nil
+	}
+	return s.rdb.Set(ctx, s.revokedKey(id), 1, ttl).Err()
+}
+
+// SessionRevoked implements flow.Store: one EXISTS, the only round trip a
+// signed-in request makes.
+func (s *Store) SessionRevoked(ctx context.Context, id string, now time.Time) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.revokedKey(id)).Result()
+	if err != nil {
+		if s.grace > 0 {
+			if at, ok := s.lastGood.Get(id); ok && now.Sub(at) < s.grace {
+				return false, nil
+			}
+		}
+		return false, err
+	}
+	if n == 0 && s.grace > 0 {
+		s.lastGood.Add(id, now)
+	}
+	return n > 0, nil
+}
+
+var _ flow.Store = (*Store)(nil)

@@ -1,0 +1,228 @@
+// Package storetest is the contract every flow.Store must keep, as tests any
+// store implementation runs against itself.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+)
+
+// Run runs the contract against stores made by newStore (a fresh, empty one
+// per call).
+func Run(t *testing.T, newStore func(t *testing.T) flow.Store) {
+	for name, test := range map[string]func(*testing.T, flow.Store){
+		"SaveLoad":               saveLoad,
+		"NewChallengeSupersedes": supersedes,
+		"MatchConsumes":          matchConsumes,
+		"WrongTriesExhaust":      wrongTriesExhaust,
+		"Expiry":                 expiry,
+		"ParallelMatchOnce":      parallelMatchOnce,
+		"ParallelMissesCounted":  parallelMissesCounted,
+		"Delivery":               delivery,
+		"Revocation":             revocation,
+		"UnknownIDs":             unknownIDs,
+	} {
+		t.Run(name, func(t *testing.T) { test(t, newStore(t)) })
+	}
+}
+
+var ctx = context.Background()
+
+func challenge(tenant, email string, now time.Time) flow.Challenge {
+	return flow.Challenge{
+		ID:          flow.IdentityTag(tenant, email) + "." + flow.RandomToken(),
+		Tenant:      tenant,
+		Email:       email,
+		CodeHash:    []byte("right-hash-" + email),
+		Resource:    "/doc",
+		CreatedAt:   now,
+		ExpiresAt:   now.Add(time.Minute),
+		MaxAttempts: 3,
+	}
+}
+
+func save(t *testing.T, s flow.Store, c flow.Challenge) {
+	t.Helper()
+	if err := s.SaveChallenge(ctx, c); err != nil {
+		t.Fatalf("SaveChallenge: %v", err)
+	}
+}
+
+func saveLoad(t *testing.T, s flow.Store) {
+	now := time.Now()
+	c := challenge("acme", "a@b.co", now)
+	save(t, s, c)
+	got, err := s.LoadChallenge(ctx, c.ID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != c.ID || got.Tenant != c.Tenant || got.Email != c.Email || string(got.CodeHash) != string(c.CodeHash) ||
+		got.Resource != c.Resource || !got.ExpiresAt.Equal(c.ExpiresAt.Truncate(time.Millisecond)) && !got.ExpiresAt.Equal(c.ExpiresAt) ||
+		got.MaxAttempts != 3 || got.Attempts != 0 || got.Delivery != flow.DeliveryQueued {
+		t.Fatalf("loaded %+v\nsaved  %+v", got, c)
+	}
+}
+
+func supersedes(t *testing.T, s flow.Store) {
+	now := time.Now()
+	old, fresh, other := challenge("acme", "a@b.co", now), challenge("acme", "a@b.co", now), challenge("globex", "a@b.co", now)
+	save(t, s, old)
+	save(t, s, other)
+	save(t, s, fresh)
+	if _, err := s.LoadChallenge(ctx, old.ID, now); err != flow.ErrChallengeNotFound {
+		t.Errorf("superseded challenge: %v", err)
+	}
+	if r, _, _ := s.AttemptChallenge(ctx, old.ID, old.CodeHash, now); r != flow.AttemptGone {
+		t.Errorf("superseded challenge matched: %v", r)
+	}
+	for _, c := range []flow.Challenge{fresh, other} {
+		if _, err := s.LoadChallenge(ctx, c.ID, now); err != nil {
+			t.Errorf("%s/%s: %v", c.Tenant, c.ID, err)
+		}
+	}
+}
+
+func matchConsumes(t *testing.T, s flow.Store) {
+	now := time.Now()
+	c := challenge("acme", "a@b.co", now)
+	save(t, s, c)
+	r, got, err := s.AttemptChallenge(ctx, c.ID, c.CodeHash, now)
+	if err != nil || r != flow.AttemptMatched || got.Email != "a@b.co" || got.Tenant != "acme" {
+		t.Fatalf("match: %v %+v %v", r, got, err)
+	}
+	if r, _, _ := s.AttemptChallenge(ctx, c.ID, c.CodeHash, now); r != flow.AttemptGone {
+		t.Fatalf("second match: %v", r)
+	}
+}
+
+func wrongTriesExhaust(t *testing.T, s flow.Store) {
+	now := time.Now()
+	c := challenge("acme", "a@b.co", now)
+	save(t, s, c)
+	for want := 1; want <= 2; want++ {
+		r, got, err := s.AttemptChallenge(ctx, c.ID, []byte("wrong"), now)
+		if err != nil || r != flow.AttemptMismatched || got.Attempts != want || got.TriesLeft() != 3-want {
+			t.Fatalf("miss %d: %v %+v %v", want, r, got, err)
+		}
+	}
+	if r, _, _ := s.AttemptChallenge(ctx, c.ID, []byte("wrong"), now); r != flow.AttemptExhausted {
+		t.Fatalf("third miss: %v", r)
+	}
+	if r, _, _ := s.AttemptChallenge(ctx, c.ID, c.CodeHash, now); r != flow.AttemptGone {
+		t.Fatalf("right code after exhaustion: %v", r)
+	}
+}
+
+func expiry(t *testing.T, s flow.Store) {
+	now := time.Now()
+	c := challenge("acme", "a@b.co", now)
+	c.ExpiresAt = now.Add(300 * time.Millisecond)
+	save(t, s, c)
+	later := now.Add(time.Second)
+	time.Sleep(400 * time.Millisecond)
+	if _, err := s.LoadChallenge(ctx, c.ID, later); err != flow.ErrChallengeNotFound {
+		t.Errorf("expired challenge loads: %v", err)
+	}
+	if r, _, _ := s.AttemptChallenge(ctx, c.ID, c.CodeHash, later); r != flow.AttemptGone {
+		t.Errorf("expired challenge matches: %v", r)
+	}
+}
+
+func parallelMatchOnce(t *testing.T, s flow.Store) {
+	now := time.Now()
+	c := challenge("acme", "a@b.co", now)
+	save(t, s, c)
+	var matched atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r, _, err := s.AttemptChallenge(ctx, c.ID, c.CodeHash, now); err == nil && r == flow.AttemptMatched {
+				matched.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := matched.Load(); n != 1 {
+		t.Fatalf("30 parallel right guesses matched %d times", n)
+	}
+}
+
+func parallelMissesCounted(t *testing.T, s flow.Store) {
+	now := time.Now()
+	c := challenge("acme", "a@b.co", now)
+	c.MaxAttempts = 25
+	save(t, s, c)
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _, _ = s.AttemptChallenge(ctx, c.ID, []byte("wrong"), now) }()
+	}
+	wg.Wait()
+	got, err := s.LoadChallenge(ctx, c.ID, now)
+	if err != nil || got.Attempts != 20 {
+		t.Fatalf("after 20 parallel misses: %+v %v", got, err)
+	}
+}
+
+func delivery(t *testing.T, s flow.Store) {
+	now := time.Now()
+	c := challenge("acme", "a@b.co", now)
+	save(t, s, c)
+	for _, st := range []flow.DeliveryState{flow.DeliveryRetrying, flow.DeliverySent} {
+		if err := s.SetDelivery(ctx, c.ID, st); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.LoadChallenge(ctx, c.ID, now); got.Delivery != st {
+			t.Fatalf("delivery %v, want %v", got.Delivery, st)
+		}
+	}
+	// A superseded or unknown challenge is not an error and changes nothing.
+	fresh := challenge("acme", "a@b.co", now)
+	save(t, s, fresh)
+	if err := s.SetDelivery(ctx, c.ID, flow.DeliveryFailed); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.LoadChallenge(ctx, fresh.ID, now); got.Delivery != flow.DeliveryQueued {
+		t.Fatalf("a stale delivery report changed the new challenge: %v", got.Delivery)
+	}
+	if err := s.SetDelivery(ctx, "", flow.DeliverySent); err != nil {
+		t.Fatalf("an envelope without challenge: %v", err)
+	}
+}
+
+func revocation(t *testing.T, s flow.Store) {
+	now := time.Now()
+	if err := s.RevokeSession(ctx, "sid-1", now.Add(300*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.SessionRevoked(ctx, "sid-1", now); err != nil || !r {
+		t.Fatalf("revoked: %v %v", r, err)
+	}
+	if r, _ := s.SessionRevoked(ctx, "sid-2", now); r {
+		t.Fatal("an unrelated session is revoked")
+	}
+	time.Sleep(400 * time.Millisecond)
+	if r, _ := s.SessionRevoked(ctx, "sid-1", now.Add(time.Second)); r {
+		t.Fatal("a revocation outlives its session")
+	}
+}
+
+func unknownIDs(t *testing.T, s flow.Store) {
+	now := time.Now()
+	for _, id := range []string{"", "nodot", "zz.zz", fmt.Sprint(flow.IdentityTag("acme", "x@y.co"), ".nope"), "../../etc", "{slot}.x"} {
+		if _, err := s.LoadChallenge(ctx, id, now); err != flow.ErrChallengeNotFound {
+			t.Errorf("LoadChallenge(%q): %v", id, err)
+		}
+		if r, _, err := s.AttemptChallenge(ctx, id, []byte("x"), now); err != nil || r != flow.AttemptGone {
+			t.Errorf("AttemptChallenge(%q): %v %v", id, r, err)
+		}
+	}
+}
