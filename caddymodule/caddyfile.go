@@ -257,6 +257,12 @@ func unmarshalModuleBlock(d *caddyfile.Dispenser, what string, flags map[string]
 	if d.NextArg() {
 		return d.Errf("%s takes its options in a block, not %q", what, d.Val())
 	}
+	return unmarshalBlock(d, what, flags, set)
+}
+
+// unmarshalBlock reads the block of unmarshalModuleBlock, for modules that
+// also take arguments on their first line.
+func unmarshalBlock(d *caddyfile.Dispenser, what string, flags map[string]*bool, set func(opt, val string) error) error {
 	for d.NextBlock(0) {
 		opt := d.Val()
 		if flag, ok := flags[opt]; ok {

@@ -1,18 +1,29 @@
 package caddymodule
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/otpgate/caddy-email-otp/flow"
 	"github.com/otpgate/caddy-email-otp/flow/memstore"
+	"github.com/otpgate/caddy-email-otp/flow/redisstore"
 )
 
 func init() {
 	caddy.RegisterModule(MemoryStore{})
+	caddy.RegisterModule(RedisStore{})
 }
 
 // Store is a module in the http.handlers.email_otp.stores namespace.
@@ -92,4 +103,196 @@ var (
 	_ caddy.Provisioner     = (*MemoryStore)(nil)
 	_ caddy.CleanerUpper    = (*MemoryStore)(nil)
 	_ caddyfile.Unmarshaler = (*MemoryStore)(nil)
+)
+
+// redisClients keeps Redis connections across reloads of the same settings.
+var redisClients = caddy.NewUsagePool()
+
+// RedisStore keeps pending codes, wrong-try counts and sign-outs in Redis,
+// Valkey, Redis Sentinel or Redis Cluster, so every node that shares it (and
+// Caddy's storage, for the keys) acts as one. If Redis can't be reached,
+// sign-in fails closed with a 503 page; so do signed-in requests, unless
+// session_grace lets sessions this node checked recently pass.
+type RedisStore struct {
+	// A redis:// or rediss:// URL: user, password, host, port and database.
+	// Default: none (then Addresses).
+	URL string `json:"url,omitempty"`
+	// host:port of the server, of Sentinels (with MasterName) or of Cluster
+	// nodes. Default: localhost:6379.
+	Addresses []string `json:"addresses,omitempty"`
+	// ACL user name; accepts placeholders. Default: none.
+	Username string `json:"username,omitempty"`
+	// Password; accepts {env.*} and {file.*} placeholders. Default: none.
+	Password string `json:"password,omitempty"`
+	// Database number (not with Cluster). Default: 0.
+	DB int `json:"db,omitempty"`
+	// Connect with TLS. Default: false (true for rediss:// URLs).
+	TLS bool `json:"tls,omitempty"`
+	// PEM file of the CAs to trust for TLS. Default: the system's.
+	CAFile string `json:"ca_file,omitempty"`
+	// Treat Addresses as Redis Cluster nodes even if there is one. Default: false.
+	Cluster bool `json:"cluster,omitempty"`
+	// Sentinel master name. Default: none.
+	MasterName string `json:"master_name,omitempty"`
+	// Prefix of every key. Default: email_otp:.
+	KeyPrefix string `json:"key_prefix,omitempty"`
+	// Time to connect. Default: 2s.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+	// How long a session this node found valid may pass while Redis can't be
+	// asked about sign-outs. Default: 0 (fail closed).
+	SessionGrace caddy.Duration `json:"session_grace,omitempty"`
+
+	*redisstore.Store
+	poolKey string
+}
+
+// CaddyModule returns the Caddy module information.
+func (RedisStore) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.email_otp.stores.redis",
+		New: func() caddy.Module { return new(RedisStore) },
+	}
+}
+
+func (s *RedisStore) options() (*redis.UniversalOptions, error) {
+	repl := caddy.NewReplacer()
+	o := &redis.UniversalOptions{
+		Addrs:         s.Addresses,
+		Username:      repl.ReplaceAll(s.Username, ""),
+		Password:      repl.ReplaceAll(s.Password, ""),
+		DB:            s.DB,
+		MasterName:    s.MasterName,
+		IsClusterMode: s.Cluster,
+		DialTimeout:   time.Duration(s.DialTimeout),
+	}
+	if s.URL != "" {
+		if len(s.Addresses) > 0 {
+			return nil, errors.New("give a url or addresses, not both")
+		}
+		u, err := redis.ParseURL(repl.ReplaceAll(s.URL, ""))
+		if err != nil {
+			return nil, fmt.Errorf("url: %v (use redis://[user:password@]host:port/db)", err)
+		}
+		o.Addrs, o.DB, o.TLSConfig = []string{u.Addr}, u.DB, u.TLSConfig
+		if u.Username != "" {
+			o.Username = u.Username
+		}
+		if u.Password != "" {
+			o.Password = u.Password
+		}
+	}
+	if len(o.Addrs) == 0 {
+		o.Addrs = []string{"localhost:6379"}
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 2 * time.Second
+	}
+	if s.TLS || s.CAFile != "" {
+		if o.TLSConfig == nil {
+			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if s.CAFile != "" {
+			pem, err := os.ReadFile(s.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("ca_file: %v", err)
+			}
+			o.TLSConfig.RootCAs = x509.NewCertPool()
+			if !o.TLSConfig.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", s.CAFile)
+			}
+		}
+	}
+	return o, nil
+}
+
+// Provision implements caddy.Provisioner. Unlike the mailers it does ask the
+// server (one PING, bounded by dial_timeout): a store that can't be reached
+// or refuses the credentials is a config error an operator wants at load.
+func (s *RedisStore) Provision(ctx caddy.Context) error {
+	o, err := s.options()
+	if err != nil {
+		return fmt.Errorf("store redis: %w", err)
+	}
+	cfg, _ := json.Marshal(s)
+	s.poolKey = string(cfg)
+	rdb, err := loadPooled(redisClients, s.poolKey, func() redis.UniversalClient { return redis.NewUniversalClient(o) })
+	if err != nil {
+		return err
+	}
+	s.Store = redisstore.New(rdb, redisstore.Options{Prefix: s.KeyPrefix, SessionGrace: time.Duration(s.SessionGrace)})
+	pingCtx, cancel := context.WithTimeout(ctx, o.DialTimeout+time.Second)
+	defer cancel()
+	if err := s.Ping(pingCtx); err != nil {
+		_, _ = redisClients.Delete(s.poolKey)
+		return fmt.Errorf("store redis: cannot use Redis at %s: %v (check the address, password and TLS settings)", strings.Join(o.Addrs, ", "), err)
+	}
+	return nil
+}
+
+// Cleanup implements caddy.CleanerUpper.
+func (s *RedisStore) Cleanup() error {
+	_, err := redisClients.Delete(s.poolKey)
+	return err
+}
+
+// UnmarshalCaddyfile sets up the Redis store:
+//
+//	store redis [<url>] [{
+//		address      <host:port>         # repeatable: Sentinels or Cluster nodes
+//		username     <user>
+//		password     <password>          # e.g. {env.REDIS_PASSWORD}
+//		db           <n>
+//		tls
+//		ca_file      <pem file>
+//		cluster
+//		master_name  <name>
+//		key_prefix   <prefix>
+//		dial_timeout <duration>
+//		session_grace <duration>
+//	}]
+func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the module name
+	if d.NextArg() {
+		s.URL = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	flags := map[string]*bool{"tls": &s.TLS, "cluster": &s.Cluster}
+	return unmarshalBlock(d, "store redis", flags, func(opt, val string) error {
+		var err error
+		switch opt {
+		case "address":
+			s.Addresses = append(s.Addresses, val)
+		case "username":
+			s.Username = val
+		case "password":
+			s.Password = val
+		case "db":
+			if s.DB, err = strconv.Atoi(val); err != nil || s.DB < 0 {
+				return fmt.Errorf("db %q is not a database number", val)
+			}
+		case "ca_file":
+			s.CAFile = val
+		case "master_name":
+			s.MasterName = val
+		case "key_prefix":
+			s.KeyPrefix = val
+		case "dial_timeout":
+			s.DialTimeout, err = parsePositiveDuration(opt, val)
+		case "session_grace":
+			s.SessionGrace, err = parsePositiveDuration(opt, val)
+		default:
+			return fmt.Errorf("unknown option %q (use address, username, password, db, tls, ca_file, cluster, master_name, key_prefix, dial_timeout, session_grace)", opt)
+		}
+		return err
+	})
+}
+
+// Interface guards
+var (
+	_ Store                 = (*RedisStore)(nil)
+	_ caddy.Provisioner     = (*RedisStore)(nil)
+	_ caddy.CleanerUpper    = (*RedisStore)(nil)
+	_ caddyfile.Unmarshaler = (*RedisStore)(nil)
 )

@@ -132,17 +132,12 @@ type Directory struct {
 
 // Cache holds recently read records; directories that share one see each
 // other's changes at once.
-type Cache = expirable.LRU[string, cached]
-
-type cached struct {
-	guest Guest
-	found bool
-}
+type Cache = expirable.LRU[string, Guest]
 
 // NewCache returns a cache of size records, each kept for ttl: a change made
 // through a directory with another cache (another node) is seen within ttl.
 func NewCache(size int, ttl time.Duration) *Cache {
-	return expirable.NewLRU[string, cached](size, nil, ttl)
+	return expirable.NewLRU[string, Guest](size, nil, ttl)
 }
 
 // New returns a directory on kv with its own cache.
@@ -165,19 +160,15 @@ func key(tenant, email string) string {
 // Get returns the guest, or ErrNotFound.
 func (d *Directory) Get(ctx context.Context, tenant, email string) (Guest, error) {
 	k := key(tenant, email)
-	if c, ok := d.cache.Get(k); ok {
-		if !c.found {
-			return Guest{}, ErrNotFound
-		}
-		return c.guest, nil
+	if g, ok := d.cache.Get(k); ok {
+		return g, nil
 	}
 	g, err := d.load(ctx, k)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		d.cache.Add(k, cached{})
-	case err == nil:
-		d.cache.Add(k, cached{guest: g, found: true})
+	if err == nil {
+		d.cache.Add(k, g)
 	}
+	// "Not found" is not cached: another node may record a sign-in at any
+	// moment, and its guest must not be turned away here for the TTL.
 	return g, err
 }
 

@@ -1,0 +1,204 @@
+package integration
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/otpgate/caddy-email-otp/integration/redisserver"
+	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
+)
+
+const nodeB = "http://contoso.localhost:9180"
+
+// cluster is two gateway nodes sharing one Redis and one storage: node A
+// in this process (port 9080), node B a separate Caddy process (port 9180).
+type cluster struct {
+	*env
+	redis *redisserver.Server
+}
+
+func startCluster(t *testing.T, extra string) *cluster {
+	c := &cluster{env: newEnv(t), redis: redisserver.Start(t)}
+	c.smtp = smtpsink.Start(t)
+	policy := "allow *@contoso.com\n\t\tstore redis " + c.redis.URL(0) + "\n\t\t" + extra
+	c.load(c.contosoSite(policy, ""))
+	startNode(t, strings.NewReplacer(
+		"admin localhost:2999", "admin localhost:3019",
+		"http_port 9080", "http_port 9180",
+		"https_port 9443", "https_port 9543",
+		"contoso.localhost:9080", "contoso.localhost:9180",
+	).Replace(c.contosoSite(policy, "")), "127.0.0.1:9180")
+	return c
+}
+
+// startNode runs Caddy with the module as its own process until the test ends.
+func startNode(t *testing.T, caddyfile, listen string) {
+	t.Helper()
+	bin := buildCaddy(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfg, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	logFile, _ := os.Create(filepath.Join(dir, "caddy.log"))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			log, _ := os.ReadFile(logFile.Name())
+			t.Logf("node log:\n%s", log)
+		}
+	})
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", listen); err == nil {
+			c.Close()
+			return
+		}
+	}
+	t.Fatalf("the second node did not listen on %s", listen)
+}
+
+func TestClusterSendOnOneNodeVerifyOnTheOther(t *testing.T) {
+	c := startCluster(t, "")
+	g := newGuest(t)
+	csrf := g.requestCode(contoso, hostBase, "/shared/doc", "ada@contoso.com")
+	code := codeIn(t, c.smtp.Wait(t, "ada@contoso.com", 1, 10*time.Second).Text)
+	landed := expectRedirect(t, g.post(nodeB+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}}), http.StatusSeeOther)
+	if landed != "/shared/doc" {
+		t.Errorf("landed on %q", landed)
+	}
+	g.backendView(nodeB + "/shared/doc")
+	g.backendView(contoso + "/shared/doc")
+
+	// Signed out on B: refused on A at the next request.
+	kept := g.cookie(contoso+"/", "email_otp_session")
+	expectStatus(t, g.signOut(nodeB, hostBase), http.StatusOK, "signed out")
+	expectRedirect(t, newGuest(t).get(contoso+"/shared/doc", "Cookie", kept.Name+"="+kept.Value), http.StatusFound)
+}
+
+func TestClusterWrongTriesAddUpAcrossNodes(t *testing.T) {
+	c := startCluster(t, "")
+	g := newGuest(t)
+	csrf := g.requestCode(contoso, hostBase, "/", "bea@contoso.com")
+	code := codeIn(t, c.smtp.Wait(t, "bea@contoso.com", 1, 10*time.Second).Text)
+	form := url.Values{"csrf": {csrf}, "code": {wrongCode(code)}}
+	expectStatus(t, g.post(contoso+hostBase+"verify", form), http.StatusUnprocessableEntity, "4 tries left")
+	expectStatus(t, g.post(nodeB+hostBase+"verify", form), http.StatusUnprocessableEntity, "3 tries left")
+	expectStatus(t, g.post(contoso+hostBase+"verify", form), http.StatusUnprocessableEntity, "2 tries left")
+	expectStatus(t, g.post(nodeB+hostBase+"verify", form), http.StatusUnprocessableEntity, "1 try left")
+	loc := expectRedirect(t, g.post(contoso+hostBase+"verify", form), http.StatusSeeOther)
+	if !strings.Contains(loc, "reason=locked") {
+		t.Errorf("fifth wrong try: %q", loc)
+	}
+	loc = expectRedirect(t, g.post(nodeB+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}}), http.StatusSeeOther)
+	if !strings.Contains(loc, "reason=expired") {
+		t.Errorf("the right code after five wrong ones on two nodes: %q", loc)
+	}
+}
+
+func TestClusterParallelVerificationIssuesOneSession(t *testing.T) {
+	c := startCluster(t, "")
+	g := newGuest(t)
+	csrf := g.requestCode(contoso, hostBase, "/", "cid@contoso.com")
+	pending := g.cookie(contoso+"/", "email_otp_pending")
+	code := codeIn(t, c.smtp.Wait(t, "cid@contoso.com", 1, 10*time.Second).Text)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	sessions := 0
+	start := make(chan struct{})
+	for i := 0; i < 20; i++ {
+		node := contoso
+		if i%2 == 1 {
+			node = nodeB
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			req, _ := http.NewRequest(http.MethodPost, node+hostBase+"verify", strings.NewReader(url.Values{"csrf": {csrf}, "code": {code}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Cookie", pending.Name+"="+pending.Value)
+			resp, err := newGuest(t).client.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			for _, ck := range resp.Cookies() {
+				if ck.Name == "email_otp_session" && ck.MaxAge > 0 {
+					mu.Lock()
+					sessions++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if sessions != 1 {
+		t.Fatalf("20 parallel submissions of one code across two nodes gave %d sessions, want 1", sessions)
+	}
+}
+
+func TestClusterFailsClosedWhileRedisIsDownAndResumes(t *testing.T) {
+	c := startCluster(t, "")
+	g := newGuest(t)
+	c.signIn(g, contoso, hostBase, "/", "dee@contoso.com")
+	c.redis.Stop()
+	for _, node := range []string{contoso, nodeB} {
+		expectStatus(t, g.get(node+"/doc"), http.StatusServiceUnavailable, "could not check your session")
+		page := newGuest(t).get(node + hostBase + "signin")
+		r := newGuest(t).post(node+hostBase+"send", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "email": {"eve@contoso.com"}},
+			"Cookie", cookieHeader(page.Header))
+		expectStatus(t, r, http.StatusServiceUnavailable, "Sign-in is unavailable")
+	}
+	c.redis.Restart()
+	for _, node := range []string{contoso, nodeB} {
+		g.backendView(node + "/doc")
+	}
+	c.signIn(newGuest(t), nodeB, hostBase, "/", "eve@contoso.com")
+}
+
+func TestClusterSessionGraceKeepsRecentSessionsDuringAnOutage(t *testing.T) {
+	c := startCluster(t, "")
+	g := newGuest(t)
+	c.load(c.contosoSite("allow *@contoso.com\n\t\tstore redis {\n\t\t\taddress "+c.redis.Addr+"\n\t\t\tsession_grace 1m\n\t\t}", ""))
+	c.signIn(g, contoso, hostBase, "/", "fay@contoso.com")
+	g.backendView(contoso + "/doc") // checked, not revoked: remembered for a minute
+	c.redis.Stop()
+	g.backendView(contoso + "/doc")
+	expectStatus(t, newGuest(t).get(contoso+hostBase+"signin"), http.StatusOK) // the page itself needs no Redis
+	c.redis.Restart()
+}
+
+func TestRedisStoreRefusesToLoadWithoutRedis(t *testing.T) {
+	e := newEnv(t)
+	e.smtp = smtpsink.Start(t)
+	cfg := e.contosoSite(fmt.Sprintf("allow *\n\t\tstore redis redis://127.0.0.1:%d/0", closedPort(t)), "")
+	caddytest.AssertLoadError(t, cfg, "caddyfile", "cannot use Redis")
+}
+
+func cookieHeader(h http.Header) string {
+	var parts []string
+	for _, c := range (&http.Response{Header: h}).Cookies() {
+		parts = append(parts, c.Name+"="+c.Value)
+	}
+	return strings.Join(parts, "; ")
+}
