@@ -133,6 +133,44 @@ func TestUnmarshalCaddyfileMailersDeliveryAndNames(t *testing.T) {
 	}
 }
 
+func TestUnmarshalCaddyfileRedisStore(t *testing.T) {
+	g, err := parse(t, `email_otp {
+		allow *
+		store redis {
+			address 10.0.0.1:6379
+			address 10.0.0.2:6379
+			username gateway
+			password {env.REDIS_PASSWORD}
+			db 2
+			tls
+			cluster
+			key_prefix docs:
+			session_grace 1m
+		}
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var store map[string]any
+	_ = json.Unmarshal(g.StoreRaw, &store)
+	if store["module"] != "redis" || len(store["addresses"].([]any)) != 2 || store["password"] != "{env.REDIS_PASSWORD}" ||
+		store["db"] != 2.0 || store["tls"] != true || store["cluster"] != true || store["key_prefix"] != "docs:" {
+		t.Errorf("store JSON = %s", g.StoreRaw)
+	}
+	g, err = parse(t, "email_otp {\n allow *\n store redis rediss://u:p@redis.internal:6380/1\n}")
+	if err != nil || !strings.Contains(string(g.StoreRaw), `"url":"rediss://u:p@redis.internal:6380/1"`) {
+		t.Errorf("url form: %s %v", g.StoreRaw, err)
+	}
+	rs := &RedisStore{URL: "rediss://u:p@redis.internal:6380/1"}
+	o, err := rs.options()
+	if err != nil || o.Addrs[0] != "redis.internal:6380" || o.DB != 1 || o.Username != "u" || o.Password != "p" || o.TLSConfig == nil {
+		t.Errorf("options from the URL: %+v %v", o, err)
+	}
+	if _, err := (&RedisStore{URL: "redis://x", Addresses: []string{"y:1"}}).options(); err == nil {
+		t.Error("url and addresses together were accepted")
+	}
+}
+
 func TestUnmarshalCaddyfileTenantForms(t *testing.T) {
 	for input, want := range map[string]TenantConfig{
 		"email_otp {\n tenant host\n allow *\n}":           {From: "host"},
