@@ -49,6 +49,15 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			max_retry     <duration>       # default 1m
 //			drain_timeout <duration>       # default 10s
 //		}
+//		limits {
+//			per_address     <n> <window>  # default 10 1h
+//			per_ip          <n> <window>  # default 50 1h
+//			per_tenant      <n> <window>  # default 5000 1h
+//			resend_cooldown <duration>|off # default 30s
+//			backoff         <first> <max> # default 1m 1h
+//			lock_after      <n> <for>     # default 100 24h
+//			not_me          <duration>    # default 1h
+//		}
 //		headers {
 //			email   <name>                # default X-Auth-Email
 //			tenant  <name>                # default X-Auth-Tenant
@@ -158,6 +167,10 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "delivery":
 			if err := g.unmarshalDelivery(d); err != nil {
+				return err
+			}
+		case "limits":
+			if err := g.unmarshalLimits(d); err != nil {
 				return err
 			}
 		case "headers":
@@ -290,6 +303,81 @@ func parsePositiveDuration(opt, val string) (caddy.Duration, error) {
 		return 0, fmt.Errorf("%s %q: use a positive duration such as 2s, 30m or 24h", opt, val)
 	}
 	return caddy.Duration(dur), nil
+}
+
+func (g *Gateway) unmarshalLimits(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if g.Limits == nil {
+		g.Limits = &LimitsConfig{}
+	}
+	l := g.Limits
+	for d.NextBlock(1) {
+		opt := d.Val()
+		args := d.RemainingArgs()
+		bad := func(format string) error { return d.Errf("limits %s %v: use "+format, opt, args) }
+		switch opt {
+		case "per_address", "per_ip", "per_tenant":
+			if len(args) != 2 {
+				return bad("<count> <window>, like 10 1h")
+			}
+			n, err := strconv.Atoi(args[0])
+			w, werr := caddy.ParseDuration(args[1])
+			if err != nil || n < 0 || werr != nil || w <= 0 {
+				return bad("<count> <window>, like 10 1h")
+			}
+			lim := &Limit{Count: n, Window: caddy.Duration(w)}
+			switch opt {
+			case "per_address":
+				l.PerAddress = lim
+			case "per_ip":
+				l.PerIP = lim
+			default:
+				l.PerTenant = lim
+			}
+		case "resend_cooldown", "not_me":
+			if len(args) != 1 {
+				return bad("one duration")
+			}
+			target := map[string]*caddy.Duration{"resend_cooldown": &l.ResendCooldown, "not_me": &l.NotMe}[opt]
+			if opt == "resend_cooldown" && args[0] == "off" {
+				*target = -1
+				continue
+			}
+			dur, err := parsePositiveDuration("limits "+opt, args[0])
+			if err != nil {
+				return d.Err(err.Error())
+			}
+			*target = dur
+		case "backoff":
+			if len(args) != 2 {
+				return bad("<first> <max>, like 1m 1h")
+			}
+			var err error
+			if l.Backoff, err = parsePositiveDuration("limits backoff", args[0]); err != nil {
+				return d.Err(err.Error())
+			}
+			if l.BackoffMax, err = parsePositiveDuration("limits backoff", args[1]); err != nil {
+				return d.Err(err.Error())
+			}
+		case "lock_after":
+			if len(args) != 2 {
+				return bad("<tries> <duration>, like 100 24h")
+			}
+			n, err := strconv.Atoi(args[0])
+			if err != nil {
+				return bad("<tries> <duration>, like 100 24h")
+			}
+			l.LockAfter = n
+			if l.LockFor, err = parsePositiveDuration("limits lock_after", args[1]); err != nil {
+				return d.Err(err.Error())
+			}
+		default:
+			return d.Errf("limits: unknown option %q (use per_address, per_ip, per_tenant, resend_cooldown, backoff, lock_after, not_me)", opt)
+		}
+	}
+	return nil
 }
 
 func oneArg(d *caddyfile.Dispenser, opt string) (string, error) {

@@ -124,7 +124,11 @@ type pendingState struct {
 	Expires   int64  `json:"x"`
 	// Held is a verified session waiting for the guest's consent.
 	Held *flow.Session `json:"h,omitempty"`
+	// HeldUntil: a send was held by a limit about the address until then.
+	HeldUntil int64 `json:"hu,omitempty"`
 }
+
+func (p pendingState) held(now time.Time) bool { return now.Unix() < p.HeldUntil }
 
 // loadPending returns this browser's pending state for t, or a fresh one.
 func (g *Gateway) loadPending(r *http.Request, t tenant) (pendingState, bool) {

@@ -33,6 +33,7 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, t tenant
 		"verify":  {get: g.getVerify, post: g.postVerify},
 		"signout": {get: g.getSignOut, post: g.postSignOut},
 		"consent": {get: g.getConsent, post: g.postConsent},
+		"notme":   {get: g.getNotMe, post: g.postNotMe},
 		"session": {get: g.getSession},
 		"outbox":  {get: g.serveOutbox},
 	}
@@ -211,6 +212,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		Email:     form["email"],
 		Resource:  rd,
 		Host:      canonicalHost(r.Host),
+		Base:      origin(r) + t.Base(),
 		Language:  r.Header.Get("Accept-Language"),
 		ClientIP:  clientIP(r),
 		UserAgent: r.UserAgent(),
@@ -231,10 +233,31 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 			"Many sign-in codes are being sent right now, so yours could not be sent. Nothing was sent to you. Please try again in a minute.",
 			link{t.Base() + "signin?rd=" + url.QueryEscape(rd), "Try again"})
 		return
+	case errors.Is(err, flow.ErrRateLimited):
+		var rl flow.RateLimitError
+		errors.As(err, &rl)
+		g.rateLimited(w, r, t, rl, rd)
+		return
 	case err != nil:
 		g.internalError(w, r, t, err)
 		return
 	}
+	if !res.Held.IsZero() {
+		// Answered as a send, for every address alike; a challenge this
+		// browser already waits on for the address stays.
+		g.logger.Info("code not sent: held by a limit", g.eventFields(r, t, res.Email, zap.String("why", res.HeldWhy), zap.Time("until", res.Held))...)
+		if p.Email != res.Email {
+			p.Challenge = ""
+		}
+		p.Email, p.RD, p.HeldUntil = res.Email, rd, res.Held.Unix()
+		if err := g.savePending(w, r, t, p); err != nil {
+			g.internalError(w, r, t, err)
+			return
+		}
+		http.Redirect(w, r, t.Base()+"verify", http.StatusSeeOther)
+		return
+	}
+	p.HeldUntil = 0
 	if res.Permitted {
 		g.logger.Info("code queued", g.eventFields(r, t, res.Challenge.Email)...)
 	} else {
@@ -254,6 +277,12 @@ func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 	if err != nil {
 		if !errors.Is(err, flow.ErrChallengeNotFound) {
 			g.internalError(w, r, t, err)
+			return
+		}
+		if p.held(g.service.Now()) {
+			// Held by a limit with no code of this browser's: the page a
+			// sent code would show, with when to ask again.
+			g.verifyPage(w, r, t, p, flow.Challenge{Delivery: flow.DeliverySent, MaxAttempts: 1}, http.StatusOK, "")
 			return
 		}
 		reason := "expired"
@@ -284,6 +313,13 @@ func (g *Gateway) verifyPage(w http.ResponseWriter, r *http.Request, t tenant, p
 	if fieldError == "" {
 		data.Refresh = deliveryRefresh[ch.Delivery]
 	}
+	if p.held(g.service.Now()) {
+		data.Notice = "A code was sent to this address a short while ago. Check your inbox and spam folder; you can ask for a new code after " +
+			time.Unix(p.HeldUntil, 0).UTC().Format("15:04:05 MST") + "."
+	}
+	if ch.ExpiresAt.IsZero() {
+		data.ExpiresAt = ""
+	}
 	g.page(w, r, t, status, templates.PageVerify, data)
 }
 
@@ -300,7 +336,7 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 	if !ok {
 		return
 	}
-	if p.Challenge == "" {
+	if p.Challenge == "" && !p.held(g.service.Now()) {
 		g.backToSignIn(w, r, t, p, "")
 		return
 	}
@@ -573,3 +609,12 @@ func plural(n int, one, many string) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// origin is the scheme and host the client asked for, for absolute links.
+func origin(r *http.Request) string {
+	scheme := "http"
+	if isHTTPS(r) {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}

@@ -82,6 +82,8 @@ type Gateway struct {
 	TemplatesDir string `json:"templates_dir,omitempty"`
 	// How code emails are queued and retried.
 	Delivery *DeliveryConfig `json:"delivery,omitempty"`
+	// How often codes may be sent and guessed.
+	Limits *LimitsConfig `json:"limits,omitempty"`
 	// The name guests see for every tenant of this handler, in the email's
 	// subject and on the pages. Default: the tenant id.
 	DisplayName string `json:"display_name,omitempty"`
@@ -103,6 +105,7 @@ type Gateway struct {
 	pages       *templates.Set
 	sessions    *flow.Sealer
 	pending     *flow.Sealer
+	notMe       *flow.Sealer
 	csrfKey     []byte
 	stripHeader map[string]bool // normalized identity header names
 	logger      *zap.Logger
@@ -159,6 +162,10 @@ func (g *Gateway) applyDefaults() {
 	if g.Headers == nil {
 		g.Headers = &HeaderNames{}
 	}
+	if g.Limits == nil {
+		g.Limits = &LimitsConfig{}
+	}
+	g.Limits.applyDefaults()
 	for _, h := range []struct {
 		field *string
 		def   string
@@ -202,6 +209,9 @@ func (g *Gateway) checkOptions() error {
 	}
 	if g.MaxAttempts < 1 || g.MaxAttempts > 100 {
 		return fmt.Errorf("max_attempts %d: use 1 to 100", g.MaxAttempts)
+	}
+	if err := g.Limits.check(); err != nil {
+		return err
 	}
 	if _, err := flow.NewPolicy(g.Allow, g.Block, g.InviteOnly); err != nil {
 		return fmt.Errorf("allow/block: %w", err)
@@ -257,6 +267,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	g.sessions = keys.Sealer("session")
 	g.pending = keys.Sealer("pending")
+	g.notMe = keys.Sealer("notme")
 	g.csrfKey = keys.MAC("csrf")
 
 	if g.guests, g.guestsKey, err = loadDirectory(ctx); err != nil {
@@ -277,6 +288,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		Compose:     g.composeCodeMail,
 		Guests:      g.guests,
 		Consent:     g.Consent,
+		Limits:      g.Limits.flowLimits(),
 	})
 	if err != nil {
 		return err
@@ -318,8 +330,13 @@ func (g *Gateway) displayName(id string) string {
 }
 
 func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
+	notMe, err := g.notMeLink(c)
+	if err != nil {
+		return flow.Message{}, err
+	}
 	subject, text, html, err := g.pages.Email(templates.EmailData{
 		Code:      c.Code,
+		NotMeLink: notMe,
 		Tenant:    g.displayName(c.Tenant),
 		Resource:  c.Resource,
 		Host:      c.Host,

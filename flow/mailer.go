@@ -27,6 +27,7 @@ type CodeMail struct {
 	Tenant    string
 	Resource  string // the local path the guest asked for
 	Host      string // the site's host name
+	Base      string // the absolute URL of the gateway's endpoints
 	Language  string // the guest's Accept-Language
 	ClientIP  string
 	UserAgent string

@@ -37,7 +37,50 @@ type Config struct {
 	Guests *directory.Directory
 	// Consent asks a guest to agree before their first redemption.
 	Consent bool
+	// Limits bound how often codes are sent and guessed.
+	Limits Limits
 }
+
+// Rate is N events per Window; N = 0 means no limit.
+type Rate struct {
+	N      int
+	Window time.Duration
+}
+
+// Limits bound sending and guessing. Zero values turn a limit off.
+type Limits struct {
+	PerAddress Rate // codes per tenant and address
+	PerIP      Rate // codes per client IP
+	PerTenant  Rate // codes per tenant
+	// Cooldown between two codes for one tenant and address.
+	Cooldown time.Duration
+	// After each dead code (MaxAttempts wrong tries), no new code for
+	// BackoffBase, doubling with each further dead code up to BackoffMax.
+	BackoffBase, BackoffMax time.Duration
+	// LockAfter consecutive wrong tries (within LockFor) stop codes to the
+	// address for LockFor (NIST 800-63B 5.2.2: at most 100).
+	LockAfter int
+	LockFor   time.Duration
+	// NotMeFor is how long codes stop after a guest reports "this wasn't me".
+	NotMeFor time.Duration
+}
+
+// ErrRateLimited is wrapped by the RateLimitError that Send returns when a
+// limit that is not about the address (client IP, tenant) is reached.
+var ErrRateLimited = errors.New("too many codes requested")
+
+// RateLimitError says until when a limit holds.
+type RateLimitError struct {
+	Scope string // "client IP" or "tenant"
+	Until time.Time
+}
+
+func (e RateLimitError) Error() string {
+	return fmt.Sprintf("%v from this %s until %s", ErrRateLimited, e.Scope, e.Until.UTC().Format(time.RFC3339))
+}
+
+// Is makes errors.Is(err, ErrRateLimited) true.
+func (e RateLimitError) Is(target error) bool { return target == ErrRateLimited }
 
 // Service runs the sign-in state machine for one gateway configuration.
 type Service struct {
@@ -80,6 +123,7 @@ type SendRequest struct {
 	Email     string // as typed
 	Resource  string // local path the guest wants, for the email
 	Host      string // the site's host name, for the one-time-code autofill line
+	Base      string // the absolute URL of the gateway's endpoints, for links in the email
 	Language  string // the guest's Accept-Language, for the email's language
 	ClientIP  string
 	UserAgent string
@@ -87,9 +131,16 @@ type SendRequest struct {
 
 // SendResult describes the challenge made. Permitted is for logs only: the
 // guest must see the same thing either way, so the policy can't be probed.
+// Held, if set, means no code was made because of a limit about the address
+// (cooldown, back-off, lock, "this wasn't me", per-address rate) until then:
+// the guest is answered as after a send, with a note when to ask again, for
+// allowed and denied addresses alike.
 type SendResult struct {
 	Challenge Challenge
+	Email     string
 	Permitted bool
+	Held      time.Time
+	HeldWhy   string // for logs
 }
 
 // Send makes a challenge for the address and queues its code email. An
@@ -103,8 +154,14 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		return SendResult{}, err
 	}
 	now := s.cfg.Clock.Now()
+	tag := IdentityTag(req.Tenant, addr)
+	if held, why, err := s.checkLimits(ctx, req, tag, now); err != nil {
+		return SendResult{}, err
+	} else if !held.IsZero() {
+		return SendResult{Email: addr, Held: held, HeldWhy: why}, nil
+	}
 	ch := Challenge{
-		ID:          IdentityTag(req.Tenant, addr) + "." + randomID(),
+		ID:          tag + "." + randomID(),
 		Tenant:      req.Tenant,
 		Email:       addr,
 		Resource:    req.Resource,
@@ -130,6 +187,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 			Tenant:    req.Tenant,
 			Resource:  req.Resource,
 			Host:      req.Host,
+			Base:      req.Base,
 			Language:  req.Language,
 			ClientIP:  req.ClientIP,
 			UserAgent: req.UserAgent,
@@ -150,7 +208,104 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	if err := s.cfg.Dispatcher.Dispatch(ctx, env); err != nil {
 		return SendResult{}, err
 	}
-	return SendResult{Challenge: ch, Permitted: permitted}, nil
+	if l := s.cfg.Limits.Cooldown; l > 0 {
+		if err := s.cfg.Store.SetFlag(ctx, "cooldown:"+tag, now.Add(l)); err != nil {
+			return SendResult{}, err
+		}
+	}
+	return SendResult{Challenge: ch, Email: addr, Permitted: permitted}, nil
+}
+
+// checkLimits applies the sending limits. Limits about the client or the
+// tenant are errors (a page that says nothing about the address); limits
+// about the address hold the send quietly. All are counted before the
+// policy is asked, so they fall alike on every address.
+func (s *Service) checkLimits(ctx context.Context, req SendRequest, tag string, now time.Time) (time.Time, string, error) {
+	l := s.cfg.Limits
+	loud := []struct {
+		rate       Rate
+		key, scope string
+		applies    bool
+	}{
+		{l.PerIP, "send:ip:" + req.ClientIP, "client IP", req.ClientIP != ""},
+		{l.PerTenant, "send:tenant:" + req.Tenant, "tenant", true},
+	}
+	for _, c := range loud {
+		if c.rate.N <= 0 || !c.applies {
+			continue
+		}
+		n, resets, err := s.cfg.Store.Count(ctx, c.key, c.rate.Window, now)
+		if err != nil {
+			return time.Time{}, "", err
+		}
+		if n > c.rate.N {
+			return time.Time{}, "", RateLimitError{Scope: c.scope, Until: resets}
+		}
+	}
+	for _, f := range []string{"notme", "lock", "backoff", "cooldown"} {
+		until, up, err := s.cfg.Store.Flag(ctx, f+":"+tag, now)
+		if err != nil {
+			return time.Time{}, "", err
+		}
+		if up {
+			return until, f, nil
+		}
+	}
+	if l.PerAddress.N > 0 {
+		n, resets, err := s.cfg.Store.Count(ctx, "send:addr:"+tag, l.PerAddress.Window, now)
+		if err != nil {
+			return time.Time{}, "", err
+		}
+		if n > l.PerAddress.N {
+			return resets, "per-address limit", nil
+		}
+	}
+	return time.Time{}, "", nil
+}
+
+// countFailure records a wrong try against the guest across codes: a dead
+// code starts a back-off, doubling with each; LockAfter in a row lock the
+// address for LockFor.
+func (s *Service) countFailure(ctx context.Context, ch Challenge, dead bool, now time.Time) error {
+	l := s.cfg.Limits
+	if l.LockAfter <= 0 {
+		return nil
+	}
+	tag := IdentityTag(ch.Tenant, ch.Email)
+	n, _, err := s.cfg.Store.Count(ctx, "fail:"+tag, l.LockFor, now)
+	if err != nil {
+		return err
+	}
+	if n >= l.LockAfter {
+		return s.cfg.Store.SetFlag(ctx, "lock:"+tag, now.Add(l.LockFor))
+	}
+	if dead && l.BackoffBase > 0 {
+		wait := l.BackoffBase
+		for k := n / max(ch.MaxAttempts, 1); k > 1 && wait < l.BackoffMax; k-- {
+			wait *= 2
+		}
+		if l.BackoffMax > 0 {
+			wait = min(wait, l.BackoffMax)
+		}
+		return s.cfg.Store.SetFlag(ctx, "backoff:"+tag, now.Add(wait))
+	}
+	return nil
+}
+
+// NotMe handles "this wasn't me" from the code email: the live code of the
+// address is cancelled and no code goes to it for Limits.NotMeFor.
+func (s *Service) NotMe(ctx context.Context, tenant, addr string) (time.Time, error) {
+	now := s.cfg.Clock.Now()
+	tag := IdentityTag(tenant, addr)
+	// A dead challenge supersedes the live one: that is how a store cancels.
+	if err := s.cfg.Store.SaveChallenge(ctx, Challenge{
+		ID: tag + "." + randomID(), Tenant: tenant, Email: addr, CodeHash: []byte(randomID()),
+		CreatedAt: now, ExpiresAt: now.Add(time.Second), MaxAttempts: 1,
+	}); err != nil {
+		return time.Time{}, err
+	}
+	until := now.Add(s.cfg.Limits.NotMeFor)
+	return until, s.cfg.Store.SetFlag(ctx, "notme:"+tag, until)
 }
 
 // admits decides who gets a real code: not blocked, not revoked, and allowed
@@ -270,6 +425,7 @@ func (s *Service) Verify(ctx context.Context, tenant, id, typed string) (VerifyR
 		} else if err != nil {
 			return VerifyResult{}, err
 		}
+
 	case AttemptMismatched:
 		res.Outcome = WrongCode
 	case AttemptExhausted:
@@ -277,13 +433,23 @@ func (s *Service) Verify(ctx context.Context, tenant, id, typed string) (VerifyR
 	default:
 		res.Outcome = Expired
 	}
+	if res.Outcome == WrongCode || res.Outcome == Locked {
+		if err := s.countFailure(ctx, ch, res.Outcome == Locked, now); err != nil {
+			return VerifyResult{}, err
+		}
+	}
 	return res, nil
 }
 
 // Redeem records a sign-in in the guest directory (redeeming an invitation)
 // and returns the guest's record. A revoked guest gets directory.ErrRevoked.
 func (s *Service) Redeem(ctx context.Context, sess Session) (directory.Guest, error) {
-	return s.cfg.Guests.RecordSignIn(ctx, sess.Tenant, sess.Email, s.cfg.Clock.Now())
+	g, err := s.cfg.Guests.RecordSignIn(ctx, sess.Tenant, sess.Email, s.cfg.Clock.Now())
+	if err != nil {
+		return g, err
+	}
+	// A success ends the run of wrong tries.
+	return g, s.cfg.Store.ResetCount(ctx, "fail:"+IdentityTag(sess.Tenant, sess.Email))
 }
 
 // Authenticate checks a decoded session for tenant: right tenant, not past its

@@ -458,3 +458,133 @@ func TestConsentHoldsTheRedemption(t *testing.T) {
 		t.Error("consent asked again after redemption")
 	}
 }
+
+func withLimits(t *testing.T, f *fixture, l flow.Limits) {
+	f.svc = mustService(t, f, func(c *flow.Config) { c.Limits = l })
+}
+
+func sendReq(f *fixture, tenant, email, ip string) (flow.SendResult, error) {
+	return f.svc.Send(context.Background(), flow.SendRequest{Tenant: tenant, Email: email, ClientIP: ip})
+}
+
+func TestCooldownAndPerAddressLimitHoldQuietlyForEveryAddress(t *testing.T) {
+	f := newFixture(t, nil)
+	withLimits(t, f, flow.Limits{Cooldown: time.Minute, PerAddress: flow.Rate{N: 2, Window: time.Hour}})
+	for _, addr := range []string{"bob@contoso.com", "x@example.org"} { // allowed and denied alike
+		first, err := sendReq(f, "acme", addr, "")
+		if err != nil || !first.Held.IsZero() || first.Challenge.ID == "" {
+			t.Fatalf("%s first send: %+v %v", addr, first, err)
+		}
+		second, err := sendReq(f, "acme", addr, "")
+		if err != nil || !second.Held.Equal(f.clock.Now().Add(time.Minute)) || second.Challenge.ID != "" || second.HeldWhy != "cooldown" {
+			t.Fatalf("%s within the cooldown: %+v %v", addr, second, err)
+		}
+		f.clock.Advance(61 * time.Second)
+		if r, _ := sendReq(f, "acme", addr, ""); !r.Held.IsZero() {
+			t.Fatalf("%s after the cooldown: %+v", addr, r)
+		}
+		f.clock.Advance(61 * time.Second)
+		if r, _ := sendReq(f, "acme", addr, ""); r.HeldWhy != "per-address limit" {
+			t.Fatalf("%s third in the hour: %+v", addr, r)
+		}
+	}
+	if n := len(f.outbox.Messages()); n != 2 {
+		t.Errorf("%d messages, want 2 (the allowed address, twice)", n)
+	}
+}
+
+func TestPerIPAndPerTenantLimitsAreErrors(t *testing.T) {
+	f := newFixture(t, nil)
+	withLimits(t, f, flow.Limits{PerIP: flow.Rate{N: 2, Window: time.Hour}, PerTenant: flow.Rate{N: 3, Window: time.Hour}})
+	sendReq(f, "acme", "a@contoso.com", "192.0.2.1")
+	sendReq(f, "acme", "b@contoso.com", "192.0.2.1")
+	_, err := sendReq(f, "acme", "c@contoso.com", "192.0.2.1")
+	var rl flow.RateLimitError
+	if !errors.As(err, &rl) || rl.Scope != "client IP" || !errors.Is(err, flow.ErrRateLimited) {
+		t.Fatalf("third from one IP: %v", err)
+	}
+	if _, err := sendReq(f, "acme", "d@contoso.com", "192.0.2.2"); err != nil {
+		t.Fatalf("another IP: %v", err)
+	}
+	if _, err := sendReq(f, "acme", "e@contoso.com", "192.0.2.3"); !errors.As(err, &rl) || rl.Scope != "tenant" {
+		t.Fatalf("fourth for the tenant: %v", err)
+	}
+	if _, err := sendReq(f, "globex", "e@contoso.com", "192.0.2.3"); err != nil {
+		t.Fatalf("another tenant: %v", err)
+	}
+}
+
+func TestWrongTriesAcrossCodesBackOffThenLock(t *testing.T) {
+	f := newFixture(t, nil)
+	withLimits(t, f, flow.Limits{BackoffBase: time.Minute, BackoffMax: 4 * time.Minute, LockAfter: 20, LockFor: 24 * time.Hour})
+	ctx := context.Background()
+	killCode := func() {
+		t.Helper()
+		ch, code := f.send(t, "acme", "bob@contoso.com")
+		if ch.ID == "" || code == "" {
+			t.Fatal("no code to kill")
+		}
+		for i := 0; i < 5; i++ {
+			_, _ = f.svc.Verify(ctx, "acme", ch.ID, wrongDigits(code))
+		}
+	}
+	for k, wait := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute} {
+		killCode()
+		r, _ := sendReq(f, "acme", "bob@contoso.com", "")
+		if r.HeldWhy != "backoff" || !r.Held.Equal(f.clock.Now().Add(wait)) {
+			t.Fatalf("after %d dead codes: %+v, want a back-off of %v", k+1, r, wait)
+		}
+		f.clock.Advance(wait)
+	}
+	killCode() // 20 wrong tries in a row
+	if r, _ := sendReq(f, "acme", "bob@contoso.com", ""); r.HeldWhy != "lock" || !r.Held.Equal(f.clock.Now().Add(24*time.Hour)) {
+		t.Fatalf("after 20 wrong tries: %+v", r)
+	}
+}
+
+func TestSuccessEndsTheRunOfWrongTries(t *testing.T) {
+	f := newFixture(t, nil)
+	withLimits(t, f, flow.Limits{BackoffBase: time.Minute, BackoffMax: time.Hour, LockAfter: 6, LockFor: time.Hour})
+	ctx := context.Background()
+	ch, code := f.send(t, "acme", "bob@contoso.com")
+	for i := 0; i < 4; i++ {
+		f.svc.Verify(ctx, "acme", ch.ID, wrongDigits(code))
+	}
+	if r, _ := f.svc.Verify(ctx, "acme", ch.ID, code); r.Outcome != flow.Verified {
+		t.Fatal(r.Outcome)
+	}
+	ch, code = f.send(t, "acme", "bob@contoso.com")
+	for i := 0; i < 4; i++ { // 8 in all, but not in a row
+		f.svc.Verify(ctx, "acme", ch.ID, wrongDigits(code))
+	}
+	if r, _ := sendReq(f, "acme", "bob@contoso.com", ""); r.HeldWhy == "lock" {
+		t.Fatal("wrong tries before a success still count")
+	}
+}
+
+func TestNotMeCancelsAndHolds(t *testing.T) {
+	f := newFixture(t, nil)
+	withLimits(t, f, flow.Limits{NotMeFor: time.Hour})
+	ctx := context.Background()
+	ch, code := f.send(t, "acme", "bob@contoso.com")
+	until, err := f.svc.NotMe(ctx, "acme", "bob@contoso.com")
+	if err != nil || !until.Equal(f.clock.Now().Add(time.Hour)) {
+		t.Fatalf("NotMe: %v %v", until, err)
+	}
+	if r, _ := f.svc.Verify(ctx, "acme", ch.ID, code); r.Outcome == flow.Verified {
+		t.Fatal("the reported code still signs in")
+	}
+	if r, _ := sendReq(f, "acme", "bob@contoso.com", ""); r.HeldWhy != "notme" {
+		t.Fatalf("after the report: %+v", r)
+	}
+	if r, _ := sendReq(f, "globex", "bob@contoso.com", ""); !r.Held.IsZero() {
+		t.Fatalf("another tenant is held too: %+v", r)
+	}
+}
+
+func wrongDigits(code string) string {
+	if code == "00000000" {
+		return "11111111"
+	}
+	return "00000000"
+}

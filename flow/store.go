@@ -61,4 +61,14 @@ type Store interface {
 	RevokeSession(ctx context.Context, id string, until time.Time) error
 	// SessionRevoked reports whether session id was revoked.
 	SessionRevoked(ctx context.Context, id string, now time.Time) (bool, error)
+
+	// Count adds one to the counter key in its fixed window (which starts at
+	// the first count) and returns the new count and when the window ends.
+	Count(ctx context.Context, key string, window time.Duration, now time.Time) (n int, resets time.Time, err error)
+	// ResetCount forgets counter key.
+	ResetCount(ctx context.Context, key string) error
+	// SetFlag raises flag key until the given time.
+	SetFlag(ctx context.Context, key string, until time.Time) error
+	// Flag reports whether flag key is raised at now, and until when.
+	Flag(ctx context.Context, key string, now time.Time) (until time.Time, raised bool, err error)
 }

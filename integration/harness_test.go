@@ -78,7 +78,8 @@ func (e *env) caddyfile(o gatewayOptions) string {
 		allow *@contoso.com *@*.partner.org alice@gmail.com
 		block *@blocked.contoso.com
 		%s
-		%s`, mailer, o.extra)
+		%s
+		%s`, mailer, testLimits, o.extra)
 	return fmt.Sprintf(`{
 	admin localhost:2999
 	http_port %d
@@ -120,6 +121,16 @@ func start(t *testing.T, o gatewayOptions) *env {
 	return e
 }
 
+// testLimits lift the sending limits that a test run from one client IP,
+// asking for many codes quickly, would otherwise meet; the limits have tests
+// of their own.
+const testLimits = `limits {
+			per_address 1000 1h
+			per_ip 100000 1h
+			per_tenant 100000 1h
+			resend_cooldown off
+		}`
+
 // contosoSite is a config of one site, contoso.localhost, whose gateway has
 // the given policy lines, with more handlers before the proxy.
 func (e *env) contosoSite(policy, handlers string) string {
@@ -133,6 +144,7 @@ func (e *env) contosoSite(policy, handlers string) string {
 http://contoso.localhost:9080 {
 	email_otp {
 		%s
+		%s
 		mailer smtp {
 			host 127.0.0.1
 			port %d
@@ -143,7 +155,7 @@ http://contoso.localhost:9080 {
 	%s
 	reverse_proxy %s
 }
-`, e.storage, policy, e.smtp.Port, handlers, strings.TrimPrefix(e.backend.URL, "http://"))
+`, e.storage, policy, testLimits, e.smtp.Port, handlers, strings.TrimPrefix(e.backend.URL, "http://"))
 }
 
 // newEnv is an env with its own storage and backend, and no SMTP server yet.

@@ -15,6 +15,7 @@ type catalog struct {
 	Origin    string // client IP
 	OriginUA  string // client IP, browser
 	NotYou    string
+	NotMeLink string // followed by the link
 	Never     string
 	Units     [3][2]string // second, minute, hour: singular, plural
 	Unknown   string       // an unknown client address
@@ -30,6 +31,7 @@ var catalogs = map[string]catalog{
 		Origin:    "The request came from %s.",
 		OriginUA:  "The request came from %s, using %s.",
 		NotYou:    "Didn't ask for this code? Someone typed your address into the sign-in page. You can ignore this email: without the code nobody can sign in as you.",
+		NotMeLink: "If you did not ask for it, this link cancels the code and stops codes to your address for a while:",
 		Never:     "Never share this code; we will never ask you for it.",
 		Units:     [3][2]string{{"second", "seconds"}, {"minute", "minutes"}, {"hour", "hours"}},
 		Unknown:   "an unknown address",
@@ -43,6 +45,7 @@ var catalogs = map[string]catalog{
 		Origin:    "Die Anfrage kam von %s.",
 		OriginUA:  "Die Anfrage kam von %s, mit %s.",
 		NotYou:    "Sie haben keinen Code angefordert? Jemand hat Ihre Adresse auf der Anmeldeseite eingegeben. Sie können diese E-Mail ignorieren: Ohne den Code kann sich niemand als Sie anmelden.",
+		NotMeLink: "Wenn Sie ihn nicht angefordert haben, storniert dieser Link den Code und stoppt weitere Codes an Ihre Adresse für eine Weile:",
 		Never:     "Geben Sie diesen Code nie weiter; wir werden Sie nie danach fragen.",
 		Units:     [3][2]string{{"Sekunde", "Sekunden"}, {"Minute", "Minuten"}, {"Stunde", "Stunden"}},
 		Unknown:   "einer unbekannten Adresse",
@@ -56,6 +59,7 @@ var catalogs = map[string]catalog{
 		Origin:    "La demande provient de %s.",
 		OriginUA:  "La demande provient de %s, avec %s.",
 		NotYou:    "Vous n'avez pas demandé ce code ? Quelqu'un a saisi votre adresse sur la page de connexion. Vous pouvez ignorer cet e-mail : sans le code, personne ne peut se connecter à votre place.",
+		NotMeLink: "Si vous ne l'avez pas demandé, ce lien annule le code et suspend l'envoi de codes à votre adresse pendant un moment :",
 		Never:     "Ne communiquez jamais ce code ; nous ne vous le demanderons jamais.",
 		Units:     [3][2]string{{"seconde", "secondes"}, {"minute", "minutes"}, {"heure", "heures"}},
 		Unknown:   "une adresse inconnue",
@@ -69,6 +73,7 @@ var catalogs = map[string]catalog{
 		Origin:    "La solicitud llegó desde %s.",
 		OriginUA:  "La solicitud llegó desde %s, con %s.",
 		NotYou:    "¿No pidió este código? Alguien escribió su dirección en la página de acceso. Puede ignorar este correo: sin el código nadie puede entrar en su nombre.",
+		NotMeLink: "Si no lo pidió, este enlace anula el código y detiene los códigos a su dirección durante un tiempo:",
 		Never:     "No comparta nunca este código; nunca se lo pediremos.",
 		Units:     [3][2]string{{"segundo", "segundos"}, {"minuto", "minutos"}, {"hora", "horas"}},
 		Unknown:   "una dirección desconocida",
@@ -82,7 +87,7 @@ func Languages() []string { return []string{"en", "de", "fr", "es"} }
 
 // Localized is the code email's sentences in one language, ready to print.
 type Localized struct {
-	Subject, Intro, Validity, Resource, Origin, NotYou, Never string
+	Subject, Intro, Validity, Resource, Origin, NotYou, NotYouLink, Never string
 }
 
 func localize(lang string, d EmailData) Localized {
@@ -99,6 +104,9 @@ func localize(lang string, d EmailData) Localized {
 	}
 	if d.Resource != "" {
 		l.Resource = fmt.Sprintf(c.Resource, d.Resource)
+	}
+	if d.NotMeLink != "" {
+		l.NotYouLink = c.NotMeLink
 	}
 	ip := d.ClientIP
 	if ip == "" {

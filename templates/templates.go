@@ -32,9 +32,10 @@ const (
 	PageOutbox    = "outbox"
 	PageConsent   = "consent"
 	PageForbidden = "forbidden"
+	PageNotMe     = "notme"
 )
 
-var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox, PageConsent, PageForbidden}
+var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox, PageConsent, PageForbidden, PageNotMe}
 
 // PageData is what every page template receives. Fields a page doesn't use are
 // zero. Everything is escaped by html/template.
@@ -53,6 +54,7 @@ type PageData struct {
 	Delivery   string // verify page: queued, sent, retrying or failed
 	Refresh    int    // seconds after which the page reloads itself; 0: never
 	Trouble    bool   // sign-in page: mail delivery is failing right now
+	Token      string // "this wasn't me" page: the link's token
 	Heading    string // error pages
 	Message    string // error pages
 	Action     string // error pages: a link the guest can follow
@@ -68,6 +70,7 @@ type OutboxEntry struct {
 // EmailData is what the email templates receive.
 type EmailData struct {
 	Code      string
+	NotMeLink string // cancels the code and stops codes for a while
 	Tenant    string // the tenant's display name
 	Resource  string // the local path the guest asked for
 	Host      string // the site's host name, for the one-time-code line

@@ -35,6 +35,13 @@ type Store struct {
 	challenges *expirable.LRU[string, flow.Challenge]
 	current    *expirable.LRU[string, string] // tenant + address -> newest challenge id
 	revoked    *expirable.LRU[string, time.Time]
+	counters   *expirable.LRU[string, counter]
+	flags      *expirable.LRU[string, time.Time]
+}
+
+type counter struct {
+	n      int
+	resets time.Time
 }
 
 // New returns an empty store.
@@ -52,6 +59,8 @@ func New(l Limits) *Store {
 		challenges: expirable.NewLRU[string, flow.Challenge](l.MaxChallenges, nil, l.Horizon),
 		current:    expirable.NewLRU[string, string](l.MaxChallenges, nil, l.Horizon),
 		revoked:    expirable.NewLRU[string, time.Time](l.MaxRevocations, nil, l.Horizon),
+		counters:   expirable.NewLRU[string, counter](l.MaxChallenges, nil, l.Horizon),
+		flags:      expirable.NewLRU[string, time.Time](l.MaxChallenges, nil, l.Horizon),
 	}
 }
 
@@ -145,6 +154,46 @@ func (s *Store) SessionRevoked(_ context.Context, id string, now time.Time) (boo
 	defer s.mu.Unlock()
 	until, ok := s.revoked.Get(id)
 	return ok && now.Before(until), nil
+}
+
+// Count implements flow.Store.
+func (s *Store) Count(_ context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.counters.Get(key)
+	if !ok || !now.Before(c.resets) {
+		c = counter{resets: now.Add(window)}
+	}
+	c.n++
+	s.counters.Add(key, c)
+	return c.n, c.resets, nil
+}
+
+// ResetCount implements flow.Store.
+func (s *Store) ResetCount(_ context.Context, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.counters.Remove(key)
+	return nil
+}
+
+// SetFlag implements flow.Store.
+func (s *Store) SetFlag(_ context.Context, key string, until time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flags.Add(key, until)
+	return nil
+}
+
+// Flag implements flow.Store.
+func (s *Store) Flag(_ context.Context, key string, now time.Time) (time.Time, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.flags.Get(key)
+	if !ok || !now.Before(until) {
+		return time.Time{}, false, nil
+	}
+	return until, true, nil
 }
 
 var _ flow.Store = (*Store)(nil)

@@ -214,4 +214,50 @@ func (s *Store) SessionRevoked(ctx context.Context, id string, now time.Time) (b
 	return n > 0, nil
 }
 
+func (s *Store) counterKey(key string) string { return s.prefix + "count:{" + key + "}" }
+func (s *Store) flagKey(key string) string    { return s.prefix + "flag:{" + key + "}" }
+
+var (
+	//go:embed count.lua
+	countSrc string
+	count    = redis.NewScript(countSrc)
+)
+
+// Count implements flow.Store: INCR and, for a new counter, PEXPIRE, in one
+// script, so parallel counts on many nodes are exact.
+func (s *Store) Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error) {
+	res, err := count.Run(ctx, s.rdb, []string{s.counterKey(key)}, window.Milliseconds()).Int64Slice()
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return int(res[0]), now.Add(time.Duration(res[1]) * time.Millisecond), nil
+}
+
+// ResetCount implements flow.Store.
+func (s *Store) ResetCount(ctx context.Context, key string) error {
+	return s.rdb.Del(ctx, s.counterKey(key)).Err()
+}
+
+// SetFlag implements flow.Store.
+func (s *Store) SetFlag(ctx context.Context, key string, until time.Time) error {
+	ttl := time.Until(until)
+	if ttl <= 0 {
+		return nil
+	}
+	return s.rdb.Set(ctx, s.flagKey(key), until.UnixMilli(), ttl).Err()
+}
+
+// Flag implements flow.Store.
+func (s *Store) Flag(ctx context.Context, key string, now time.Time) (time.Time, bool, error) {
+	v, err := s.rdb.Get(ctx, s.flagKey(key)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	until := time.UnixMilli(v)
+	return until, now.Before(until), nil
+}
+
 var _ flow.Store = (*Store)(nil)

@@ -27,6 +27,9 @@ func Run(t *testing.T, newStore func(t *testing.T) flow.Store) {
 		"Delivery":               delivery,
 		"Revocation":             revocation,
 		"UnknownIDs":             unknownIDs,
+		"Counters":               counters,
+		"ParallelCounts":         parallelCounts,
+		"Flags":                  flags,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, newStore(t)) })
 	}
@@ -224,5 +227,59 @@ func unknownIDs(t *testing.T, s flow.Store) {
 		if r, _, err := s.AttemptChallenge(ctx, id, []byte("x"), now); err != nil || r != flow.AttemptGone {
 			t.Errorf("AttemptChallenge(%q): %v %v", id, r, err)
 		}
+	}
+}
+
+func counters(t *testing.T, s flow.Store) {
+	now := time.Now()
+	for want := 1; want <= 3; want++ {
+		n, resets, err := s.Count(ctx, "send:a", 300*time.Millisecond, now)
+		if err != nil || n != want || resets.Before(now) || resets.After(now.Add(400*time.Millisecond)) {
+			t.Fatalf("count %d: %d %v %v", want, n, resets, err)
+		}
+	}
+	if n, _, _ := s.Count(ctx, "send:b", time.Second, now); n != 1 {
+		t.Fatalf("another counter starts at %d", n)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if n, _, _ := s.Count(ctx, "send:a", time.Second, time.Now()); n != 1 {
+		t.Fatalf("after the window: %d", n)
+	}
+	if err := s.ResetCount(ctx, "send:b"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := s.Count(ctx, "send:b", time.Second, time.Now()); n != 1 {
+		t.Fatalf("after reset: %d", n)
+	}
+}
+
+func parallelCounts(t *testing.T, s flow.Store) {
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _, _ = s.Count(ctx, "fail:x", time.Minute, time.Now()) }()
+	}
+	wg.Wait()
+	if n, _, _ := s.Count(ctx, "fail:x", time.Minute, time.Now()); n != 21 {
+		t.Fatalf("20 parallel counts then one: %d", n)
+	}
+}
+
+func flags(t *testing.T, s flow.Store) {
+	now := time.Now()
+	if _, up, err := s.Flag(ctx, "notme:x", now); err != nil || up {
+		t.Fatalf("unset flag: %v %v", up, err)
+	}
+	until := now.Add(300 * time.Millisecond)
+	if err := s.SetFlag(ctx, "notme:x", until); err != nil {
+		t.Fatal(err)
+	}
+	got, up, err := s.Flag(ctx, "notme:x", now)
+	if err != nil || !up || got.UnixMilli() != until.UnixMilli() {
+		t.Fatalf("raised flag: %v %v %v", got, up, err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if _, up, _ := s.Flag(ctx, "notme:x", time.Now()); up {
+		t.Fatal("the flag outlives its time")
 	}
 }
