@@ -1,0 +1,113 @@
+package integration
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sendFrom asks for a code for email in a fresh browser and returns the
+// send answer and the enter-code page that follows.
+func sendFrom(t *testing.T, email string, headers ...string) (reply, reply, *guest) {
+	g := newGuest(t)
+	page := g.get(contoso + hostBase + "signin")
+	r := g.post(contoso+hostBase+"send", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "email": {email}}, headers...)
+	if r.StatusCode != http.StatusSeeOther {
+		return r, reply{}, g
+	}
+	return r, g.get(contoso + hostBase + "verify"), g
+}
+
+var clockRE = regexp.MustCompile(`\d\d:\d\d(:\d\d)? [A-Z]+`)
+
+func TestResendCooldownHoldsQuietlyForEveryAddress(t *testing.T) {
+	e := start(t, gatewayOptions{extra: "limits {\n\t\t\tresend_cooldown 1m\n\t\t}"})
+	type seen struct {
+		status          int
+		location, names string
+		page            string
+	}
+	look := func(email string) seen {
+		r, v, _ := sendFrom(t, email)
+		var names []string
+		for _, c := range r.Cookies() {
+			names = append(names, c.Name)
+		}
+		page := strings.ReplaceAll(clockRE.ReplaceAllString(scrub(v.body), "T"), email, "EMAIL")
+		return seen{r.StatusCode, r.Header.Get("Location"), strings.Join(names, ","), page}
+	}
+	look("ivan@contoso.com")
+	look("ivan@unlisted.example")
+	allowed, denied := look("ivan@contoso.com"), look("ivan@unlisted.example")
+	if allowed != denied {
+		t.Errorf("held sends differ:\nallowed %+v\ndenied  %+v", allowed, denied)
+	}
+	if allowed.status != http.StatusSeeOther || !strings.Contains(allowed.page, "you can ask for a new code after") {
+		t.Errorf("a held send: %+v", allowed)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := e.smtp.Count("ivan@contoso.com"); n != 1 {
+		t.Errorf("%d codes within the cooldown, want 1", n)
+	}
+}
+
+func TestPerIPLimitAnswers429(t *testing.T) {
+	start(t, gatewayOptions{
+		extra:  "limits {\n\t\t\tper_ip 2 1h\n\t\t}",
+		global: "servers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}",
+	})
+	for i, email := range []string{"a1@contoso.com", "a2@contoso.com"} {
+		if r, _, _ := sendFrom(t, email, "X-Forwarded-For", "198.51.100.7"); r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("send %d: %d", i+1, r.StatusCode)
+		}
+	}
+	r, _, _ := sendFrom(t, "a3@contoso.com", "X-Forwarded-For", "198.51.100.7")
+	expectStatus(t, r, http.StatusTooManyRequests, "Too many codes requested", "try again after")
+	if ra := r.Header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Errorf("Retry-After = %q", ra)
+	}
+	// Another client (through the trusted proxy) is not affected.
+	if r, _, _ := sendFrom(t, "a3@contoso.com", "X-Forwarded-For", "198.51.100.8"); r.StatusCode != http.StatusSeeOther {
+		t.Errorf("another client: %d", r.StatusCode)
+	}
+}
+
+func TestNotMeLinkCancelsTheCodeAndStopsCodes(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	g := newGuest(t)
+	csrf := g.requestCode(contoso, hostBase, "/", "jane@contoso.com")
+	mail := e.smtp.Wait(t, "jane@contoso.com", 1, 10*time.Second)
+	code := codeIn(t, mail.Text)
+	link := regexp.MustCompile(`https?://\S+/\.email-otp/notme\?t=\S+`).FindString(mail.Text)
+	if link == "" || !strings.Contains(mail.HTML, "notme?t=") {
+		t.Fatalf("no cancel link in the email:\n%s", mail.Text)
+	}
+	// Opening the link (a mail scanner might) changes nothing.
+	other := newGuest(t)
+	page := other.get(link)
+	expectStatus(t, page, http.StatusOK, "jane@contoso.com", "Cancel the code")
+	token := formValue(t, page.body, "t")
+	expectStatus(t, other.post(contoso+hostBase+"notme", url.Values{"csrf": {"forged"}, "t": {token}}), http.StatusForbidden)
+	expectStatus(t, other.post(contoso+hostBase+"notme", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "t": {token}}), http.StatusOK, "The code was cancelled")
+	loc := expectRedirect(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}}), http.StatusSeeOther)
+	if !strings.Contains(loc, "reason=expired") {
+		t.Errorf("the cancelled code: %q", loc)
+	}
+	g.requestCodeHeld(contoso, "jane@contoso.com")
+	time.Sleep(200 * time.Millisecond)
+	if n := e.smtp.Count("jane@contoso.com"); n != 1 {
+		t.Errorf("%d codes after 'this wasn't me', want the first only", n)
+	}
+	expectStatus(t, newGuest(t).get(contoso+hostBase+"notme?t=garbage"), http.StatusBadRequest, "does not work")
+}
+
+// requestCodeHeld asks for a code and expects it held by a limit.
+func (g *guest) requestCodeHeld(origin, email string) {
+	g.t.Helper()
+	page := g.get(origin + hostBase + "signin")
+	expectRedirect(g.t, g.post(origin+hostBase+"send", url.Values{"csrf": {formValue(g.t, page.body, "csrf")}, "email": {email}}), http.StatusSeeOther)
+	expectStatus(g.t, g.get(origin+hostBase+"verify"), http.StatusOK, "you can ask for a new code after")
+}
