@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // ErrInvalidAddress is wrapped by every error ParseAddress returns, so callers can
@@ -29,24 +32,21 @@ func ParseAddress(s string) (string, error) {
 	if len(s) > maxAddressLen {
 		return "", fmt.Errorf("%w: an address is at most %d characters", ErrInvalidAddress, maxAddressLen)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == 0x7f {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || r == utf8.RuneError {
 			return "", fmt.Errorf("%w: it contains a control character", ErrInvalidAddress)
-		}
-		if c >= 0x80 {
-			return "", fmt.Errorf("%w: only ASCII addresses are accepted", ErrInvalidAddress)
 		}
 	}
 	at := strings.IndexByte(s, '@')
 	if at < 0 || strings.Count(s, "@") != 1 {
 		return "", fmt.Errorf("%w: an address has exactly one @, like name@example.com", ErrInvalidAddress)
 	}
-	local, domain := s[:at], strings.ToLower(s[at+1:])
+	local, domain := s[:at], s[at+1:]
 	if err := checkLocalPart(local); err != nil {
 		return "", err
 	}
-	if err := CheckDomain(domain); err != nil {
+	domain, err := CanonicalDomain(domain)
+	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalidAddress, err)
 	}
 	return strings.ToLower(local) + "@" + domain, nil
@@ -63,6 +63,9 @@ func checkLocalPart(local string) error {
 		return fmt.Errorf("%w: dots may not start, end or repeat in the part before @", ErrInvalidAddress)
 	}
 	for i := 0; i < len(local); i++ {
+		if local[i] >= 0x80 {
+			return fmt.Errorf("%w: only ASCII letters are accepted before @", ErrInvalidAddress)
+		}
 		if !isAtext(local[i]) && local[i] != '.' {
 			return fmt.Errorf("%w: %q is not allowed before @", ErrInvalidAddress, local[i])
 		}
@@ -77,6 +80,18 @@ func isAtext(c byte) bool {
 		return true
 	}
 	return strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
+}
+
+// CanonicalDomain maps a domain to its one lower-case ASCII form (IDNA for
+// non-ASCII names), which is then what policy, mail, session and headers all
+// use, and checks it with CheckDomain.
+func CanonicalDomain(domain string) (string, error) {
+	ascii, err := idna.Lookup.ToASCII(domain)
+	if err != nil {
+		return "", fmt.Errorf("the domain %q is not a valid international domain name", domain)
+	}
+	ascii = strings.ToLower(ascii)
+	return ascii, CheckDomain(ascii)
 }
 
 // CheckDomain reports why a lower-case ASCII domain can't receive mail from us:

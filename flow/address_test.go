@@ -13,6 +13,9 @@ func TestParseAddress(t *testing.T) {
 		"first.last+tag@sub.ex-1.io":             "first.last+tag@sub.ex-1.io",
 		"o'brien@example.ie":                     "o'brien@example.ie",
 		strings.Repeat("a", 64) + "@example.com": strings.Repeat("a", 64) + "@example.com",
+		"bob@Bücher.de":                          "bob@xn--bcher-kva.de",
+		"bob@xn--bcher-kva.de":                   "bob@xn--bcher-kva.de",
+		"bob@ＥＸＡＭＰＬＥ.com":                        "bob@example.com", // full-width letters map to ASCII
 	}
 	for in, want := range good {
 		got, err := ParseAddress(in)
@@ -26,7 +29,8 @@ func TestParseAddress(t *testing.T) {
 		"alice@[192.0.2.1]", "alice@192.0.2.1", "alice@example.com,bob@example.com",
 		"alice@example.com\r\nBcc: x@evil.com", "alice\x00@example.com", ".alice@example.com",
 		"al..ice@example.com", "alice.@example.com", "alice@-example.com", "alice@example..com",
-		"alice@exämple.com", "älice@example.com", "alice@example.com.", "alice @example.com",
+		"älice@example.com", "alice@example.com.", "alice @example.com", "alice@exa_mple.com",
+		"alice\u2028x@example.com", "alice@ex\u00adample\u200b.com\x85", "a@\xff.com", "a@b\u3002", "a@-x.com",
 		strings.Repeat("a", 65) + "@example.com", "a@" + strings.Repeat("b", 250) + ".com",
 	}
 	for _, in := range bad {

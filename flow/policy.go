@@ -62,14 +62,14 @@ func parseRule(pattern string) (rule, error) {
 	case p == "*":
 		return rule{kind: ruleEveryone}, nil
 	case strings.HasPrefix(p, "*@*."):
-		d := p[len("*@*."):]
-		if err := CheckDomain(d); err != nil {
+		d, err := CanonicalDomain(p[len("*@*."):])
+		if err != nil {
 			return rule{}, fmt.Errorf("pattern %q: %v", pattern, err)
 		}
 		return rule{kind: ruleSubdomain, value: d}, nil
 	case strings.HasPrefix(p, "*@"):
-		d := p[len("*@"):]
-		if err := CheckDomain(d); err != nil {
+		d, err := CanonicalDomain(p[len("*@"):])
+		if err != nil {
 			return rule{}, fmt.Errorf("pattern %q: %v", pattern, err)
 		}
 		return rule{kind: ruleDomain, value: d}, nil

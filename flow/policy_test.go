@@ -32,6 +32,17 @@ func TestPolicy(t *testing.T) {
 	}
 }
 
+func TestPolicyMatchesInternationalDomainsInOneForm(t *testing.T) {
+	p, err := NewPolicy([]string{"*@bücher.de"}, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := ParseAddress("Bob@BÜCHER.de")
+	if addr != "bob@xn--bcher-kva.de" || !p.Permits(addr) {
+		t.Errorf("%q is not permitted by *@bücher.de", addr)
+	}
+}
+
 func TestPolicyEveryoneButBlocked(t *testing.T) {
 	p, err := NewPolicy([]string{"*"}, []string{"*@mailinator.com"}, false)
 	if err != nil {
