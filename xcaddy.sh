@@ -80,6 +80,15 @@ run_tests() {
 		cat "$log.bench" >&2
 		exit 1
 	}
+	# Each fuzz target for a short, bounded time (FUZZTIME, default 10s); their
+	# seed corpora in testdata/fuzz run with every go test above.
+	for target in flow:FuzzParseAddress flow:FuzzSealerOpen caddymodule:FuzzSafeRD caddymodule:FuzzResolvePathTenant; do
+		echo "xcaddy.sh: fuzzing ${target#*:} for ${FUZZTIME:-10s}" >&2
+		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "${FUZZTIME:-10s}" "./${target%%:*}" >"$log.fuzz" 2>&1 || {
+			cat "$log.fuzz" >&2
+			exit 1
+		}
+	done
 	passed=$(grep -c -- '--- PASS' "$log" || true)
 	echo "$passed passed, 0 failed"
 }
