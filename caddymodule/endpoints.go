@@ -104,8 +104,10 @@ func safeRD(rd string, t tenant) string {
 	}
 	// Decoded, the path must still be clean and inside the root: %2f%2f or
 	// %5c would otherwise turn into // or \ at the browser or the backend.
+	// Browsers drop tabs and newlines from URLs: "/%09/evil" would become
+	// "//evil". No control character may hide in the decoded path.
 	p := u.Path
-	if strings.ContainsAny(p, "\\") || strings.HasPrefix(p, "//") || !isCleanPath(p) {
+	if strings.ContainsAny(p, "\\") || strings.HasPrefix(p, "//") || !isCleanPath(p) || hasControl(p) {
 		return t.Root
 	}
 	if !strings.HasPrefix(p, t.Root) && p+"/" != t.Root {
@@ -617,4 +619,13 @@ func origin(r *http.Request) string {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return true
+		}
+	}
+	return false
 }

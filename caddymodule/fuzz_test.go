@@ -27,7 +27,8 @@ func FuzzSafeRD(f *testing.F) {
 			t.Fatalf("safeRD(%q) = %q: neither the value nor the root", rd, got)
 		}
 		u, err := url.Parse(got)
-		if err != nil || u.Host != "" || u.Scheme != "" || strings.HasPrefix(got, "//") || strings.ContainsAny(got, "\\\r\n\x00") {
+		if err != nil || u.Host != "" || u.Scheme != "" || strings.HasPrefix(got, "//") || strings.ContainsAny(got, "\\\r\n\x00") ||
+			hasControl(u.Path) || strings.HasPrefix(u.Path, "//") {
 			t.Fatalf("safeRD(%q) kept a non-local target", rd)
 		}
 		if !strings.HasPrefix(u.Path, tn.Root) && u.Path+"/" != tn.Root {
