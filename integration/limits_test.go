@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +112,45 @@ func (g *guest) requestCodeHeld(origin, email string) {
 	page := g.get(origin + hostBase + "signin")
 	expectRedirect(g.t, g.post(origin+hostBase+"send", url.Values{"csrf": {formValue(g.t, page.body, "csrf")}, "email": {email}}), http.StatusSeeOther)
 	expectStatus(g.t, g.get(origin+hostBase+"verify"), http.StatusOK, "you can ask for a new code after")
+}
+
+// TestSendTimingDoesNotTellAllowedFromDenied: the mail is queued, so the send
+// step takes the same time whether or not the address may sign in. Medians of
+// many interleaved samples must agree within noise.
+func TestSendTimingDoesNotTellAllowedFromDenied(t *testing.T) {
+	start(t, gatewayOptions{})
+	g := newGuest(t)
+	page := g.get(contoso + hostBase + "signin")
+	csrf := formValue(t, page.body, "csrf")
+	const samples = 150
+	timeSend := func(email string) time.Duration {
+		t0 := time.Now()
+		r := g.post(contoso+hostBase+"send", url.Values{"csrf": {csrf}, "email": {email}})
+		d := time.Since(t0)
+		if r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("send %s: %d", email, r.StatusCode)
+		}
+		return d
+	}
+	var allowed, denied []time.Duration
+	for i := 0; i < samples; i++ {
+		allowed = append(allowed, timeSend(fmt.Sprintf("t%d@contoso.com", i)))
+		denied = append(denied, timeSend(fmt.Sprintf("t%d@unlisted.example", i)))
+	}
+	ma, md := median(allowed), median(denied)
+	diff := ma - md
+	if diff < 0 {
+		diff = -diff
+	}
+	tolerance := max(time.Millisecond, (ma+md)/4)
+	t.Logf("median send: allowed %v, denied %v (difference %v, tolerance %v)", ma, md, diff, tolerance)
+	if diff > tolerance {
+		t.Errorf("allowed and denied sends differ by %v in median (allowed %v, denied %v)", diff, ma, md)
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
