@@ -36,6 +36,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		block        <pattern...>
 //		invite_only                       # invitations alone admit; allow may be empty
 //		consent                           # ask before the first redemption
+//		reveal_denied                     # say plainly when an address may not sign in
 //		mailer       dev | smtp { … }     # default dev
 //		store        memory [{ … }]       # default memory
 //		keys         <base64 secret...>   # default: generated, kept in Caddy's storage
@@ -137,15 +138,11 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				g.StoreRaw = raw
 			}
-		case "invite_only", "consent":
+		case "invite_only", "consent", "reveal_denied":
 			if d.NextArg() {
 				return d.Errf("%s takes no value", opt)
 			}
-			if opt == "invite_only" {
-				g.InviteOnly = true
-			} else {
-				g.Consent = true
-			}
+			*map[string]*bool{"invite_only": &g.InviteOnly, "consent": &g.Consent, "reveal_denied": &g.RevealDenied}[opt] = true
 		case "templates":
 			val, err := oneArg(d, opt)
 			if err != nil {

@@ -227,6 +227,13 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 			Trouble:    g.queue.Troubled(),
 		})
 		return
+	case errors.Is(err, flow.ErrNotPermitted):
+		g.logger.Info("code not sent: address may not sign in (revealed)", g.eventFields(r, t, res.Email)...)
+		g.page(w, r, t, http.StatusForbidden, templates.PageSignIn, templates.PageData{
+			CSRF: form["csrf"], RD: rd, Email: res.Email,
+			FieldError: res.Email + " may not sign in to " + g.displayName(t.ID) + ". Use the address you were invited with.",
+		})
+		return
 	case errors.Is(err, flow.ErrBusy):
 		mailEvents.WithLabelValues(g.mailerName, tenantLabel(t.ID), "refused").Inc()
 		g.logger.Warn("code not queued: the delivery queue is full", g.eventFields(r, t, "")...)

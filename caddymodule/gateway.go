@@ -67,6 +67,10 @@ type Gateway struct {
 	// Ask a guest to agree that the tenant sees their address before their
 	// first sign-in (redemption). Default: false.
 	Consent bool `json:"consent,omitempty"`
+	// Tell a guest plainly that their address may not sign in, instead of
+	// answering as for any address (which keeps the policy from being
+	// probed). Default: false.
+	RevealDenied bool `json:"reveal_denied,omitempty"`
 	// How codes are mailed, a module in http.handlers.email_otp.mailers.
 	// Default: dev (logs the message, delivers nothing).
 	MailerRaw json.RawMessage `json:"mailer,omitempty" caddy:"namespace=http.handlers.email_otp.mailers inline_key=module"`
@@ -289,6 +293,8 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		Guests:      g.guests,
 		Consent:     g.Consent,
 		Limits:      g.Limits.flowLimits(),
+
+		RevealDenied: g.RevealDenied,
 	})
 	if err != nil {
 		return err

@@ -39,7 +39,13 @@ type Config struct {
 	Consent bool
 	// Limits bound how often codes are sent and guessed.
 	Limits Limits
+	// RevealDenied answers ErrNotPermitted for addresses that may not sign
+	// in, instead of the decoy that makes them look like any other.
+	RevealDenied bool
 }
+
+// ErrNotPermitted: with RevealDenied, the address may not sign in.
+var ErrNotPermitted = errors.New("this address may not sign in here")
 
 // Rate is N events per Window; N = 0 means no limit.
 type Rate struct {
@@ -173,6 +179,9 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	permitted, err := s.admits(ctx, req.Tenant, addr, now)
 	if err != nil {
 		return SendResult{}, err
+	}
+	if !permitted && s.cfg.RevealDenied {
+		return SendResult{Email: addr}, ErrNotPermitted
 	}
 	env := Envelope{ChallengeID: ch.ID, Tenant: req.Tenant, Decoy: !permitted}
 	if permitted {

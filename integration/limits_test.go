@@ -154,3 +154,13 @@ func median(d []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+func TestRevealDeniedSaysSoPlainly(t *testing.T) {
+	e := start(t, gatewayOptions{extra: "reveal_denied"})
+	r, _, _ := sendFrom(t, "lee@unlisted.example")
+	expectStatus(t, r, http.StatusForbidden, "lee@unlisted.example may not sign in", `id="email-error"`)
+	if r2, _, _ := sendFrom(t, "lee@contoso.com"); r2.StatusCode != http.StatusSeeOther {
+		t.Errorf("an allowed address: %d", r2.StatusCode)
+	}
+	e.smtp.Wait(t, "lee@contoso.com", 1, 10*time.Second)
+}
