@@ -84,8 +84,8 @@ func cookieValues(r *http.Request, name string) []string {
 func (g *Gateway) authenticate(r *http.Request, t tenant) (flow.Session, directory.Guest, bool, error) {
 	name := cookieName(r, t, sessionCookie)
 	for _, v := range cookieValues(r, name) {
-		var s flow.Session
-		if g.sessions.Open(sealName(name, t), v, &s) != nil {
+		s, err := g.sessions.OpenSession(sealName(name, t), v)
+		if err != nil {
 			continue
 		}
 		guest, err := g.service.Authenticate(r.Context(), t.ID, s)

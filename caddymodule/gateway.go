@@ -107,7 +107,7 @@ type Gateway struct {
 	guestsKey   string
 	queueKey    string
 	pages       *templates.Set
-	sessions    *flow.Sealer
+	sessions    *flow.SessionSealer
 	pending     *flow.Sealer
 	notMe       *flow.Sealer
 	csrfKey     []byte
@@ -269,7 +269,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	g.sessions = keys.Sealer("session")
+	g.sessions = keys.SessionSealer(10_000)
 	g.pending = keys.Sealer("pending")
 	g.notMe = keys.Sealer("notme")
 	g.csrfKey = keys.MAC("csrf")

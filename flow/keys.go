@@ -69,7 +69,7 @@ func (k *Keys) Sealer(purpose string) *Sealer {
 	for _, c := range codecs {
 		// Expiry is enforced from the sealed value itself (no sliding past it);
 		// securecookie's own 30-day stamp check would cap long sessions.
-		c.(*securecookie.SecureCookie).MaxAge(0).SetSerializer(securecookie.JSONEncoder{})
+		c.(*securecookie.SecureCookie).MaxAge(0).SetSerializer(serializer{})
 	}
 	return &Sealer{codecs: codecs}
 }

@@ -26,3 +26,20 @@ func TestSealerRotation(t *testing.T) {
 		t.Fatal("a value sealed for one name opens under another")
 	}
 }
+
+func TestSessionBinaryForm(t *testing.T) {
+	s := Session{ID: "abc", Tenant: "docs.example.com", Email: "bob@contoso.com", IssuedAt: 1795420000, ExpiresAt: 1795506400}
+	b, _ := s.MarshalBinary()
+	var got Session
+	if err := got.UnmarshalBinary(b); err != nil || got != s {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	for i := 0; i < len(b); i++ { // every truncation is refused, never a panic
+		if err := new(Session).UnmarshalBinary(b[:i]); err == nil {
+			t.Errorf("truncated to %d bytes: accepted", i)
+		}
+	}
+	if err := new(Session).UnmarshalBinary(append(b, 0)); err == nil {
+		t.Error("a trailing byte is accepted")
+	}
+}

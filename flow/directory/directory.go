@@ -132,12 +132,16 @@ type Directory struct {
 
 // Cache holds recently read records; directories that share one see each
 // other's changes at once.
-type Cache = expirable.LRU[string, Guest]
+type Cache = expirable.LRU[guestID, Guest]
+
+// guestID names a guest in the cache; a struct key costs no allocation on
+// the hot path, unlike the storage key.
+type guestID struct{ tenant, email string }
 
 // NewCache returns a cache of size records, each kept for ttl: a change made
 // through a directory with another cache (another node) is seen within ttl.
 func NewCache(size int, ttl time.Duration) *Cache {
-	return expirable.NewLRU[string, Guest](size, nil, ttl)
+	return expirable.NewLRU[guestID, Guest](size, nil, ttl)
 }
 
 // New returns a directory on kv with its own cache.
@@ -159,13 +163,13 @@ func key(tenant, email string) string {
 
 // Get returns the guest, or ErrNotFound.
 func (d *Directory) Get(ctx context.Context, tenant, email string) (Guest, error) {
-	k := key(tenant, email)
-	if g, ok := d.cache.Get(k); ok {
+	ck := guestID{tenant, email}
+	if g, ok := d.cache.Get(ck); ok {
 		return g, nil
 	}
-	g, err := d.load(ctx, k)
+	g, err := d.load(ctx, key(tenant, email))
 	if err == nil {
-		d.cache.Add(k, g)
+		d.cache.Add(ck, g)
 	}
 	// "Not found" is not cached: another node may record a sign-in at any
 	// moment, and its guest must not be turned away here for the TTL.
@@ -225,7 +229,7 @@ func (d *Directory) Update(ctx context.Context, tenant, email string, now time.T
 		return Guest{}, err
 	}
 	defer d.kv.Unlock(context.WithoutCancel(ctx), k) //nolint:errcheck // the lock expires by itself
-	defer d.cache.Remove(k)
+	defer d.cache.Remove(guestID{tenant, email})
 	g, err := d.load(ctx, k)
 	exists := err == nil
 	if err != nil && !errors.Is(err, ErrNotFound) {
