@@ -27,6 +27,7 @@ func TestCaddyfileExampleDemo(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	settle(t)
 	g := newGuest(t)
 	expectStatus(t, g.get(pathSite+"/"), http.StatusOK, "caddy-email-otp demo", "contoso.localhost")
 

@@ -181,6 +181,26 @@ func (e *env) load(config any) {
 	if e.t.Failed() {
 		e.t.FailNow()
 	}
+	settle(e.t)
+}
+
+// settle waits until the new config alone answers on the HTTP port: with a
+// 1ns grace period the previous config's server closes connections it
+// accepted a moment before the switch, which a test would see as EOF.
+func settle(t *testing.T) {
+	t.Helper()
+	ok := 0
+	for i := 0; i < 200 && ok < 5; i++ {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
+		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", httpPort))
+		if err != nil {
+			ok = 0
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		resp.Body.Close()
+		ok++
+	}
 }
 
 // guest is one browser: its own cookie jar, redirects not followed.
