@@ -5,6 +5,7 @@
 #   ./xcaddy.sh build   build ./caddy (Caddy v2.11.9 + this checkout) with xcaddy
 #   ./xcaddy.sh test    vet and run every test; fails if any test is skipped
 #   ./xcaddy.sh adapt   print the JSON of Caddyfile.example
+#   ./xcaddy.sh bench   measure the per-request cost (integration/bench/RESULTS.md)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -100,6 +101,7 @@ run)
 	exec ./caddy run --config Caddyfile.example --adapter caddyfile
 	;;
 test) run_tests ;;
+bench) exec integration/bench/run.sh ;;
 adapt)
 	build
 	./caddy adapt --config Caddyfile.example --adapter caddyfile --pretty

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Measures what email_otp costs per request against Caddy without auth, with
+# basic_auth and with forward_auth, in one Caddy, interleaved A B A B…, with
+# wrk. Writes integration/bench/RESULTS.md.
+#
+#   ./xcaddy.sh bench                  (ROUNDS=3 DURATION=10s CONNECTIONS=32)
+set -euo pipefail
+cd "$(dirname "$0")"
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+out=$PWD/out
+mkdir -p "$out"
+
+need() { command -v "$1" >/dev/null || { echo "bench: installing $2" >&2; apt-get install -y -qq --no-install-recommends "$2" >/dev/null; }; }
+need wrk wrk
+need redis-server redis-server
+need curl curl
+
+echo "bench: building Caddy with the module" >&2
+(cd ../.. && go build -o "$out/caddy" ./integration/testcaddy)
+
+export BENCH_STORAGE="$out/storage" BENCH_REDIS_PORT=9398
+redis-server --port "$BENCH_REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$out/redis.log" 2>&1 &
+redis_pid=$!
+"$out/caddy" run --config Caddyfile --adapter caddyfile >"$out/caddy.log" 2>&1 &
+caddy_pid=$!
+trap 'kill $caddy_pid $redis_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -fsS -o /dev/null http://localhost:9201/ 2>/dev/null && break; sleep 0.1; done
+
+# A session: sign in through the pages, reading the code from the dev outbox.
+jar="$out/jar"
+rm -f "$jar"
+page=$(curl -fsS -c "$jar" -b "$jar" "http://localhost:9202/.email-otp/signin?rd=/")
+csrf=$(printf '%s' "$page" | grep -o 'name="csrf" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//')
+curl -fsS -o /dev/null -c "$jar" -b "$jar" --data-urlencode "csrf=$csrf" --data-urlencode "email=bench@example.com" http://localhost:9202/.email-otp/send
+sleep 0.5
+code=$(curl -fsS http://localhost:9202/.email-otp/outbox | grep -oE '^    [0-9]{8}$' | head -1 | tr -d ' ')
+page=$(curl -fsS -c "$jar" -b "$jar" http://localhost:9202/.email-otp/verify)
+csrf=$(printf '%s' "$page" | grep -o 'name="csrf" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//')
+curl -fsS -o /dev/null -c "$jar" -b "$jar" --data-urlencode "csrf=$csrf" --data-urlencode "code=$code" http://localhost:9202/.email-otp/verify
+session=$(awk '$6 == "email_otp_session" { print $7 }' "$jar")
+[ -n "$session" ] || { echo "bench: could not sign in" >&2; exit 1; }
+cookie="Cookie: email_otp_session=$session"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "$cookie" http://localhost:9202/)" = 200 ] || { echo "bench: the session does not open 9202" >&2; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "$cookie" http://localhost:9206/)" = 200 ] || { echo "bench: the session does not open 9206" >&2; exit 1; }
+
+names=("reverse_proxy only (floor)" "email_otp + session (memory store)" "email_otp, no session (401)" "basic_auth" "forward_auth to always-yes" "email_otp + session (Redis store)")
+urls=(http://localhost:9201/ http://localhost:9202/ http://localhost:9202/ http://localhost:9204/ http://localhost:9205/ http://localhost:9206/)
+headers=("X-Bench: 1" "$cookie" "X-Bench: 1" "Authorization: Basic YmVuY2g6aGljY3Vw" "X-Bench: 1" "$cookie")
+: >"$out/samples"
+for round in $(seq 1 "$ROUNDS"); do
+	for i in "${!urls[@]}"; do
+		echo "bench: round $round/$ROUNDS: ${names[$i]}" >&2
+		wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "${headers[$i]}" "${urls[$i]}" >"$out/wrk.txt"
+		awk -v i="$i" '
+			function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1000000; return v }
+			/^ +50%/ { p50 = us($2) } /^ +99%/ { p99 = us($2) } /^Requests\/sec/ { rps = $2 }
+			/Non-2xx/ { non2xx = $NF }
+			END { print i, rps, p50, p99, non2xx+0 }' "$out/wrk.txt" >>"$out/samples"
+	done
+done
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
+{
+	echo "# Benchmark results"
+	echo
+	echo "What a request costs after sign-in: email_otp against Caddy's own \`reverse_proxy\`"
+	echo "(the floor), \`basic_auth\` and \`forward_auth\` to an always-yes endpoint, in one Caddy"
+	echo "($(cd ../.. && go list -m -f '{{.Version}}' github.com/caddyserver/caddy/v2)), interleaved A B A B…, $ROUNDS rounds of $DURATION each,"
+	echo "wrk with 2 threads and $CONNECTIONS connections, on the same machine as Caddy."
+	echo
+	echo "Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u +%Y-%m-%d)."
+	echo
+	echo "| configuration | requests/s (median) | p50 latency | p99 latency | × floor |"
+	echo "|---|---:|---:|---:|---:|"
+	median() { awk -v k="$1" -v c="$2" '$1 == k { print $c }' "$out/samples" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+	floor=$(median 0 2)
+	for k in "${!names[@]}"; do
+		rps=$(median "$k" 2)
+		echo "| ${names[$k]} | ${rps%.*} | $(median "$k" 3) µs | $(median "$k" 4) µs | $(awk -v a="$rps" -v b="$floor" 'BEGIN { printf "%.2f", a / b }') |"
+	done
+	echo
+	echo "Reproduce: \`./xcaddy.sh bench\` (ROUNDS, DURATION, CONNECTIONS from the environment)."
+} >RESULTS.md
+cat RESULTS.md
