@@ -37,6 +37,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		invite_only                       # invitations alone admit; allow may be empty
 //		consent                           # ask before the first redemption
 //		reveal_denied                     # say plainly when an address may not sign in
+//		mask_addresses                    # log b***@contoso.com, not the whole address
 //		mailer       dev | smtp { … }     # default dev
 //		store        memory [{ … }]       # default memory
 //		keys         <base64 secret...>   # default: generated, kept in Caddy's storage
@@ -138,11 +139,11 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				g.StoreRaw = raw
 			}
-		case "invite_only", "consent", "reveal_denied":
+		case "invite_only", "consent", "reveal_denied", "mask_addresses":
 			if d.NextArg() {
 				return d.Errf("%s takes no value", opt)
 			}
-			*map[string]*bool{"invite_only": &g.InviteOnly, "consent": &g.Consent, "reveal_denied": &g.RevealDenied}[opt] = true
+			*map[string]*bool{"invite_only": &g.InviteOnly, "consent": &g.Consent, "reveal_denied": &g.RevealDenied, "mask_addresses": &g.MaskAddresses}[opt] = true
 		case "templates":
 			val, err := oneArg(d, opt)
 			if err != nil {

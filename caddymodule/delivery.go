@@ -44,6 +44,7 @@ type mailQueue struct {
 	mailer atomic.Pointer[flow.Mailer]
 	store  atomic.Pointer[flow.Store]
 	logger atomic.Pointer[zap.Logger]
+	mask   atomic.Bool
 	drain  time.Duration
 }
 
@@ -105,7 +106,7 @@ func (g *Gateway) loadQueue(key string) (*mailQueue, error) {
 			MaxAttempts: dc.Attempts,
 			FirstRetry:  time.Duration(dc.FirstRetry),
 			MaxRetry:    time.Duration(dc.MaxRetry),
-			Report:      func(r delivery.Report) { reportDelivery(mq.logger.Load(), mailerName, r) },
+			Report:      func(r delivery.Report) { reportDelivery(mq.logger.Load(), mailerName, mq.mask.Load(), r) },
 		})
 		return mq, nil
 	})
@@ -119,13 +120,14 @@ func (g *Gateway) loadQueue(key string) (*mailQueue, error) {
 	mq.mailer.Store(&m)
 	mq.store.Store(&s)
 	mq.logger.Store(g.logger)
+	mq.mask.Store(g.MaskAddresses)
 	return mq, nil
 }
 
 // reportDelivery logs one line per delivery result and counts every event.
 // Decoys are counted with the real messages, so the metrics, like the pages,
 // do not tell allowed from denied addresses; they are not logged.
-func reportDelivery(logger *zap.Logger, mailer string, r delivery.Report) {
+func reportDelivery(logger *zap.Logger, mailer string, mask bool, r delivery.Report) {
 	event := map[delivery.Event]string{
 		delivery.Queued: "queued", delivery.Delivered: "delivered",
 		delivery.Retrying: "retried", delivery.Failed: "failed",
@@ -138,9 +140,13 @@ func reportDelivery(logger *zap.Logger, mailer string, r delivery.Report) {
 	if r.Envelope.Decoy || r.Event == delivery.Queued {
 		return
 	}
+	to := r.Envelope.Message.To
+	if mask {
+		to = maskAddress(to)
+	}
 	fields := []zap.Field{
 		zap.String("tenant", r.Envelope.Tenant),
-		zap.String("email", r.Envelope.Message.To),
+		zap.String("email", to),
 		zap.String("mailer", mailer),
 		zap.Int("attempt", r.Attempt),
 	}

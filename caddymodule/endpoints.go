@@ -596,6 +596,9 @@ func (g *Gateway) page(w http.ResponseWriter, r *http.Request, t tenant, status 
 
 // eventFields are the fields of every sign-in log line: never a code or cookie.
 func (g *Gateway) eventFields(r *http.Request, t tenant, email string, extra ...zap.Field) []zap.Field {
+	if g.MaskAddresses {
+		email = maskAddress(email)
+	}
 	return append([]zap.Field{
 		zap.String("tenant", t.ID),
 		zap.String("email", email),
@@ -635,4 +638,13 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// maskAddress keeps an address's first character and its domain.
+func maskAddress(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 1 {
+		return addr
+	}
+	return addr[:1] + "***" + addr[at:]
 }

@@ -67,6 +67,9 @@ type Gateway struct {
 	// Ask a guest to agree that the tenant sees their address before their
 	// first sign-in (redemption). Default: false.
 	Consent bool `json:"consent,omitempty"`
+	// Log guests' addresses masked (b***@contoso.com) instead of whole.
+	// Default: false.
+	MaskAddresses bool `json:"mask_addresses,omitempty"`
 	// Tell a guest plainly that their address may not sign in, instead of
 	// answering as for any address (which keeps the policy from being
 	// probed). Default: false.

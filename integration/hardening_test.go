@@ -139,3 +139,18 @@ func TestLogsNameEventsButNeverCodesOrCookies(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskedAddressesInLogs(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	e := start(t, gatewayOptions{extra: "mask_addresses", global: "log {\n\t\toutput file " + logFile + "\n\t\tformat json\n\t}"})
+	e.signIn(newGuest(t), contoso, hostBase, "/", "zelda@contoso.com")
+	time.Sleep(200 * time.Millisecond)
+	raw, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := string(raw)
+	if strings.Contains(logs, "zelda@contoso.com") || !strings.Contains(logs, `"email":"z***@contoso.com"`) {
+		t.Errorf("addresses are not masked:\n%s", grepLines(logs, "email"))
+	}
+}
