@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -119,39 +118,7 @@ func TestClusterParallelVerificationIssuesOneSession(t *testing.T) {
 	csrf := g.requestCode(contoso, hostBase, "/", "cid@contoso.com")
 	pending := g.cookie(contoso+"/", "email_otp_pending")
 	code := codeIn(t, c.smtp.Wait(t, "cid@contoso.com", 1, 10*time.Second).Text)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	sessions := 0
-	start := make(chan struct{})
-	for i := 0; i < 20; i++ {
-		node := contoso
-		if i%2 == 1 {
-			node = nodeB
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			req, _ := http.NewRequest(http.MethodPost, node+hostBase+"verify", strings.NewReader(url.Values{"csrf": {csrf}, "code": {code}}.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("Cookie", pending.Name+"="+pending.Value)
-			resp, err := newGuest(t).client.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			for _, ck := range resp.Cookies() {
-				if ck.Name == "email_otp_session" && ck.MaxAge > 0 {
-					mu.Lock()
-					sessions++
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
+	sessions := verifyBurst(t, []string{contoso, nodeB}, csrf, code, pending)
 	if sessions != 1 {
 		t.Fatalf("20 parallel submissions of one code across two nodes gave %d sessions, want 1", sessions)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -398,4 +399,40 @@ func decodeHeader(v string) string {
 		return v
 	}
 	return d
+}
+
+// verifyBurst posts code 20 times at once, each time with the same pending
+// cookie (as a guest with many tabs, or an attacker with a copy, would), to
+// the nodes given in turn, and counts the sessions issued.
+func verifyBurst(t *testing.T, nodes []string, csrf, code string, pending *http.Cookie) (sessions int) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	start := make(chan struct{})
+	for i := 0; i < 20; i++ {
+		node := nodes[i%len(nodes)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			req, _ := http.NewRequest(http.MethodPost, node+hostBase+"verify", strings.NewReader(url.Values{"csrf": {csrf}, "code": {code}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Cookie", pending.Name+"="+pending.Value)
+			resp, err := newGuest(t).client.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			for _, c := range resp.Cookies() {
+				if c.Name == "email_otp_session" && c.MaxAge > 0 {
+					mu.Lock()
+					sessions++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return sessions
 }
