@@ -20,12 +20,28 @@ need curl curl
 echo "bench: building Caddy with the module" >&2
 (cd ../.. && go build -o "$out/caddy" ./integration/testcaddy)
 
+# oauth2-proxy, as many forward_auth users run it: built from the module
+# proxy in a scratch module (its htpasswd sign-in needs no identity provider).
+if [ ! -x "$out/oauth2-proxy" ]; then
+	echo "bench: building oauth2-proxy v7.8.1" >&2
+	scratch=$(mktemp -d)
+	(cd "$scratch" && go mod init o2p >/dev/null 2>&1 &&
+		go get -tool github.com/oauth2-proxy/oauth2-proxy/v7@v7.8.1 >/dev/null 2>&1 &&
+		go build -o "$out/oauth2-proxy" github.com/oauth2-proxy/oauth2-proxy/v7)
+	rm -rf "$scratch"
+fi
+printf 'bench:{SHA}%s\n' "$(printf hiccup | openssl sha1 -binary | base64)" >"$out/htpasswd"
+"$out/oauth2-proxy" --http-address=127.0.0.1:9302 --upstream=static://202 --htpasswd-file="$out/htpasswd" \
+	--email-domain='*' --cookie-secret=0123456789abcdef0123456789abcdef --cookie-secure=false \
+	--provider=github --client-id=bench --client-secret=bench --skip-provider-button=true >"$out/oauth2-proxy.log" 2>&1 &
+o2p_pid=$!
+
 export BENCH_STORAGE="$out/storage" BENCH_REDIS_PORT=9398
 redis-server --port "$BENCH_REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$out/redis.log" 2>&1 &
 redis_pid=$!
 "$out/caddy" run --config Caddyfile --adapter caddyfile >"$out/caddy.log" 2>&1 &
 caddy_pid=$!
-trap 'kill $caddy_pid $redis_pid 2>/dev/null || true' EXIT
+trap 'kill $caddy_pid $redis_pid $o2p_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -fsS -o /dev/null http://localhost:9201/ 2>/dev/null && break; sleep 0.1; done
 
 # A session: sign in through the pages, reading the code from the dev outbox.
@@ -45,9 +61,15 @@ cookie="Cookie: email_otp_session=$session"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$cookie" http://localhost:9202/)" = 200 ] || { echo "bench: the session does not open 9202" >&2; exit 1; }
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$cookie" http://localhost:9206/)" = 200 ] || { echo "bench: the session does not open 9206" >&2; exit 1; }
 
-names=("reverse_proxy only (floor)" "email_otp + session (memory store)" "email_otp, no session (401)" "basic_auth" "forward_auth to always-yes" "email_otp + session (Redis store)")
-urls=(http://localhost:9201/ http://localhost:9202/ http://localhost:9202/ http://localhost:9204/ http://localhost:9205/ http://localhost:9206/)
-headers=("X-Bench: 1" "$cookie" "X-Bench: 1" "Authorization: Basic YmVuY2g6aGljY3Vw" "X-Bench: 1" "$cookie")
+o2p_jar="$out/o2p.jar"
+rm -f "$o2p_jar"
+curl -fsS -o /dev/null -c "$o2p_jar" -d 'username=bench&password=hiccup' http://127.0.0.1:9302/oauth2/sign_in || true
+o2p_cookie="Cookie: _oauth2_proxy=$(awk '$6 == "_oauth2_proxy" { print $7 }' "$o2p_jar")"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "$o2p_cookie" http://localhost:9207/)" = 200 ] || { echo "bench: oauth2-proxy does not let the session through" >&2; exit 1; }
+
+names=("reverse_proxy only (floor)" "email_otp + session (memory store)" "email_otp, no session (401)" "basic_auth" "forward_auth to always-yes" "email_otp + session (Redis store)" "forward_auth to oauth2-proxy v7.8.1")
+urls=(http://localhost:9201/ http://localhost:9202/ http://localhost:9202/ http://localhost:9204/ http://localhost:9205/ http://localhost:9206/ http://localhost:9207/)
+headers=("X-Bench: 1" "$cookie" "X-Bench: 1" "Authorization: Basic YmVuY2g6aGljY3Vw" "X-Bench: 1" "$cookie" "$o2p_cookie")
 : >"$out/samples"
 for round in $(seq 1 "$ROUNDS"); do
 	for i in "${!urls[@]}"; do
@@ -66,7 +88,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 	echo "# Benchmark results"
 	echo
 	echo "What a request costs after sign-in: email_otp against Caddy's own \`reverse_proxy\`"
-	echo "(the floor), \`basic_auth\` and \`forward_auth\` to an always-yes endpoint, in one Caddy"
+	echo "(the floor), \`basic_auth\`, and \`forward_auth\` to an always-yes endpoint and to oauth2-proxy, in one Caddy"
 	echo "($(cd ../.. && go list -m -f '{{.Version}}' github.com/caddyserver/caddy/v2)), interleaved A B A B…, $ROUNDS rounds of $DURATION each,"
 	echo "wrk with 2 threads and $CONNECTIONS connections, on the same machine as Caddy."
 	echo
