@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/otpgate/caddy-email-otp/flow/directory"
@@ -525,6 +526,16 @@ func randomID() string {
 func IdentityTag(tenant, addr string) string {
 	h := sha256.Sum256([]byte(tenant + "\x00" + addr))
 	return hex.EncodeToString(h[:16])
+}
+
+// IdentityTagOf returns the identity tag a challenge id starts with, or false
+// for an id that has none (which no store can hold).
+func IdentityTagOf(id string) (string, bool) {
+	tag, _, ok := strings.Cut(id, ".")
+	if !ok || len(tag) != 32 || strings.Trim(tag, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return tag, true
 }
 
 // RandomToken is randomID for callers outside the package (nonces).

@@ -55,7 +55,7 @@ func newHarness(t *testing.T, sinkOpts smtpsink.Options, cfg delivery.Config) *h
 // dispatch saves a challenge and queues its envelope.
 func (h *harness) dispatch(t *testing.T, to string, decoy bool) (flow.Envelope, error) {
 	t.Helper()
-	id := fmt.Sprint("ch-", to)
+	id := flow.IdentityTag("acme", to) + ".x"
 	c := flow.Challenge{ID: id, Tenant: "acme", Email: to, ExpiresAt: time.Now().Add(time.Hour), MaxAttempts: 5}
 	if err := h.store.SaveChallenge(context.Background(), c); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ package memstore
 import (
 	"context"
 	"crypto/subtle"
+	"fmt"
 	"sync"
 	"time"
 
@@ -30,10 +31,11 @@ type Limits struct {
 
 // Store implements flow.Store in memory.
 type Store struct {
-	// mu makes each check-and-change atomic across the three caches.
-	mu         sync.Mutex
+	// mu makes each check-and-change atomic.
+	mu sync.Mutex
+	// challenges holds each identity's one live challenge, keyed by the
+	// identity tag its id starts with: a newer challenge replaces the entry.
 	challenges *expirable.LRU[string, flow.Challenge]
-	current    *expirable.LRU[string, string] // tenant + address -> newest challenge id
 	revoked    *expirable.LRU[string, time.Time]
 	counters   *expirable.LRU[string, counter]
 	flags      *expirable.LRU[string, time.Time]
@@ -57,43 +59,43 @@ func New(l Limits) *Store {
 	}
 	return &Store{
 		challenges: expirable.NewLRU[string, flow.Challenge](l.MaxChallenges, nil, l.Horizon),
-		current:    expirable.NewLRU[string, string](l.MaxChallenges, nil, l.Horizon),
 		revoked:    expirable.NewLRU[string, time.Time](l.MaxRevocations, nil, l.Horizon),
 		counters:   expirable.NewLRU[string, counter](l.MaxChallenges, nil, l.Horizon),
 		flags:      expirable.NewLRU[string, time.Time](l.MaxChallenges, nil, l.Horizon),
 	}
 }
 
-func identity(c flow.Challenge) string { return c.Tenant + "\x00" + c.Email }
-
 // SaveChallenge implements flow.Store.
 func (s *Store) SaveChallenge(_ context.Context, c flow.Challenge) error {
+	tag, ok := flow.IdentityTagOf(c.ID)
+	if !ok {
+		return fmt.Errorf("challenge id %q has no identity tag", c.ID)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.current.Get(identity(c)); ok {
-		s.challenges.Remove(old)
-	}
-	s.challenges.Add(c.ID, c)
-	s.current.Add(identity(c), c.ID)
+	s.challenges.Add(tag, c)
 	return nil
 }
 
 func (s *Store) live(id string, now time.Time) (flow.Challenge, bool) {
-	c, ok := s.challenges.Get(id)
+	tag, ok := flow.IdentityTagOf(id)
 	if !ok {
 		return flow.Challenge{}, false
 	}
+	c, ok := s.challenges.Get(tag)
+	if !ok || c.ID != id {
+		return flow.Challenge{}, false
+	}
 	if !now.Before(c.ExpiresAt) {
-		s.remove(c)
+		s.challenges.Remove(tag)
 		return flow.Challenge{}, false
 	}
 	return c, true
 }
 
 func (s *Store) remove(c flow.Challenge) {
-	s.challenges.Remove(c.ID)
-	if cur, ok := s.current.Peek(identity(c)); ok && cur == c.ID {
-		s.current.Remove(identity(c))
+	if tag, ok := flow.IdentityTagOf(c.ID); ok {
+		s.challenges.Remove(tag)
 	}
 }
 
@@ -125,7 +127,8 @@ func (s *Store) AttemptChallenge(_ context.Context, id string, codeHash []byte, 
 		s.remove(c)
 		return flow.AttemptExhausted, c, nil
 	}
-	s.challenges.Add(c.ID, c)
+	tag, _ := flow.IdentityTagOf(c.ID)
+	s.challenges.Add(tag, c)
 	return flow.AttemptMismatched, c, nil
 }
 
@@ -133,9 +136,13 @@ func (s *Store) AttemptChallenge(_ context.Context, id string, codeHash []byte, 
 func (s *Store) SetDelivery(_ context.Context, id string, state flow.DeliveryState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c, ok := s.challenges.Peek(id); ok {
+	tag, ok := flow.IdentityTagOf(id)
+	if !ok {
+		return nil
+	}
+	if c, ok := s.challenges.Peek(tag); ok && c.ID == id {
 		c.Delivery = state
-		s.challenges.Add(id, c)
+		s.challenges.Add(tag, c)
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -59,11 +58,8 @@ func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 // challengeKey is the one key of an identity's live challenge. The braces
 // are a Cluster hash tag: the key's slot is the identity's.
 func (s *Store) challengeKey(id string) (string, bool) {
-	tag, _, ok := strings.Cut(id, ".")
-	if !ok || len(tag) != 32 || strings.Trim(tag, "0123456789abcdef") != "" {
-		return "", false
-	}
-	return s.prefix + "{" + tag + "}:challenge", true
+	tag, ok := flow.IdentityTagOf(id)
+	return s.prefix + "{" + tag + "}:challenge", ok
 }
 
 func (s *Store) revokedKey(sessionID string) string { return s.prefix + "revoked:{" + sessionID + "}" }
