@@ -4,7 +4,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"iter"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -40,9 +42,7 @@ func cookieName(r *http.Request, t tenant, base string) string {
 	return "__Secure-" + base
 }
 
-// sealName binds a sealed value to its cookie and tenant: a value moved to
-// another cookie or tenant fails authentication.
-func sealName(name string, t tenant) string { return name + "|" + t.ID }
+func sealName(name string, t tenant) string { return flow.SealName(name, t.ID) }
 
 func (g *Gateway) setCookie(w http.ResponseWriter, r *http.Request, t tenant, base, value string, expires time.Time) {
 	c := &http.Cookie{
@@ -65,17 +65,28 @@ func (g *Gateway) setCookie(w http.ResponseWriter, r *http.Request, t tenant, ba
 	http.SetCookie(w, c)
 }
 
-// cookieValues returns every value of the named cookie that is not oversized:
+// cookieValues yields every value of the named cookie that is not oversized:
 // a request may carry several (one per path, or planted by a sibling host),
-// and the first is not trusted blindly.
-func cookieValues(r *http.Request, name string) []string {
-	var vals []string
-	for _, c := range r.CookiesNamed(name) {
-		if len(c.Value) > 0 && len(c.Value) <= maxCookieLen {
-			vals = append(vals, c.Value)
+// and the first is not trusted blindly. Lines are split and trimmed as
+// net/http reads them, without its allocations; a value with bytes a cookie
+// may not hold is yielded too, and fails to open.
+func cookieValues(r *http.Request, name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, line := range r.Header["Cookie"] {
+			for part := range strings.SplitSeq(line, ";") {
+				k, v, ok := strings.Cut(textproto.TrimString(part), "=")
+				if !ok || textproto.TrimString(k) != name {
+					continue
+				}
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				if len(v) > 0 && len(v) <= maxCookieLen && !yield(v) {
+					return
+				}
+			}
 		}
 	}
-	return vals
 }
 
 // authenticate returns the first session cookie value that opens for tenant
@@ -83,8 +94,8 @@ func cookieValues(r *http.Request, name string) []string {
 // fails closed.
 func (g *Gateway) authenticate(r *http.Request, t tenant) (flow.Session, directory.Guest, bool, error) {
 	name := cookieName(r, t, sessionCookie)
-	for _, v := range cookieValues(r, name) {
-		s, err := g.sessions.OpenSession(sealName(name, t), v)
+	for v := range cookieValues(r, name) {
+		s, err := g.sessions.OpenSession(name, t.ID, v)
 		if err != nil {
 			continue
 		}
@@ -105,7 +116,7 @@ func isSessionRefusal(err error) bool {
 
 func (g *Gateway) setSession(w http.ResponseWriter, r *http.Request, t tenant, s flow.Session) error {
 	name := cookieName(r, t, sessionCookie)
-	v, err := g.sessions.Seal(sealName(name, t), s)
+	v, err := g.sessions.SealSession(name, t.ID, s)
 	if err != nil {
 		return err
 	}
@@ -134,7 +145,7 @@ func (p pendingState) held(now time.Time) bool { return now.Unix() < p.HeldUntil
 func (g *Gateway) loadPending(r *http.Request, t tenant) (pendingState, bool) {
 	name := cookieName(r, t, pendingCookie)
 	now := g.service.Now().Unix()
-	for _, v := range cookieValues(r, name) {
+	for v := range cookieValues(r, name) {
 		var p pendingState
 		if g.pending.Open(sealName(name, t), v, &p) == nil && p.Nonce != "" && now < p.Expires {
 			return p, true

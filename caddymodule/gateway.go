@@ -101,21 +101,23 @@ type Gateway struct {
 	// Default: X-Auth-Email, X-Auth-Tenant, X-Auth-Method, X-Auth-Session-Expires.
 	Headers *HeaderNames `json:"headers,omitempty"`
 
-	service     *flow.Service
-	mailer      Mailer
-	store       Store
-	mailerName  string
-	queue       *mailQueue
-	guests      *directory.Directory
-	guestsKey   string
-	queueKey    string
-	pages       *templates.Set
-	sessions    *flow.SessionSealer
-	pending     *flow.Sealer
-	notMe       *flow.Sealer
-	csrfKey     []byte
-	stripHeader map[string]bool // normalized identity header names
-	logger      *zap.Logger
+	service    *flow.Service
+	mailer     Mailer
+	store      Store
+	mailerName string
+	queue      *mailQueue
+	guests     *directory.Directory
+	guestsKey  string
+	queueKey   string
+	pages      *templates.Set
+	sessions   *flow.SessionSealer
+	pending    *flow.Sealer
+	notMe      *flow.Sealer
+	csrfKey    []byte
+	// identityHeaders are the configured header names, canonical, in the
+	// order passIdentity sets them.
+	identityHeaders []string
+	logger          *zap.Logger
 }
 
 // HeaderNames are the identity headers' names.
@@ -134,6 +136,14 @@ type HeaderNames struct {
 
 func (h *HeaderNames) all() []string {
 	return []string{h.Email, h.Tenant, h.Method, h.Expires, h.Status}
+}
+
+func (h *HeaderNames) canonical() []string {
+	names := h.all()
+	for i, n := range names {
+		names[i] = http.CanonicalHeaderKey(n)
+	}
+	return names
 }
 
 // CaddyModule returns the Caddy module information.
@@ -303,10 +313,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	registerGateway(g)
-	g.stripHeader = make(map[string]bool)
-	for _, h := range g.Headers.all() {
-		g.stripHeader[normalizeHeaderName(h)] = true
-	}
+	g.identityHeaders = g.Headers.canonical()
 	return nil
 }
 

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -15,10 +16,29 @@ import (
 // AuthMethod is the value of the method header.
 const AuthMethod = "email-otp"
 
-// normalizeHeaderName folds case and '_' so X_Auth_Email and x-auth-email are one
-// name: backends behind CGI-style gateways read both as the same variable.
-func normalizeHeaderName(h string) string {
-	return strings.ReplaceAll(strings.ToLower(h), "_", "-")
+// sameHeaderName compares header names folding case and '_' to '-', so
+// X_Auth_Email and x-auth-email are one name: backends behind CGI-style
+// gateways read both as the same variable.
+func sameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if foldHeaderByte(a[i]) != foldHeaderByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func foldHeaderByte(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '_':
+		return '-'
+	}
+	return c
 }
 
 func validHeaderName(h string) bool {
@@ -38,8 +58,11 @@ func validHeaderName(h string) bool {
 // take for one of ours.
 func (g *Gateway) stripIdentityHeaders(h http.Header) {
 	for name := range h {
-		if g.stripHeader[normalizeHeaderName(name)] {
-			delete(h, name)
+		for _, ours := range g.identityHeaders {
+			if sameHeaderName(name, ours) {
+				delete(h, name)
+				break
+			}
 		}
 	}
 }
@@ -66,36 +89,57 @@ func (g *Gateway) sessionOf(r *http.Request, t tenant) (flow.Session, directory.
 // after the gateway, and keeps the gateway's cookies from reaching them. The
 // returned request carries the session for later gateways.
 func (g *Gateway) passIdentity(r *http.Request, s flow.Session, guest directory.Guest) *http.Request {
-	expires := s.Expiry().Format(time.RFC3339)
-	r.Header.Set(g.Headers.Email, s.Email)
-	r.Header.Set(g.Headers.Tenant, s.Tenant)
-	r.Header.Set(g.Headers.Method, AuthMethod)
-	r.Header.Set(g.Headers.Expires, expires)
-	r.Header.Set(g.Headers.Status, string(guest.Status))
+	// One backing array for the five values (in identityHeaders' order), set
+	// under names canonicalized at provision: this runs on every request.
+	values := []string{s.Email, s.Tenant, AuthMethod, s.Expiry().Format(time.RFC3339), string(guest.Status)}
+	for i, name := range g.identityHeaders {
+		r.Header[name] = values[i : i+1 : i+1]
+	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.user.id", s.Email)
-		repl.Set("http.auth.user.email", s.Email)
+		var email any = s.Email
+		repl.Set("http.auth.user.id", email)
+		repl.Set("http.auth.user.email", email)
 		repl.Set("http.auth.user.tenant", s.Tenant)
 		repl.Set("http.auth.user.status", string(guest.Status))
 	}
-	removeGatewayCookies(r)
+	removeGatewayCookies(r.Header)
 	return r.WithContext(context.WithValue(r.Context(), signedInKey{}, signedIn{session: s, guest: guest}))
 }
 
-// removeGatewayCookies rewrites the Cookie header without the gateway's cookies.
-func removeGatewayCookies(r *http.Request) {
-	cookies := r.Cookies()
-	kept := cookies[:0]
-	for _, c := range cookies {
-		if !isGatewayCookie(c.Name) {
-			kept = append(kept, c)
-		}
-	}
-	if len(kept) == len(cookies) {
+// removeGatewayCookies drops the gateway's cookies from the Cookie header
+// lines and leaves every other cookie as the client sent it.
+func removeGatewayCookies(h http.Header) {
+	lines, ok := h["Cookie"]
+	if !ok {
 		return
 	}
-	r.Header.Del("Cookie")
-	for _, c := range kept {
-		r.AddCookie(c)
+	kept := make([]string, 0, len(lines))
+	for _, line := range lines {
+		if line = withoutGatewayCookies(line); line != "" {
+			kept = append(kept, line)
+		}
 	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = kept
+}
+
+// withoutGatewayCookies returns one Cookie line without the gateway's
+// cookies, split and trimmed as net/http reads it.
+func withoutGatewayCookies(line string) string {
+	if !strings.Contains(line, sessionCookie) && !strings.Contains(line, pendingCookie) {
+		return line
+	}
+	var buf [8]string
+	kept := buf[:0]
+	for part := range strings.SplitSeq(line, ";") {
+		part = textproto.TrimString(part)
+		name, _, _ := strings.Cut(part, "=")
+		if part != "" && !isGatewayCookie(textproto.TrimString(name)) {
+			kept = append(kept, part)
+		}
+	}
+	return strings.Join(kept, "; ")
 }

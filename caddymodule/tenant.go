@@ -62,8 +62,11 @@ func (c TenantConfig) resolve(r *http.Request) (tenant, error) {
 // canonicalHost lower-cases a Host header and strips the port and a trailing dot.
 func canonicalHost(hostport string) string {
 	h := hostport
-	if host, _, err := net.SplitHostPort(hostport); err == nil {
-		h = host
+	// Most Host headers have no port: skip SplitHostPort's error for them.
+	if strings.Contains(hostport, ":") {
+		if host, _, err := net.SplitHostPort(hostport); err == nil {
+			h = host
+		}
 	}
 	h = strings.TrimSuffix(strings.ToLower(h), ".")
 	if strings.ContainsAny(h, "/\\ \x00@") {

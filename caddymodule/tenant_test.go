@@ -95,10 +95,7 @@ func TestSafeRD(t *testing.T) {
 func TestStripIdentityHeadersCatchesVariants(t *testing.T) {
 	g := &Gateway{Allow: []string{"*"}}
 	g.applyDefaults()
-	g.stripHeader = map[string]bool{}
-	for _, h := range []string{g.Headers.Email, g.Headers.Tenant, g.Headers.Method, g.Headers.Expires} {
-		g.stripHeader[normalizeHeaderName(h)] = true
-	}
+	g.identityHeaders = g.Headers.canonical()
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header["X-Auth-Email"] = []string{"a"}
 	r.Header["X_Auth_Email"] = []string{"b"}

@@ -76,18 +76,23 @@ func (s *Session) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
+// SealName binds a sealed value to its cookie and tenant: a value moved to
+// another cookie or tenant fails authentication.
+func SealName(cookie, tenantID string) string { return cookie + "|" + tenantID }
+
 // SessionSealer seals sessions and opens them through a cache of values it
 // has opened before: a signed-in guest's every request presents the same
 // value, and the cache spares the HMAC, the decryption and the parsing. The
-// key is the whole sealed value, so only the exact bytes that were verified
-// hit the cache; expiry, sign-out and the guest's record are still checked on
-// every request by Service.Authenticate.
+// key is the whole sealed value with the cookie and tenant it was opened for,
+// so only the exact bytes that were verified for them hit the cache; expiry,
+// sign-out and the guest's record are still checked on every request by
+// Service.Authenticate.
 type SessionSealer struct {
 	*Sealer
 	opened *lru.Cache[openedKey, Session]
 }
 
-type openedKey struct{ name, value string }
+type openedKey struct{ cookie, tenantID, value string }
 
 // SessionSealer returns a sealer for sessions that remembers up to size opened values.
 func (k *Keys) SessionSealer(size int) *SessionSealer {
@@ -95,14 +100,20 @@ func (k *Keys) SessionSealer(size int) *SessionSealer {
 	return &SessionSealer{Sealer: k.Sealer("session"), opened: c}
 }
 
-// OpenSession opens a sealed session value for the cookie called name.
-func (s *SessionSealer) OpenSession(name, value string) (Session, error) {
-	key := openedKey{name, value}
+// SealSession seals s for the cookie called cookie on tenant tenantID.
+func (s *SessionSealer) SealSession(cookie, tenantID string, sess Session) (string, error) {
+	return s.Seal(SealName(cookie, tenantID), sess)
+}
+
+// OpenSession opens a value of the cookie called cookie on tenant tenantID.
+// A value seen before costs a cache lookup and no allocation.
+func (s *SessionSealer) OpenSession(cookie, tenantID, value string) (Session, error) {
+	key := openedKey{cookie, tenantID, value}
 	if sess, ok := s.opened.Get(key); ok {
 		return sess, nil
 	}
 	var sess Session
-	if err := s.Open(name, value, &sess); err != nil {
+	if err := s.Open(SealName(cookie, tenantID), value, &sess); err != nil {
 		return Session{}, err
 	}
 	s.opened.Add(key, sess)

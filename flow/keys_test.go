@@ -43,3 +43,28 @@ func TestSessionBinaryForm(t *testing.T) {
 		t.Error("a trailing byte is accepted")
 	}
 }
+
+// TestSessionSealerCacheKeepsBinding: a value opened (and so cached) for one
+// cookie and tenant does not open for another from the cache.
+func TestSessionSealerCacheKeepsBinding(t *testing.T) {
+	keys, _ := NewKeys(NewSecret())
+	sealer := keys.SessionSealer(10)
+	want := Session{ID: "s1", Tenant: "a.example", Email: "bob@contoso.com", ExpiresAt: 1}
+	v, err := sealer.SealSession("email_otp_session", "a.example", want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // first sight, then from the cache
+		if got, err := sealer.OpenSession("email_otp_session", "a.example", v); err != nil || got != want {
+			t.Fatalf("open %d: %+v, %v", i, got, err)
+		}
+	}
+	for _, other := range [][2]string{{"email_otp_session", "b.example"}, {"email_otp_pending", "a.example"}, {"email_otp_session|a.example", ""}} {
+		if _, err := sealer.OpenSession(other[0], other[1], v); err == nil {
+			t.Errorf("the value opens for cookie %q, tenant %q", other[0], other[1])
+		}
+	}
+	if _, err := sealer.OpenSession("email_otp_session", "a.example", v[:len(v)-2]); err == nil {
+		t.Error("a truncated value opens")
+	}
+}

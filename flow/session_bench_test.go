@@ -53,14 +53,14 @@ func benchSessionCheck(b *testing.B, store flow.Store, cached int) {
 		b.Fatal(err)
 	}
 	sealer := keys.SessionSealer(1000)
-	value, _ := sealer.Seal("email_otp_session|docs.example.com", sess)
+	value, _ := sealer.SealSession("email_otp_session", "docs.example.com", sess)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var s flow.Session
 		var err error
 		if cached > 0 {
-			s, err = sealer.OpenSession("email_otp_session|docs.example.com", value)
+			s, err = sealer.OpenSession("email_otp_session", "docs.example.com", value)
 		} else {
 			err = sealer.Open("email_otp_session|docs.example.com", value, &s)
 		}
