@@ -62,8 +62,11 @@ func (k *Keys) MAC(purpose string) []byte {
 // encrypted (AES-256) under keys for purpose, one pair per secret.
 func (k *Keys) Sealer(purpose string) *Sealer {
 	pairs := make([][]byte, 0, 2*len(k.secrets))
+	openers := make([]*opener, 0, len(k.secrets))
 	for _, s := range k.secrets {
-		pairs = append(pairs, derive(s, "hash "+purpose, 32), derive(s, "block "+purpose, 32))
+		hashKey, blockKey := derive(s, "hash "+purpose, 32), derive(s, "block "+purpose, 32)
+		pairs = append(pairs, hashKey, blockKey)
+		openers = append(openers, newOpener(hashKey, blockKey))
 	}
 	codecs := securecookie.CodecsFromPairs(pairs...)
 	for _, c := range codecs {
@@ -71,12 +74,15 @@ func (k *Keys) Sealer(purpose string) *Sealer {
 		// securecookie's own 30-day stamp check would cap long sessions.
 		c.(*securecookie.SecureCookie).MaxAge(0).SetSerializer(serializer{})
 	}
-	return &Sealer{codecs: codecs}
+	return &Sealer{codecs: codecs, openers: openers}
 }
 
-// Sealer turns values into opaque strings fit for a cookie and back.
+// Sealer turns values into opaque strings fit for a cookie and back:
+// securecookie seals, and openers (one per secret, newest first) read its
+// format back without its allocations.
 type Sealer struct {
-	codecs []securecookie.Codec
+	codecs  []securecookie.Codec
+	openers []*opener
 }
 
 // Seal encodes v for the cookie called name (the name is authenticated too, so a
@@ -88,7 +94,13 @@ func (s *Sealer) Seal(name string, v any) (string, error) {
 // Open decodes a value sealed under name into dst; any tampering, truncation or
 // unknown key is an error.
 func (s *Sealer) Open(name, value string, dst any) error {
-	return securecookie.DecodeMulti(name, value, dst, s.codecs...)
+	deserialize := func(b []byte) error { return serializer{}.Deserialize(b, dst) }
+	for _, o := range s.openers {
+		if o.open(name, value, deserialize) == nil {
+			return nil
+		}
+	}
+	return errSealedValue
 }
 
 // EncodeSecret and DecodeSecret are the text form of a secret in config and storage.

@@ -1,6 +1,10 @@
 package flow
 
-import "testing"
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+)
 
 func TestSealerRotation(t *testing.T) {
 	oldSecret, newSecret := NewSecret(), NewSecret()
@@ -67,4 +71,44 @@ func TestSessionSealerCacheKeepsBinding(t *testing.T) {
 	if _, err := sealer.OpenSession("email_otp_session", "a.example", v[:len(v)-2]); err == nil {
 		t.Error("a truncated value opens")
 	}
+}
+
+// TestOpenerAgreesWithSecurecookie: what securecookie seals, the opener opens
+// to the same bytes, under every secret of a rotation; and every alteration
+// securecookie refuses, the opener refuses too.
+func TestOpenerAgreesWithSecurecookie(t *testing.T) {
+	oldKeys, _ := NewKeys(NewSecret())
+	rotated, _ := NewKeys(NewSecret(), oldKeys.secrets[0])
+	for _, keys := range []*Keys{oldKeys, rotated} {
+		sealer := keys.Sealer("session")
+		for _, v := range []any{
+			Session{ID: "s", Tenant: "t", Email: "a@b.co", IssuedAt: -1, ExpiresAt: 1 << 40},
+			Session{},
+			map[string]any{"n": "nonce", "e": 12345, "h": strings.Repeat("x", 2000)},
+		} {
+			value, err := oldKeys.Sealer("session").Seal("email_otp_session|t", v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertOpenersAgree(t, sealer, "email_otp_session|t", value)
+			var raw rawValue
+			if err := sealer.Open("email_otp_session|t", value, &raw); err != nil {
+				t.Fatalf("%T: a sealed value does not open: %v", v, err)
+			}
+			assertOpenersAgree(t, sealer, "email_otp_session|other", value)
+			decoded, _ := base64.URLEncoding.DecodeString(value)
+			for i := range decoded { // every byte flipped, inside the envelope
+				altered := append([]byte(nil), decoded...)
+				altered[i] ^= 0x20
+				assertOpenersAgree(t, sealer, "email_otp_session|t", base64.URLEncoding.EncodeToString(altered))
+			}
+			for i := 0; i < len(value); i += 7 { // every seventh truncation and character
+				assertOpenersAgree(t, sealer, "email_otp_session|t", value[:i])
+				assertOpenersAgree(t, sealer, "email_otp_session|t", value[:i]+"A"+value[i+1:])
+			}
+			assertOpenersAgree(t, sealer, "email_otp_session|t", value[:len(value)-2]+"\n"+value[len(value)-2:])
+		}
+	}
+	long := strings.Repeat("A", maxSealedLen+4)
+	assertOpenersAgree(t, oldKeys.Sealer("session"), "n", long)
 }

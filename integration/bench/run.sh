@@ -3,15 +3,17 @@
 # basic_auth and with forward_auth, in one Caddy, interleaved A B A B…, with
 # wrk. Writes integration/bench/RESULTS.md.
 #
-#   ./xcaddy.sh bench                  (ROUNDS=5 DURATION=10s CONNECTIONS=32)
+#   ./xcaddy.sh bench                  (ROUNDS=7 DURATION=5s CONNECTIONS=32)
+#   PROFILE=1 ./xcaddy.sh bench        also CPU profiles of the floor and email_otp
 #
-# Each round runs every configuration once; a configuration's ratio to the
-# floor is taken within its round and the median over rounds is reported, so
-# a slow minute on a shared machine moves both sides of a ratio, not one.
+# A round runs the floor between every two configurations (F 1 F 2 F … 6 F);
+# a configuration's ratio is to the mean of the floor runs just before and
+# after it, and the median over rounds is reported. On a shared machine the
+# floor itself moves by ±20% from minute to minute; its neighbours move with it.
 set -euo pipefail
 cd "$(dirname "$0")"
-ROUNDS=${ROUNDS:-5}
-DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-7}
+DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-32}
 out=$PWD/out
 mkdir -p "$out"
@@ -95,12 +97,34 @@ measure() { # round index duration
 }
 echo "bench: warming up every configuration" >&2
 for i in "${!urls[@]}"; do measure 0 "$i" 3s >/dev/null; done
+# samples: round, configuration, requests/s, p50 µs, p99 µs, non-2xx responses
+# ratios:  round, configuration, requests/s over its neighbouring floor runs
+: >"$out/ratios"
 for round in $(seq 1 "$ROUNDS"); do
+	echo "bench: round $round/$ROUNDS" >&2
+	before=$(measure "$round" 0 "$DURATION" | tee -a "$out/samples" | awk '{ print $3 }')
 	for i in "${!urls[@]}"; do
-		echo "bench: round $round/$ROUNDS: ${names[$i]}" >&2
-		measure "$round" "$i" "$DURATION" >>"$out/samples"
+		[ "$i" = 0 ] && continue
+		rps=$(measure "$round" "$i" "$DURATION" | tee -a "$out/samples" | awk '{ print $3 }')
+		after=$(measure "$round" 0 "$DURATION" | tee -a "$out/samples" | awk '{ print $3 }')
+		awk -v r="$round" -v i="$i" -v x="$rps" -v a="$before" -v b="$after" 'BEGIN { printf "%s %s %.4f\n", r, i, 2 * x / (a + b) }' >>"$out/ratios"
+		before=$after
 	done
 done
+printf '%s 0 1\n' $(seq 1 "$ROUNDS") >>"$out/ratios"
+
+# PROFILE=1: a CPU profile of Caddy under the floor's load and under
+# email_otp's, to read what the gateway adds (go tool pprof -diff_base).
+if [ "${PROFILE:-}" = 1 ]; then
+	for i in 0 1; do
+		curl -fsS -o "$out/profile-$i.pprof" "http://localhost:9299/debug/pprof/profile?seconds=8" &
+		profiler=$!
+		measure profile "$i" 10s >/dev/null
+		wait "$profiler"
+		echo "bench: CPU profile of ${names[$i]}: $out/profile-$i.pprof" >&2
+	done
+	(cd ../.. && go tool pprof -top -diff_base "$out/profile-0.pprof" "$out/caddy" "$out/profile-1.pprof" 2>/dev/null | head -40) >&2
+fi
 
 # A signed-in configuration answering anything but 2xx measures an error page.
 bad=$(awk '$2 != 2 && $6 > 0 { print $2 }' "$out/samples" | sort -u)
@@ -113,17 +137,17 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 	echo
 	echo "What a request costs after sign-in: email_otp against Caddy's own \`reverse_proxy\`"
 	echo "(the floor), \`basic_auth\`, and \`forward_auth\` to an always-yes endpoint and to oauth2-proxy, in one Caddy"
-	echo "($(cd ../.. && go list -m -f '{{.Version}}' github.com/caddyserver/caddy/v2)), interleaved A B A B…, $ROUNDS rounds of $DURATION each,"
+	echo "($(cd ../.. && go list -m -f '{{.Version}}' github.com/caddyserver/caddy/v2)), each configuration run between two runs of the floor (F 1 F 2 … 6 F), $ROUNDS rounds of $DURATION per run,"
 	echo "one wrk thread pinned to core $load_core with $CONNECTIONS connections, on the same machine as Caddy."
 	echo
 	echo "Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u +%Y-%m-%d)."
 	echo
-	echo "| configuration | requests/s (median) | p50 latency | p99 latency | × floor (median of rounds) | × floor, lowest–highest round |"
+	echo "| configuration | requests/s (median) | p50 latency | p99 latency | × floor (median over rounds) | × floor, lowest–highest round |"
 	echo "|---|---:|---:|---:|---:|---:|"
 	# column c of configuration k's samples, median over rounds
 	median() { awk -v k="$1" -v c="$2" '$2 == k { print $c }' "$out/samples" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 	# configuration k's requests/s over the floor's in the same round, one line per round
-	ratios() { awk -v k="$1" '$2 == 0 { floor[$1] = $3 } $2 == k { rps[$1] = $3 } END { for (r in rps) printf "%.3f\n", rps[r] / floor[r] }' "$out/samples" | sort -g; }
+	ratios() { awk -v k="$1" '$2 == k { print $3 }' "$out/ratios" | sort -g; }
 	for k in "${!names[@]}"; do
 		rps=$(median "$k" 3)
 		ratio=$(ratios "$k" | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }')
@@ -135,7 +159,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 		set -- $pair
 		a=$1 b=$2
 		shift 2
-		echo "- ${names[$a]} ÷ $*: $(awk -v a="$a" -v b="$b" '$2 == a { x[$1] = $3 } $2 == b { y[$1] = $3 } END { for (r in x) printf "%.3f\n", x[r] / y[r] }' "$out/samples" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }')× (median of rounds)"
+		echo "- ${names[$a]} ÷ $*: $(awk -v a="$a" -v b="$b" '$2 == a { x[$1] = $3 } $2 == b { y[$1] = $3 } END { for (r in x) printf "%.3f\n", x[r] / y[r] }' "$out/ratios" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }')× (median over rounds of their ratios to the floor)"
 	done
 	echo
 	echo "## Go benchmarks"
@@ -153,6 +177,6 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 	(cd ../.. && go test -run '^$' -bench 'SessionRevoked' -benchmem -benchtime 20000x ./flow/redisstore 2>&1 | grep -E '^Benchmark')
 	echo '```'
 	echo
-	echo "Reproduce: \`./xcaddy.sh bench\` (ROUNDS, DURATION, CONNECTIONS from the environment)."
+	echo "Reproduce: \`./xcaddy.sh bench\` (ROUNDS, DURATION, CONNECTIONS from the environment; PROFILE=1 adds CPU profiles)."
 } >RESULTS.md
 cat RESULTS.md
