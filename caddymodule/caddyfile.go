@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -12,16 +13,40 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("email_otp", parseCaddyfile)
+	httpcaddyfile.RegisterDirective("email_otp", parseDirective)
 	// After basic_auth, with the other auth directives: no `order` line needed,
 	// and the placeholders exist before request_header and reverse_proxy run.
 	httpcaddyfile.RegisterDirectiveOrder("email_otp", httpcaddyfile.After, "basic_auth")
 }
 
-func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+// parseDirective is what RegisterHandlerDirective would do (matcher
+// support), plus one thing: with a matcher, the requests it leaves out pass
+// an IdentityStrip, so no client-sent X-Auth-Email reaches a backend of the
+// same site through a route the gateway does not guard. The two routes'
+// matchers are disjoint, so Caddy's sorting of routes can't reorder them
+// into harm.
+func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
 	g := new(Gateway)
-	err := g.UnmarshalCaddyfile(h.Dispenser)
-	return g, err
+	if err := g.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	routes := h.NewRoute(matcherSet, g)
+	if matcherSet == nil {
+		return routes, nil
+	}
+	not, err := json.Marshal(caddyhttp.MatchNot{MatcherSetsRaw: []caddy.ModuleMap{matcherSet}})
+	if err != nil {
+		return nil, err
+	}
+	strip := h.NewRoute(caddy.ModuleMap{"not": not}, &IdentityStrip{Headers: g.Headers})
+	return append(strip, routes...), nil
 }
 
 // UnmarshalCaddyfile sets up the gateway from Caddyfile tokens:

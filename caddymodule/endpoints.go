@@ -94,7 +94,9 @@ func safeRD(rd string, t tenant) string {
 		return t.Root
 	}
 	for i := 0; i < len(rd); i++ {
-		if rd[i] < 0x20 || rd[i] == 0x7f || rd[i] == '\\' {
+		// '#': http.Redirect cleans what follows the path as if it were
+		// path, so "/t/acme/#/../../globex/x" would land in globex.
+		if rd[i] < 0x20 || rd[i] == 0x7f || rd[i] == '\\' || rd[i] == '#' {
 			return t.Root
 		}
 	}
@@ -106,11 +108,12 @@ func safeRD(rd string, t tenant) string {
 	// %5c would otherwise turn into // or \ at the browser or the backend.
 	// Browsers drop tabs and newlines from URLs: "/%09/evil" would become
 	// "//evil". No control character may hide in the decoded path.
-	p := u.Path
-	if strings.ContainsAny(p, "\\") || strings.HasPrefix(p, "//") || !isCleanPath(p) || hasControl(p) {
+	if checkPath(u) != nil {
 		return t.Root
 	}
-	if !strings.HasPrefix(p, t.Root) && p+"/" != t.Root {
+	p := u.Path
+	if !strings.HasPrefix(p, t.Root) {
+		// "/t/acme" is the root too, but its cookies' Path is "/t/acme/".
 		return t.Root
 	}
 	if strings.HasPrefix(p, t.Base()) {
@@ -541,6 +544,11 @@ func (g *Gateway) serveOutbox(w http.ResponseWriter, r *http.Request, t tenant) 
 }
 
 func (g *Gateway) serveTenantError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errBadPath) {
+		g.errorPage(w, r, tenant{Root: "/"}, http.StatusBadRequest, "This link is malformed",
+			"The link contains a path that could lead somewhere else than it seems (such as \"..\", \"//\" or \";\"). Open the link exactly as you were sent it, or ask the person who shared it for a new one.")
+		return
+	}
 	if errors.Is(err, errBadTenant) {
 		g.errorPage(w, r, tenant{Root: "/"}, http.StatusBadRequest, "This link is malformed",
 			"The part of the link that names the shared space is not valid. Ask the person who shared it for a new link.")

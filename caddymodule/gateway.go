@@ -101,23 +101,21 @@ type Gateway struct {
 	// Default: X-Auth-Email, X-Auth-Tenant, X-Auth-Method, X-Auth-Session-Expires.
 	Headers *HeaderNames `json:"headers,omitempty"`
 
-	service    *flow.Service
-	mailer     Mailer
-	store      Store
-	mailerName string
-	queue      *mailQueue
-	guests     *directory.Directory
-	guestsKey  string
-	queueKey   string
-	pages      *templates.Set
-	sessions   *flow.SessionSealer
-	pending    *flow.Sealer
-	notMe      *flow.Sealer
-	csrfKey    []byte
-	// identityHeaders are the configured header names, canonical, in the
-	// order passIdentity sets them.
-	identityHeaders []string
-	logger          *zap.Logger
+	service       *flow.Service
+	mailer        Mailer
+	store         Store
+	mailerName    string
+	queue         *mailQueue
+	guests        *directory.Directory
+	guestsKey     string
+	queueKey      string
+	pages         *templates.Set
+	sessions      *flow.SessionSealer
+	pending       *flow.Sealer
+	notMe         *flow.Sealer
+	csrfKey       []byte
+	identityNames identityNames
+	logger        *zap.Logger
 }
 
 // HeaderNames are the identity headers' names.
@@ -134,11 +132,29 @@ type HeaderNames struct {
 	Status string `json:"status,omitempty"`
 }
 
+// applyDefaults names every header left unnamed.
+func (h *HeaderNames) applyDefaults() {
+	for _, n := range []struct {
+		field *string
+		def   string
+	}{
+		{&h.Email, "X-Auth-Email"},
+		{&h.Tenant, "X-Auth-Tenant"},
+		{&h.Method, "X-Auth-Method"},
+		{&h.Expires, "X-Auth-Session-Expires"},
+		{&h.Status, "X-Auth-Guest-Status"},
+	} {
+		if *n.field == "" {
+			*n.field = n.def
+		}
+	}
+}
+
 func (h *HeaderNames) all() []string {
 	return []string{h.Email, h.Tenant, h.Method, h.Expires, h.Status}
 }
 
-func (h *HeaderNames) canonical() []string {
+func (h *HeaderNames) canonical() identityNames {
 	names := h.all()
 	for i, n := range names {
 		names[i] = http.CanonicalHeaderKey(n)
@@ -183,20 +199,7 @@ func (g *Gateway) applyDefaults() {
 		g.Limits = &LimitsConfig{}
 	}
 	g.Limits.applyDefaults()
-	for _, h := range []struct {
-		field *string
-		def   string
-	}{
-		{&g.Headers.Email, "X-Auth-Email"},
-		{&g.Headers.Tenant, "X-Auth-Tenant"},
-		{&g.Headers.Method, "X-Auth-Method"},
-		{&g.Headers.Expires, "X-Auth-Session-Expires"},
-		{&g.Headers.Status, "X-Auth-Guest-Status"},
-	} {
-		if *h.field == "" {
-			*h.field = h.def
-		}
-	}
+	g.Headers.applyDefaults()
 }
 
 // checkOptions reports the first wrong option by its Caddyfile name.
@@ -313,7 +316,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	registerGateway(g)
-	g.identityHeaders = g.Headers.canonical()
+	g.identityNames = g.Headers.canonical()
 	return nil
 }
 
@@ -371,7 +374,11 @@ func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Client-sent identity headers go first, whatever happens next.
-	g.stripIdentityHeaders(r.Header)
+	g.identityNames.stripClient(r)
+	if err := checkPath(r.URL); err != nil {
+		g.serveTenantError(w, r, err)
+		return nil
+	}
 
 	if r.URL.Path == "/"+reservedSegment+"/outbox" {
 		g.serveOutbox(w, r, tenant{Root: "/"})
@@ -380,6 +387,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	t, err := g.Tenant.resolve(r)
 	if err != nil {
 		g.serveTenantError(w, r, err)
+		return nil
+	}
+	if r.URL.Path+"/" == t.Root {
+		// The tenant root without its slash: cookies (Path=/t/acme/) would
+		// not be sent there, and the guest would loop through sign-in.
+		target := t.Root
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target, http.StatusPermanentRedirect)
 		return nil
 	}
 	if rest, ok := strings.CutPrefix(r.URL.Path, t.Base()); ok {

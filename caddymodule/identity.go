@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -54,17 +55,85 @@ func validHeaderName(h string) bool {
 	return true
 }
 
-// stripIdentityHeaders deletes every client-sent header that a backend could
-// take for one of ours.
-func (g *Gateway) stripIdentityHeaders(h http.Header) {
+// identityNames are the identity headers' names, canonical, in the order
+// passIdentity sets them.
+type identityNames []string
+
+// has reports whether name is one of ours, folding case and '_'.
+func (ids identityNames) has(name string) bool {
+	for _, ours := range ids {
+		if sameHeaderName(name, ours) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripHeaders deletes every header that a backend could take for one of ours.
+func (ids identityNames) stripHeaders(h http.Header) {
 	for name := range h {
-		for _, ours := range g.identityHeaders {
-			if sameHeaderName(name, ours) {
-				delete(h, name)
-				break
+		if ids.has(name) {
+			delete(h, name)
+		}
+	}
+}
+
+// stripClient removes everything a client could send to pass for the
+// gateway's identity headers, or to take them away on the way to the
+// backend: copies and variants of the headers; Connection tokens that name
+// them (a proxy drops the headers that Connection names, so the backend
+// would get none); and request trailers that name them (a proxy forwards
+// trailers after the body, past every header check).
+func (ids identityNames) stripClient(r *http.Request) {
+	ids.stripHeaders(r.Header)
+	if conn, ok := r.Header["Connection"]; ok {
+		r.Header["Connection"] = ids.withoutTokens(conn)
+	}
+	if r.Trailer != nil {
+		// net/http fills the trailer values in when the body ends, into
+		// this same map, whatever was declared: strip again then.
+		ids.stripHeaders(r.Trailer)
+		r.Body = &trailerGuard{ReadCloser: r.Body, trailer: r.Trailer, ids: ids}
+	}
+}
+
+// withoutTokens returns Connection values without the tokens that name an
+// identity header; untouched values come back as they are.
+func (ids identityNames) withoutTokens(values []string) []string {
+	named := false
+	for _, v := range values {
+		for tok := range strings.SplitSeq(v, ",") {
+			named = named || ids.has(textproto.TrimString(tok))
+		}
+	}
+	if !named {
+		return values
+	}
+	var kept []string
+	for _, v := range values {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = textproto.TrimString(tok); tok != "" && !ids.has(tok) {
+				kept = append(kept, tok)
 			}
 		}
 	}
+	return []string{strings.Join(kept, ", ")}
+}
+
+// trailerGuard strips identity headers from a request's trailers once the
+// body has been read to its end, which is when net/http adds them.
+type trailerGuard struct {
+	io.ReadCloser
+	trailer http.Header
+	ids     identityNames
+}
+
+func (b *trailerGuard) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.ids.stripHeaders(b.trailer)
+	}
+	return n, err
 }
 
 // signedIn is what a gateway found, for the gateways after it in the same
@@ -92,7 +161,7 @@ func (g *Gateway) passIdentity(r *http.Request, s flow.Session, guest directory.
 	// One backing array for the five values (in identityHeaders' order), set
 	// under names canonicalized at provision: this runs on every request.
 	values := []string{s.Email, s.Tenant, AuthMethod, s.Expiry().Format(time.RFC3339), string(guest.Status)}
-	for i, name := range g.identityHeaders {
+	for i, name := range g.identityNames {
 		r.Header[name] = values[i : i+1 : i+1]
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {

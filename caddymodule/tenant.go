@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"path"
+	"net/url"
 	"strings"
 )
 
@@ -40,7 +40,42 @@ const reservedSegment = ".email-otp"
 var (
 	errNoTenant  = errors.New("the link does not name a tenant")
 	errBadTenant = errors.New("the link's tenant part is malformed")
+	errBadPath   = errors.New("the link's path is ambiguous")
 )
+
+// checkPath refuses a request path that a backend could resolve to another
+// place than the one the gateway decides on (tenant, invitation paths, route
+// policy): dot segments, also percent-encoded or with ';' parameters
+// ("..;" is ".." to Tomcat and Spring), empty segments, encoded or double
+// encoded slashes and backslashes, ';' anywhere in the path, backslashes and
+// control characters. Such paths are refused in every tenant mode, so what
+// the gateway checks is what the backend serves.
+func checkPath(u *url.URL) error {
+	p := u.Path
+	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\;") || hasControl(p) || !isCleanPath(p) {
+		return errBadPath
+	}
+	// Encoded separators survive decoding as '/' in Path but stay one
+	// segment for the backend; a '%' left after decoding is double encoding.
+	if u.RawPath != "" && hasEncodedSeparator(u.RawPath) || strings.IndexByte(p, '%') >= 0 && hasEncodedSeparator(p) {
+		return errBadPath
+	}
+	return nil
+}
+
+// hasEncodedSeparator reports a %2f, %5c, %3b or %2e (any case) in s.
+func hasEncodedSeparator(s string) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		switch hex := [2]byte{s[i+1], s[i+2] | 0x20}; hex {
+		case [2]byte{'2', 'f'}, [2]byte{'5', 'c'}, [2]byte{'3', 'b'}, [2]byte{'2', 'e'}:
+			return true
+		}
+	}
+	return false
+}
 
 // resolve finds the tenant of r. Forwarded-host headers are never consulted:
 // only the host the client connected for (TLS SNI / Host) and the path count.
@@ -111,15 +146,23 @@ func validTenantSegment(s string) bool {
 	return true
 }
 
-// isCleanPath reports whether p has no empty, "." or ".." segments and no
-// backslash, so what the gateway checks is what the backend serves.
+// isCleanPath reports whether p is absolute, with no empty (but the last),
+// "." or ".." segments and no backslash or NUL, so what the gateway checks is
+// what the backend serves. It allocates nothing: it runs on every request.
 func isCleanPath(p string) bool {
-	if strings.ContainsAny(p, "\\\x00") {
+	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\\x00") {
 		return false
 	}
-	c := path.Clean(p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
+	rest := p[1:]
+	for rest != "" {
+		seg, after, more := strings.Cut(rest, "/")
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		if !more {
+			break
+		}
+		rest = after
 	}
-	return c == p
+	return true
 }

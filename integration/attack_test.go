@@ -1,0 +1,212 @@
+package integration
+
+// Findings of an outside attack on the gateway, each replayed through a real
+// Caddy. Every test here failed before its fix; integration/SECURITY-TESTS.md
+// lists them by finding.
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
+)
+
+// getRaw sends path exactly as written (no cleaning, no re-encoding).
+func (g *guest) getRaw(origin, rawPath string, headers ...string) reply {
+	g.t.Helper()
+	u, _ := url.Parse(origin)
+	req, _ := http.NewRequest(http.MethodGet, origin+"/", nil)
+	req.URL = &url.URL{Scheme: u.Scheme, Host: u.Host, Opaque: rawPath}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	return g.do(req)
+}
+
+// inviteWithPaths invites addr to contoso with path prefixes and waits for
+// the invitation email, so later code emails count from there.
+func (e *env) inviteWithPaths(addr string, paths ...string) {
+	e.t.Helper()
+	var inv invited
+	if s := adminAPI(e.t, http.MethodPost, "contoso.localhost", map[string]any{
+		"email": addr, "url": contoso + paths[0], "invited_by": "alice@contoso.com", "paths": paths,
+	}, &inv); s != http.StatusCreated {
+		e.t.Fatalf("invite: %d", s)
+	}
+	e.smtp.Wait(e.t, addr, 1, 10*time.Second)
+}
+
+// Finding 1: invitation paths escaped with dot-segments, encoded slashes and
+// empty segments on a host tenant.
+func TestInvitationPathsCannotBeEscaped(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	e.inviteWithPaths("guest@outside.example", "/files/reports/")
+	g := newGuest(t)
+	e.signIn(g, contoso, hostBase, "/files/reports/q3.pdf", "guest@outside.example")
+	if seen := g.backendView(contoso + "/files/reports/q3.pdf"); seen.Path != "/files/reports/q3.pdf" {
+		t.Fatalf("backend saw %q", seen.Path)
+	}
+	for _, p := range []string{
+		"/files/reports/%2e%2e/secret.txt",
+		"/files/reports/../secret.txt",
+		"/files/reports/..%2fsecret.txt",
+		"/files/reports/%2E%2E%2Fsecret.txt",
+		"/files/reports//../../files/secret.txt",
+		"/files/reports%2f..%2fsecret.txt",
+		"/files/reports/./../secret.txt",
+		"/files/reports/..%5csecret.txt",
+		"/files/reports/%252e%252e/secret.txt",
+	} {
+		r := g.getRaw(contoso, p)
+		if r.StatusCode != http.StatusBadRequest || strings.Contains(r.body, `"headers"`) {
+			t.Errorf("GET %s: %d, want 400 and no backend answer:\n%.300s", p, r.StatusCode, r.body)
+		}
+	}
+}
+
+// Finding 4: ';' parameters make a Tomcat/Spring backend resolve another
+// tenant's path, in every tenant mode.
+func TestSemicolonSegmentsAreRefused(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	g := newGuest(t)
+	e.signIn(g, pathSite, acmeBase, "/t/acme/x", "victim@contoso.com")
+	e.signIn(g, contoso, hostBase, "/x", "victim@contoso.com")
+	for _, c := range []struct{ origin, path string }{
+		{pathSite, "/t/acme/..;/globex/x"},
+		{pathSite, "/t/acme/%2e%2e;/globex/x"},
+		{pathSite, "/t/acme/..%3b/globex/x"},
+		{pathSite, "/t/acme/.;/x"},
+		{pathSite, "/t/acme/docs;jsessionid=1/x"},
+		{contoso, "/docs/..;/admin/x"},
+		{contoso, "/docs;x=1/a"},
+	} {
+		r := g.getRaw(c.origin, c.path)
+		if r.StatusCode != http.StatusBadRequest || strings.Contains(r.body, `"headers"`) {
+			t.Errorf("GET %s%s: %d, want 400 and no backend answer:\n%.300s", c.origin, c.path, r.StatusCode, r.body)
+		}
+	}
+	// A ';' in the query is no path parameter.
+	if seen := g.backendView(pathSite + "/t/acme/x?a=1;b=2"); seen.Path != "/t/acme/x?a=1;b=2" {
+		t.Errorf("backend saw %q", seen.Path)
+	}
+}
+
+// Finding 9: a fragment in rd was cleaned as a path by the redirect.
+func TestRedirectWithFragmentStaysInTheTenant(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	g := newGuest(t)
+	page := g.get(pathSite + acmeBase + "signin?rd=" + url.QueryEscape("/t/acme/#/../../globex/x"))
+	expectStatus(t, page, http.StatusOK)
+	if rd := formValue(t, page.body, "rd"); rd != "/t/acme/" {
+		t.Errorf("rd on the page %q, want the tenant root", rd)
+	}
+	csrf := formValue(t, page.body, "csrf")
+	expectRedirect(t, g.post(pathSite+acmeBase+"send", url.Values{"csrf": {csrf}, "email": {"bob@contoso.com"}, "rd": {"/t/acme/#/../../globex/x"}}), http.StatusSeeOther)
+	v := g.get(pathSite + acmeBase + "verify")
+	code := codeIn(t, e.smtp.Wait(t, "bob@contoso.com", 1, 10*time.Second).Text)
+	landed := expectRedirect(t, g.post(pathSite+acmeBase+"verify", url.Values{"csrf": {formValue(t, v.body, "csrf")}, "code": {code}}), http.StatusSeeOther)
+	if !strings.HasPrefix(landed, "/t/acme/") {
+		t.Errorf("landed on %q, outside /t/acme/", landed)
+	}
+}
+
+// Finding 10: /t/acme (no slash) looped back to sign-in after the code,
+// because the session cookie's Path is /t/acme/.
+func TestPathTenantWithoutTrailingSlashLandsSignedIn(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	g := newGuest(t)
+	r := g.get(pathSite + "/t/acme?x=1")
+	if loc := expectRedirect(t, r, http.StatusPermanentRedirect); loc != "/t/acme/?x=1" {
+		t.Fatalf("redirect to %q, want /t/acme/?x=1", loc)
+	}
+	landed := e.signIn(g, pathSite, acmeBase, "/t/acme/?x=1", "bob@contoso.com")
+	if seen := g.backendView(pathSite + landed); seen.Path != "/t/acme/?x=1" {
+		t.Errorf("backend saw %q", seen.Path)
+	}
+	// An rd without the slash lands on the root with it.
+	page := g.get(pathSite + acmeBase + "signin?rd=%2Ft%2Facme")
+	if rd := formValue(t, page.body, "rd"); rd != "/t/acme/" {
+		t.Errorf("rd %q, want /t/acme/", rd)
+	}
+}
+
+// Finding 7: Connection and Trailer let a signed-in client remove or smuggle
+// identity headers.
+func TestHopByHopHeadersCannotTouchIdentity(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	g := newGuest(t)
+	e.signIn(g, contoso, hostBase, "/x", "victim@contoso.com")
+	seen := g.backendView(contoso+"/x", "Connection", "X-Auth-Email, x_auth_tenant, keep-alive")
+	if first(seen.Headers["X-Auth-Email"]) != "victim@contoso.com" || first(seen.Headers["X-Auth-Tenant"]) != "contoso.localhost" {
+		t.Errorf("identity after Connection: X-Auth-Email: backend saw %v", seen.Headers)
+	}
+
+	// A chunked POST declaring X-Auth-Email as a trailer.
+	body := &chunkedBody{parts: []string{"a=1"}}
+	req, _ := http.NewRequest(http.MethodPost, contoso+"/upload", body)
+	req.ContentLength = -1
+	req.Header.Set("Accept", "application/json")
+	req.Trailer = http.Header{"X-Auth-Email": nil, "X-Auth-Tenant": nil, "X-Other": nil}
+	body.onEOF = func() {
+		req.Trailer.Set("X-Auth-Email", "admin@contoso.com")
+		req.Trailer.Set("X-Auth-Tenant", "fabrikam.localhost")
+		req.Trailer.Set("X-Other", "kept")
+	}
+	trailers := make(chan http.Header, 1)
+	e.backend.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		trailers <- r.Trailer.Clone()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	resp := g.do(req)
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST: %d %s", resp.StatusCode, resp.body)
+	}
+	got := <-trailers
+	for name := range got {
+		if normalize(name) == "x-auth-email" || normalize(name) == "x-auth-tenant" {
+			t.Errorf("backend got trailer %s: %v", name, got[name])
+		}
+	}
+}
+
+// chunkedBody is a request body of unknown length that runs onEOF before it
+// ends, so the client fills in trailers.
+type chunkedBody struct {
+	parts []string
+	onEOF func()
+}
+
+func (b *chunkedBody) Read(p []byte) (int, error) {
+	if len(b.parts) == 0 {
+		if b.onEOF != nil {
+			b.onEOF()
+			b.onEOF = nil
+		}
+		return 0, io.EOF
+	}
+	n := copy(p, b.parts[0])
+	b.parts = b.parts[1:]
+	return n, nil
+}
+
+// Finding 8: with email_otp @matcher, requests the matcher leaves out kept
+// the client's identity headers.
+func TestUnmatchedRequestsLoseClientIdentityHeaders(t *testing.T) {
+	e := newEnv(t)
+	e.smtp = smtpsink.Start(t)
+	cfg := strings.Replace(e.contosoSite("allow *@contoso.com", ""), "\temail_otp {", "\t@private path /private/*\n\temail_otp @private {", 1)
+	e.load(cfg)
+	g := newGuest(t)
+	seen := g.backendView(contoso+"/public/x", "X-Auth-Email", "admin@contoso.com", "X_Auth_Tenant", "fabrikam", "x-auth-guest-status", "redeemed")
+	for name := range seen.Headers {
+		if strings.HasPrefix(normalize(name), "x-auth-") {
+			t.Errorf("unmatched request reached the backend with %s: %v", name, seen.Headers[name])
+		}
+	}
+	expectRedirect(t, g.get(contoso+"/private/x"), http.StatusFound)
+}
