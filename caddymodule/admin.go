@@ -258,6 +258,9 @@ func invitationLink(rawURL, tenantID, email string) (*Gateway, string, error) {
 			continue
 		}
 		rd := safeRD(u.RequestURI(), t)
+		if g.baseURL != nil {
+			u = g.baseURL
+		}
 		link := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: t.Base() + "signin",
 			RawQuery: url.Values{"rd": {rd}, "email": {email}}.Encode()}).String()
 		return g, link, nil

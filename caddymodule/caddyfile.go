@@ -67,6 +67,7 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //		store        memory [{ … }]       # default memory
 //		keys         <base64 secret...>   # default: generated, kept in Caddy's storage
 //		templates    <directory>
+//		base_url     <scheme://host[:port]> # default: the request's own
 //		display_name [<tenant>] <name>    # default: the tenant id
 //		delivery {
 //			workers       <n>              # default 4
@@ -175,6 +176,12 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			g.TemplatesDir = val
+		case "base_url":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			g.BaseURL = val
 		case "display_name":
 			args := d.RemainingArgs()
 			switch len(args) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -84,6 +85,13 @@ type Gateway struct {
 	// accepted), newest first: the newest signs, all verify. Default: one
 	// secret generated once and kept in Caddy's storage.
 	Keys []string `json:"keys,omitempty"`
+	// The origin (scheme://host[:port]) of every link in the code and
+	// invitation emails, and the host of their one-time-code line. Set it
+	// wherever the site answers more than one Host (tenant path or static
+	// on a site like ":443"): otherwise a stranger's request with
+	// "Host: evil.example" puts evil.example into the guest's real email.
+	// Default: the scheme and Host of the request that asked for the code.
+	BaseURL string `json:"base_url,omitempty"`
 	// A directory whose files override the embedded pages and email
 	// (pages/signin.html, email/code.txt, …). Default: none.
 	TemplatesDir string `json:"templates_dir,omitempty"`
@@ -114,6 +122,7 @@ type Gateway struct {
 	pending       *flow.Sealer
 	notMe         *flow.Sealer
 	csrfKey       []byte
+	baseURL       *url.URL // nil: links use the request's own origin
 	identityNames identityNames
 	logger        *zap.Logger
 }
@@ -236,6 +245,9 @@ func (g *Gateway) checkOptions() error {
 	if _, err := flow.NewPolicy(g.Allow, g.Block, g.InviteOnly); err != nil {
 		return fmt.Errorf("allow/block: %w", err)
 	}
+	if _, err := parseBaseURL(g.BaseURL); err != nil {
+		return err
+	}
 	for _, h := range g.Headers.all() {
 		if !validHeaderName(h) {
 			return fmt.Errorf("headers: %q is not a valid header name", h)
@@ -315,6 +327,12 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	g.baseURL, _ = parseBaseURL(g.BaseURL) // checked above
+	if g.baseURL == nil && g.Tenant.From != TenantFromHost {
+		g.logger.Warn("email_otp: no base_url with tenant "+g.Tenant.From+": links in code emails will use whatever Host a request names; "+
+			"if this site answers more than one host name, set base_url (e.g. base_url https://docs.example.com)",
+			zap.String("tenant_from", g.Tenant.From))
+	}
 	registerGateway(g)
 	g.identityNames = g.Headers.canonical()
 	return nil
@@ -357,10 +375,10 @@ func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
 		Code:      c.Code,
 		NotMeLink: notMe,
 		Tenant:    g.displayName(c.Tenant),
-		Resource:  c.Resource,
+		Resource:  mailResource(c.Resource),
 		Host:      c.Host,
 		ClientIP:  c.ClientIP,
-		UserAgent: templates.OneLine(truncate(c.UserAgent, 200)),
+		UserAgent: browserName(c.UserAgent),
 		ExpiresIn: c.ExpiresIn,
 		ExpiresAt: c.ExpiresAt,
 		Lang:      emailLanguage(c.Language),

@@ -5,6 +5,7 @@ package integration
 // lists them by finding.
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -209,4 +210,103 @@ func TestUnmatchedRequestsLoseClientIdentityHeaders(t *testing.T) {
 		}
 	}
 	expectRedirect(t, g.get(contoso+"/private/x"), http.StatusFound)
+}
+
+// anyHostSite is a site that answers every Host name, with path tenants and
+// more gateway lines.
+func (e *env) anyHostSite(extra string) string {
+	return fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	storage file_system %s
+}
+:9080 {
+	email_otp {
+		tenant path /t/
+		allow *@contoso.com
+		%s
+		mailer smtp {
+			host 127.0.0.1
+			port %d
+			tls none
+			from docs@example.com
+		}
+		%s
+	}
+	reverse_proxy %s
+}
+`, e.storage, testLimits, e.smtp.Port, extra, strings.TrimPrefix(e.backend.URL, "http://"))
+}
+
+// sendWithHost asks for a code from a fresh browser, every request naming
+// host in its Host header.
+func sendWithHost(t *testing.T, host, base, email string) {
+	g := newGuest(t)
+	withHost := func(req *http.Request) reply { req.Host = host; return g.do(req) }
+	req, _ := http.NewRequest(http.MethodGet, pathSite+base+"signin", nil)
+	page := withHost(req)
+	expectStatus(t, page, http.StatusOK)
+	form := url.Values{"csrf": {formValue(t, page.body, "csrf")}, "email": {email}, "rd": {"/t/acme/doc"}}
+	req, _ = http.NewRequest(http.MethodPost, pathSite+base+"send", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://"+host)
+	expectRedirect(t, withHost(req), http.StatusSeeOther)
+}
+
+// Finding 2: on a site that answers any Host, the code email carried the
+// attacker's Host in its links and one-time-code line.
+func TestBaseURLKeepsTheAttackersHostOutOfMail(t *testing.T) {
+	e := newEnv(t)
+	e.smtp = smtpsink.Start(t)
+	e.load(e.anyHostSite("base_url https://docs.example.com"))
+	sendWithHost(t, "evil.example:9080", acmeBase, "victim@contoso.com")
+	mail := e.smtp.Wait(t, "victim@contoso.com", 1, 10*time.Second)
+	if strings.Contains(mail.Text, "evil.example") || strings.Contains(mail.HTML, "evil.example") {
+		t.Errorf("the attacker's host is in the email:\n%s", mail.Text)
+	}
+	for _, want := range []string{"https://docs.example.com/t/acme/.email-otp/notme?t=", "@docs.example.com #"} {
+		if !strings.Contains(mail.Text, want) {
+			t.Errorf("email lacks %q:\n%s", want, mail.Text)
+		}
+	}
+}
+
+// Finding 6: the query of rd and the User-Agent were copied into the code
+// email next to the real code.
+func TestAttackerTextStaysOutOfTheCodeEmail(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	lure := "Your access expires today. Call +1-555-0100"
+	g := newGuest(t)
+	page := g.get(contoso + hostBase + "signin")
+	rd := "/docs/a?" + url.QueryEscape(lure) + "&b=" + strings.Repeat("x", 100)
+	expectRedirect(t, g.post(contoso+hostBase+"send", url.Values{
+		"csrf": {formValue(t, page.body, "csrf")}, "email": {"bob@contoso.com"}, "rd": {rd},
+	}, "User-Agent", lure), http.StatusSeeOther)
+	mail := e.smtp.Wait(t, "bob@contoso.com", 1, 10*time.Second)
+	for _, part := range []string{mail.Text, mail.HTML} {
+		if strings.Contains(part, "555-0100") || strings.Contains(part, "expires today") || strings.Contains(part, "xxxxx") {
+			t.Errorf("attacker's text in the email:\n%s", part)
+		}
+	}
+	if !strings.Contains(mail.Text, "/docs/a") {
+		t.Errorf("the path is missing:\n%s", mail.Text)
+	}
+
+	// A real browser is named by family and system, and a long path is cut.
+	g = newGuest(t)
+	page = g.get(contoso + hostBase + "signin")
+	long := "/docs/" + strings.Repeat("Call-now-", 20)
+	chrome := "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+	expectRedirect(t, g.post(contoso+hostBase+"send", url.Values{
+		"csrf": {formValue(t, page.body, "csrf")}, "email": {"bob@contoso.com"}, "rd": {long},
+	}, "User-Agent", chrome), http.StatusSeeOther)
+	mail = e.smtp.Wait(t, "bob@contoso.com", 2, 10*time.Second)
+	if !strings.Contains(mail.Text, "Chrome (Windows)") || strings.Contains(mail.Text, "AppleWebKit") {
+		t.Errorf("browser not named by family:\n%s", mail.Text)
+	}
+	if strings.Contains(mail.Text, long) {
+		t.Errorf("a %d-character path was copied whole:\n%s", len(long), mail.Text)
+	}
 }

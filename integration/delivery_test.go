@@ -131,13 +131,13 @@ func TestCodeEmailFormat(t *testing.T) {
 	expectStatus(t, page, http.StatusOK, "Contoso Shared Docs")
 	expectRedirect(t, g.post(contoso+hostBase+"send",
 		url.Values{"csrf": {formValue(t, page.body, "csrf")}, "email": {"ida@contoso.com"}, "rd": {"/reports/q3"}},
-		"Accept-Language", "de-CH, fr;q=0.8, en;q=0.5", "User-Agent", "TestBrowser/1.0"), http.StatusSeeOther)
+		"Accept-Language", "de-CH, fr;q=0.8, en;q=0.5", "User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"), http.StatusSeeOther)
 	m := e.smtp.Wait(t, "ida@contoso.com", 1, 10*time.Second)
 	code := codeIn(t, m.Text)
 	if subj := m.Header.Get("Subject"); !strings.Contains(decodeHeader(subj), "Contoso Shared Docs") || strings.Contains(subj, code) {
 		t.Errorf("subject %q: want the display name and not the code", decodeHeader(subj))
 	}
-	if !strings.Contains(m.Text, "Ihr Anmeldecode für Contoso Shared Docs") || !strings.Contains(m.Text, "TestBrowser/1.0") || !strings.Contains(m.Text, "/reports/q3") {
+	if !strings.Contains(m.Text, "Ihr Anmeldecode für Contoso Shared Docs") || !strings.Contains(m.Text, "Firefox (Linux)") || !strings.Contains(m.Text, "/reports/q3") {
 		t.Errorf("the text part is not German or lacks the details:\n%s", m.Text)
 	}
 	lines := strings.Split(strings.TrimRight(m.Text, "\r\n"), "\n")

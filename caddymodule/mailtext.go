@@ -1,0 +1,87 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/mileusna/useragent"
+)
+
+// What a code email says about the request that asked for it. Every part of
+// that request is a stranger's to choose, and the email lands in the real
+// owner's inbox next to a real code: nothing the stranger wrote may reach it
+// as text, or "Call +1-555-0100 to keep your access" would read as ours.
+
+// parseBaseURL checks a base_url option: http(s), a host, maybe a port, and
+// nothing else. "" is no base URL.
+func parseBaseURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || canonicalHost(u.Host) == "" {
+		return nil, fmt.Errorf("base_url %q: give a scheme and host, and a port if needed, like https://docs.example.com", raw)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+// mailOrigin is the scheme and host of links in mail: base_url, or else the
+// request's own.
+func (g *Gateway) mailOrigin(r *http.Request) string {
+	if g.baseURL != nil {
+		return g.baseURL.String()
+	}
+	return origin(r)
+}
+
+// mailHost is the host of the one-time-code line ("@host #code"), which
+// browsers use to offer the code only on that site.
+func (g *Gateway) mailHost(r *http.Request) string {
+	if g.baseURL != nil {
+		return canonicalHost(g.baseURL.Hostname())
+	}
+	return canonicalHost(r.Host)
+}
+
+// maxMailResource bounds the path shown in mail.
+const maxMailResource = 60
+
+// mailResource is the path a guest asked for, as the email shows it: without
+// its query (free text), still percent-encoded (so it reads as a path, not a
+// sentence), and short.
+func mailResource(rd string) string {
+	u, err := url.Parse(rd)
+	if err != nil || rd == "" {
+		return ""
+	}
+	return truncate(u.EscapedPath(), maxMailResource)
+}
+
+// Browsers and systems the email may name; anything else is "a browser"
+// (left out), never the User-Agent's own words.
+var (
+	knownBrowsers = []string{useragent.Chrome, useragent.Firefox, useragent.Safari, useragent.Edge,
+		useragent.Opera, useragent.OperaMini, useragent.InternetExplorer, useragent.Vivaldi,
+		useragent.MobileSafari, useragent.SamsungBrowser}
+	knownSystems = []string{useragent.Windows, useragent.MacOS, useragent.Linux, useragent.Android,
+		useragent.IOS, useragent.ChromeOS}
+)
+
+// browserName is a short "Firefox on Windows" for a User-Agent, from a fixed
+// list, or "" when the browser is not one the list knows.
+func browserName(ua string) string {
+	if len(ua) > 512 {
+		return ""
+	}
+	p := useragent.Parse(ua)
+	if !slices.Contains(knownBrowsers, p.Name) {
+		return ""
+	}
+	if slices.Contains(knownSystems, p.OS) {
+		return p.Name + " (" + p.OS + ")"
+	}
+	return p.Name
+}

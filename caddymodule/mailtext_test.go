@@ -1,0 +1,52 @@
+package caddymodule
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseBaseURL(t *testing.T) {
+	good := map[string]string{
+		"https://docs.example.com":       "https://docs.example.com",
+		"https://docs.example.com/":      "https://docs.example.com",
+		"http://localhost:8080":          "http://localhost:8080",
+		"https://DOCS.example.com:8443/": "https://DOCS.example.com:8443",
+	}
+	for in, want := range good {
+		u, err := parseBaseURL(in)
+		if err != nil || u.String() != want {
+			t.Errorf("parseBaseURL(%q) = %v, %v; want %q", in, u, err, want)
+		}
+	}
+	for _, bad := range []string{"docs.example.com", "ftp://docs.example.com", "https://", "https://docs.example.com/t/acme/",
+		"https://u:p@docs.example.com", "https://docs.example.com?x=1", "https://docs.example.com#x", "https://a b.example.com"} {
+		if _, err := parseBaseURL(bad); err == nil {
+			t.Errorf("parseBaseURL(%q) accepted", bad)
+		}
+	}
+}
+
+func TestBrowserNameNeverCopiesFreeText(t *testing.T) {
+	cases := map[string]string{
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36":                         "Chrome (Windows)",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1": "Safari (iOS)",
+		"Your access expires today. Call +1-555-0100": "",
+		"Call+1-555-0100/1.0":                         "",
+		"curl/8.5.0":                                  "",
+		"":                                            "",
+	}
+	for ua, want := range cases {
+		if got := browserName(ua); got != want {
+			t.Errorf("browserName(%q) = %q, want %q", ua, got, want)
+		}
+	}
+}
+
+func TestMailResourceDropsQueryAndCuts(t *testing.T) {
+	if got := mailResource("/docs/a b?Call now"); got != "/docs/a%20b" {
+		t.Errorf("got %q", got)
+	}
+	if got := mailResource("/" + strings.Repeat("a", 100)); len(got) > maxMailResource+len("…") {
+		t.Errorf("%d bytes", len(got))
+	}
+}
