@@ -221,6 +221,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		Language:  r.Header.Get("Accept-Language"),
 		ClientIP:  clientIP(r),
 		UserAgent: r.UserAgent(),
+		Browser:   p.Nonce,
 	})
 	switch {
 	case errors.Is(err, flow.ErrInvalidAddress):

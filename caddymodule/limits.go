@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -116,17 +117,21 @@ func (g *Gateway) rateLimited(w http.ResponseWriter, r *http.Request, t tenant, 
 
 // notMeToken is what the "this wasn't me" link carries, sealed.
 type notMeToken struct {
-	Tenant  string `json:"t"`
-	Email   string `json:"e"`
-	Expires int64  `json:"x"`
+	Tenant    string `json:"t"`
+	Email     string `json:"e"`
+	Challenge string `json:"c"` // the code it cancels, and what makes it single-use
+	Expires   int64  `json:"x"`
 }
+
+// notMeValidity is how long a "this wasn't me" link works after its code expires.
+const notMeValidity = 24 * time.Hour
 
 // notMeLink is the link of the code email that cancels the code.
 func (g *Gateway) notMeLink(c flow.CodeMail) (string, error) {
 	if c.Base == "" {
 		return "", nil
 	}
-	v, err := g.notMe.Seal("notme", notMeToken{Tenant: c.Tenant, Email: c.To, Expires: c.ExpiresAt.Add(24 * time.Hour).Unix()})
+	v, err := g.notMe.Seal("notme", notMeToken{Tenant: c.Tenant, Email: c.To, Challenge: c.ChallengeID, Expires: c.ExpiresAt.Add(notMeValidity).Unix()})
 	if err != nil {
 		return "", err
 	}
@@ -136,7 +141,7 @@ func (g *Gateway) notMeLink(c flow.CodeMail) (string, error) {
 // openNotMe reads the token of a "this wasn't me" request for tenant t.
 func (g *Gateway) openNotMe(t tenant, value string) (notMeToken, bool) {
 	var tok notMeToken
-	if len(value) > maxCookieLen || g.notMe.Open("notme", value, &tok) != nil || tok.Tenant != t.ID || g.service.Now().Unix() >= tok.Expires {
+	if len(value) > maxCookieLen || g.notMe.Open("notme", value, &tok) != nil || tok.Tenant != t.ID || tok.Challenge == "" || g.service.Now().Unix() >= tok.Expires {
 		return notMeToken{}, false
 	}
 	return tok, true
@@ -172,7 +177,12 @@ func (g *Gateway) postNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 	if !g.checkFormOrigin(w, r, t, "notme:"+form["t"], form["csrf"]) {
 		return
 	}
-	until, err := g.service.NotMe(r.Context(), t.ID, tok.Email)
+	until, err := g.service.NotMe(r.Context(), t.ID, tok.Email, tok.Challenge, time.Duration(g.CodeTTL)+notMeValidity)
+	if errors.Is(err, flow.ErrNotMeUsed) || errors.Is(err, flow.ErrChallengeNotFound) {
+		g.errorPage(w, r, t, http.StatusGone, "This link was used already",
+			"Codes to this address were stopped when the link was first used. If you keep getting codes you did not ask for, you can ignore them: without the code nobody can sign in as you.")
+		return
+	}
 	if err != nil {
 		g.internalError(w, r, t, err)
 		return

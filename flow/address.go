@@ -66,6 +66,12 @@ func checkLocalPart(local string) error {
 		if local[i] >= 0x80 {
 			return fmt.Errorf("%w: only ASCII letters are accepted before @", ErrInvalidAddress)
 		}
+		if local[i] == '%' || local[i] == '!' {
+			// "victim%evil.example@contoso.com" and bang paths ask a relay
+			// to pass the mail on to another host: a domain rule would
+			// admit an address whose mail goes elsewhere.
+			return fmt.Errorf("%w: %q routes mail through another host and is not accepted before @", ErrInvalidAddress, local[i])
+		}
 		if !isAtext(local[i]) && local[i] != '.' {
 			return fmt.Errorf("%w: %q is not allowed before @", ErrInvalidAddress, local[i])
 		}

@@ -32,6 +32,7 @@ func TestParseAddress(t *testing.T) {
 		"älice@example.com", "alice@example.com.", "alice @example.com", "alice@exa_mple.com",
 		"alice\u2028x@example.com", "alice@ex\u00adample\u200b.com\x85", "a@\xff.com", "a@b\u3002", "a@-x.com",
 		strings.Repeat("a", 65) + "@example.com", "a@" + strings.Repeat("b", 250) + ".com",
+		"victim%evil.example@contoso.com", "evil.example!victim@contoso.com",
 	}
 	for _, in := range bad {
 		if got, err := ParseAddress(in); err == nil || !errors.Is(err, ErrInvalidAddress) {

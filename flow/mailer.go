@@ -22,17 +22,20 @@ type Mailer interface {
 
 // CodeMail is what the code email says; a Composer turns it into a Message.
 type CodeMail struct {
-	To        string
-	Code      string
-	Tenant    string
-	Resource  string // the local path the guest asked for
-	Host      string // the site's host name
-	Base      string // the absolute URL of the gateway's endpoints
-	Language  string // the guest's Accept-Language
-	ClientIP  string
-	UserAgent string
-	ExpiresIn time.Duration
-	ExpiresAt time.Time
+	// ChallengeID names the challenge the code belongs to, for links that
+	// act on that code alone ("this wasn't me").
+	ChallengeID string
+	To          string
+	Code        string
+	Tenant      string
+	Resource    string // the local path the guest asked for
+	Host        string // the site's host name
+	Base        string // the absolute URL of the gateway's endpoints
+	Language    string // the guest's Accept-Language
+	ClientIP    string
+	UserAgent   string
+	ExpiresIn   time.Duration
+	ExpiresAt   time.Time
 }
 
 // Composer renders the code email.

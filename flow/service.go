@@ -3,12 +3,9 @@ package flow
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/otpgate/caddy-email-otp/flow/directory"
@@ -134,6 +131,9 @@ type SendRequest struct {
 	Language  string // the guest's Accept-Language, for the email's language
 	ClientIP  string
 	UserAgent string
+	// Browser is an opaque value only the asking browser holds (its
+	// pending cookie's nonce): each browser has its own live code.
+	Browser string
 }
 
 // SendResult describes the challenge made. Permitted is for logs only: the
@@ -168,7 +168,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		return SendResult{Email: addr, Held: held, HeldWhy: why}, nil
 	}
 	ch := Challenge{
-		ID:          tag + "." + randomID(),
+		ID:          newChallengeID(tag, req.Browser),
 		Tenant:      req.Tenant,
 		Email:       addr,
 		Resource:    req.Resource,
@@ -192,17 +192,18 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		}
 		ch.CodeHash = hashCode(s.codeKey, req.Tenant, ch.ID, code)
 		env.Message, err = s.cfg.Compose(CodeMail{
-			To:        addr,
-			Code:      code,
-			Tenant:    req.Tenant,
-			Resource:  req.Resource,
-			Host:      req.Host,
-			Base:      req.Base,
-			Language:  req.Language,
-			ClientIP:  req.ClientIP,
-			UserAgent: req.UserAgent,
-			ExpiresIn: s.cfg.CodeTTL,
-			ExpiresAt: ch.ExpiresAt,
+			ChallengeID: ch.ID,
+			To:          addr,
+			Code:        code,
+			Tenant:      req.Tenant,
+			Resource:    req.Resource,
+			Host:        req.Host,
+			Base:        req.Base,
+			Language:    req.Language,
+			ClientIP:    req.ClientIP,
+			UserAgent:   req.UserAgent,
+			ExpiresIn:   s.cfg.CodeTTL,
+			ExpiresAt:   ch.ExpiresAt,
 		})
 		if err != nil {
 			return SendResult{}, fmt.Errorf("rendering the code email: %w", err)
@@ -302,16 +303,26 @@ func (s *Service) countFailure(ctx context.Context, ch Challenge, dead bool, now
 	return nil
 }
 
-// NotMe handles "this wasn't me" from the code email: the live code of the
-// address is cancelled and no code goes to it for Limits.NotMeFor.
-func (s *Service) NotMe(ctx context.Context, tenant, addr string) (time.Time, error) {
+// ErrNotMeUsed: the "this wasn't me" link of that code was used already.
+var ErrNotMeUsed = errors.New("this link was used already")
+
+// NotMe handles "this wasn't me" from the code email of challenge id, which
+// the link carries: that challenge, if still live, is cancelled, and no code
+// goes to the address for Limits.NotMeFor. A link works once (within
+// valid, the link's own lifetime), and cancels no other code: a stranger's
+// old email can't be used to cancel the owner's newer code again and again.
+func (s *Service) NotMe(ctx context.Context, tenant, addr, id string, valid time.Duration) (time.Time, error) {
 	now := s.cfg.Clock.Now()
 	tag := IdentityTag(tenant, addr)
-	// A dead challenge supersedes the live one: that is how a store cancels.
-	if err := s.cfg.Store.SaveChallenge(ctx, Challenge{
-		ID: tag + "." + randomID(), Tenant: tenant, Email: addr, CodeHash: []byte(randomID()),
-		CreatedAt: now, ExpiresAt: now.Add(time.Second), MaxAttempts: 1,
-	}); err != nil {
+	if idTag, ok := IdentityTagOf(id); !ok || idTag != tag {
+		return time.Time{}, ErrChallengeNotFound
+	}
+	if n, _, err := s.cfg.Store.Count(ctx, "notme-used:"+id, valid, now); err != nil {
+		return time.Time{}, err
+	} else if n > 1 {
+		return time.Time{}, ErrNotMeUsed
+	}
+	if err := s.cfg.Store.CancelChallenge(ctx, id, now); err != nil {
 		return time.Time{}, err
 	}
 	until := now.Add(s.cfg.Limits.NotMeFor)
@@ -518,24 +529,6 @@ func randomID() string {
 		panic("crypto/rand failed: " + err.Error())
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// IdentityTag names a tenant and address in 128 bits. Challenge ids start with
-// it, so a store can keep a guest's one live challenge under one key (one
-// Redis Cluster slot) and find it from the id alone.
-func IdentityTag(tenant, addr string) string {
-	h := sha256.Sum256([]byte(tenant + "\x00" + addr))
-	return hex.EncodeToString(h[:16])
-}
-
-// IdentityTagOf returns the identity tag a challenge id starts with, or false
-// for an id that has none (which no store can hold).
-func IdentityTagOf(id string) (string, bool) {
-	tag, _, ok := strings.Cut(id, ".")
-	if !ok || len(tag) != 32 || strings.Trim(tag, "0123456789abcdef") != "" {
-		return "", false
-	}
-	return tag, true
 }
 
 // RandomToken is randomID for callers outside the package (nonces).

@@ -92,7 +92,13 @@ var codeRE = regexp.MustCompile(`code: (\d+)`)
 
 func (f *fixture) send(t *testing.T, tenant, email string) (flow.Challenge, string) {
 	t.Helper()
-	res, err := f.svc.Send(context.Background(), flow.SendRequest{Tenant: tenant, Email: email, Resource: "/doc"})
+	return f.sendFrom(t, "browser-1", tenant, email)
+}
+
+// sendFrom asks for a code from one browser (its pending nonce).
+func (f *fixture) sendFrom(t *testing.T, browser, tenant, email string) (flow.Challenge, string) {
+	t.Helper()
+	res, err := f.svc.Send(context.Background(), flow.SendRequest{Tenant: tenant, Email: email, Resource: "/doc", Browser: browser})
 	if err != nil {
 		t.Fatalf("Send(%s): %v", email, err)
 	}
@@ -196,6 +202,19 @@ func TestMalformedCodeUsesNoTry(t *testing.T) {
 		if res.Outcome != flow.Malformed || res.TriesLeft != 5 {
 			t.Fatalf("malformed: %+v", res)
 		}
+	}
+}
+
+func TestCodesOfTwoBrowsersAreIndependent(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	owner, ownerCode := f.sendFrom(t, "owner's browser", "acme", "bob@contoso.com")
+	stranger, _ := f.sendFrom(t, "stranger's browser", "acme", "bob@contoso.com")
+	if stranger.ID == owner.ID {
+		t.Fatal("one id for two browsers")
+	}
+	if res, _ := f.svc.Verify(ctx, "acme", owner.ID, ownerCode); res.Outcome != flow.Verified {
+		t.Fatalf("the owner's code after a stranger's send: %v", res.Outcome)
 	}
 }
 
@@ -567,9 +586,15 @@ func TestNotMeCancelsAndHolds(t *testing.T) {
 	withLimits(t, f, flow.Limits{NotMeFor: time.Hour})
 	ctx := context.Background()
 	ch, code := f.send(t, "acme", "bob@contoso.com")
-	until, err := f.svc.NotMe(ctx, "acme", "bob@contoso.com")
+	until, err := f.svc.NotMe(ctx, "acme", "bob@contoso.com", ch.ID, 2*time.Hour)
 	if err != nil || !until.Equal(f.clock.Now().Add(time.Hour)) {
 		t.Fatalf("NotMe: %v %v", until, err)
+	}
+	if _, err := f.svc.NotMe(ctx, "acme", "bob@contoso.com", ch.ID, 2*time.Hour); !errors.Is(err, flow.ErrNotMeUsed) {
+		t.Fatalf("a second use: %v, want ErrNotMeUsed", err)
+	}
+	if _, err := f.svc.NotMe(ctx, "acme", "eve@contoso.com", ch.ID, 2*time.Hour); err == nil {
+		t.Fatal("a link of bob's code acted on eve's address")
 	}
 	if r, _ := f.svc.Verify(ctx, "acme", ch.ID, code); r.Outcome == flow.Verified {
 		t.Fatal("the reported code still signs in")

@@ -45,9 +45,13 @@ const (
 // checks and changes state does both atomically, so parallel requests (on one
 // node or many) can't use a code twice or go uncounted.
 type Store interface {
-	// SaveChallenge stores c and deletes any other live challenge of the same
-	// tenant and address, so only the newest code works.
+	// SaveChallenge stores c and deletes the live challenge of the same
+	// tenant, address and browser (ChallengeKeyOf), so only a browser's
+	// newest code works; other browsers' codes stay.
 	SaveChallenge(ctx context.Context, c Challenge) error
+	// CancelChallenge deletes challenge id if it is live; anything else is
+	// left alone.
+	CancelChallenge(ctx context.Context, id string, now time.Time) error
 	// LoadChallenge returns a live challenge or ErrChallengeNotFound.
 	LoadChallenge(ctx context.Context, id string, now time.Time) (Challenge, error)
 	// AttemptChallenge compares codeHash with the challenge's in constant time;

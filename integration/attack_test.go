@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -308,5 +309,63 @@ func TestAttackerTextStaysOutOfTheCodeEmail(t *testing.T) {
 	}
 	if strings.Contains(mail.Text, long) {
 		t.Errorf("a %d-character path was copied whole:\n%s", len(long), mail.Text)
+	}
+}
+
+// Finding 12: the "this wasn't me" link worked again and again, for any code.
+func TestNotMeLinkWorksOnceForItsOwnCode(t *testing.T) {
+	e := start(t, gatewayOptions{extra: "limits {\n not_me 1s\n}"})
+	g := newGuest(t)
+	g.requestCode(contoso, hostBase, "/", "jane@contoso.com")
+	link := notMeRE.FindString(e.smtp.Wait(t, "jane@contoso.com", 1, 10*time.Second).Text)
+	confirm := func() reply {
+		other := newGuest(t)
+		page := other.get(link)
+		expectStatus(t, page, http.StatusOK)
+		return other.post(contoso+hostBase+"notme", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "t": {formValue(t, page.body, "t")}})
+	}
+	expectStatus(t, confirm(), http.StatusOK, "The code was cancelled")
+	time.Sleep(1100 * time.Millisecond) // the stop (1s here) ends
+	// The owner asks again and gets a new code; the old link can't cancel it.
+	csrf := g.requestCode(contoso, hostBase, "/", "jane@contoso.com")
+	code := codeIn(t, e.smtp.Wait(t, "jane@contoso.com", 2, 10*time.Second).Text)
+	expectStatus(t, confirm(), http.StatusGone, "used already")
+	if loc := expectRedirect(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}}), http.StatusSeeOther); loc != "/" {
+		t.Errorf("the new code after a replayed link: %q", loc)
+	}
+}
+
+var notMeRE = regexp.MustCompile(`https?://\S+/\.email-otp/notme\?t=\S+`)
+
+// Also: '%' and '!' in the local part route mail through another host while
+// passing a domain rule.
+func TestSourceRoutedAddressesAreRefused(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	for _, addr := range []string{"victim%evil.example@contoso.com", "evil.example!victim@contoso.com"} {
+		r := sendAs(t, addr)
+		expectStatus(t, r, http.StatusUnprocessableEntity, "routes mail through another host")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(e.smtp.Messages()); n != 0 {
+		t.Errorf("%d emails sent", n)
+	}
+}
+
+// Finding 5: a stranger's send cancelled the owner's live code.
+func TestStrangersSendDoesNotCancelTheOwnersCode(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	owner, stranger := newGuest(t), newGuest(t)
+	csrf := owner.requestCode(contoso, hostBase, "/doc", "joan@contoso.com")
+	code := codeIn(t, e.smtp.Wait(t, "joan@contoso.com", 1, 10*time.Second).Text)
+	stranger.requestCode(contoso, hostBase, "/doc", "joan@contoso.com")
+	strangerCode := codeIn(t, e.smtp.Wait(t, "joan@contoso.com", 2, 10*time.Second).Text)
+	if loc := expectRedirect(t, owner.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}}), http.StatusSeeOther); loc != "/doc" {
+		t.Fatalf("the owner's code after a stranger's send: %q", loc)
+	}
+	// The stranger's own code is no use in the owner's browser.
+	owner2 := newGuest(t)
+	csrf2 := owner2.requestCode(contoso, hostBase, "/doc", "joan@contoso.com")
+	if r := owner2.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf2}, "code": {strangerCode}}); r.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("another browser's code: %d %s", r.StatusCode, r.Header.Get("Location"))
 	}
 }

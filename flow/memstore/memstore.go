@@ -33,8 +33,8 @@ type Limits struct {
 type Store struct {
 	// mu makes each check-and-change atomic.
 	mu sync.Mutex
-	// challenges holds each identity's one live challenge, keyed by the
-	// identity tag its id starts with: a newer challenge replaces the entry.
+	// challenges holds each identity's one live challenge per browser,
+	// keyed by flow.ChallengeKeyOf: a newer challenge replaces the entry.
 	challenges *expirable.LRU[string, flow.Challenge]
 	revoked    *expirable.LRU[string, time.Time]
 	counters   *expirable.LRU[string, counter]
@@ -67,35 +67,45 @@ func New(l Limits) *Store {
 
 // SaveChallenge implements flow.Store.
 func (s *Store) SaveChallenge(_ context.Context, c flow.Challenge) error {
-	tag, ok := flow.IdentityTagOf(c.ID)
+	key, ok := flow.ChallengeKeyOf(c.ID)
 	if !ok {
 		return fmt.Errorf("challenge id %q has no identity tag", c.ID)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.challenges.Add(tag, c)
+	s.challenges.Add(key, c)
+	return nil
+}
+
+// CancelChallenge implements flow.Store.
+func (s *Store) CancelChallenge(_ context.Context, id string, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.live(id, now); ok {
+		s.remove(c)
+	}
 	return nil
 }
 
 func (s *Store) live(id string, now time.Time) (flow.Challenge, bool) {
-	tag, ok := flow.IdentityTagOf(id)
+	key, ok := flow.ChallengeKeyOf(id)
 	if !ok {
 		return flow.Challenge{}, false
 	}
-	c, ok := s.challenges.Get(tag)
+	c, ok := s.challenges.Get(key)
 	if !ok || c.ID != id {
 		return flow.Challenge{}, false
 	}
 	if !now.Before(c.ExpiresAt) {
-		s.challenges.Remove(tag)
+		s.challenges.Remove(key)
 		return flow.Challenge{}, false
 	}
 	return c, true
 }
 
 func (s *Store) remove(c flow.Challenge) {
-	if tag, ok := flow.IdentityTagOf(c.ID); ok {
-		s.challenges.Remove(tag)
+	if key, ok := flow.ChallengeKeyOf(c.ID); ok {
+		s.challenges.Remove(key)
 	}
 }
 
@@ -127,8 +137,8 @@ func (s *Store) AttemptChallenge(_ context.Context, id string, codeHash []byte, 
 		s.remove(c)
 		return flow.AttemptExhausted, c, nil
 	}
-	tag, _ := flow.IdentityTagOf(c.ID)
-	s.challenges.Add(tag, c)
+	key, _ := flow.ChallengeKeyOf(c.ID)
+	s.challenges.Add(key, c)
 	return flow.AttemptMismatched, c, nil
 }
 
@@ -136,13 +146,13 @@ func (s *Store) AttemptChallenge(_ context.Context, id string, codeHash []byte, 
 func (s *Store) SetDelivery(_ context.Context, id string, state flow.DeliveryState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tag, ok := flow.IdentityTagOf(id)
+	key, ok := flow.ChallengeKeyOf(id)
 	if !ok {
 		return nil
 	}
-	if c, ok := s.challenges.Peek(tag); ok && c.ID == id {
+	if c, ok := s.challenges.Peek(key); ok && c.ID == id {
 		c.Delivery = state
-		s.challenges.Add(tag, c)
+		s.challenges.Add(key, c)
 	}
 	return nil
 }

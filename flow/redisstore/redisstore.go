@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,11 +56,19 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 // Ping checks that Redis answers and accepts the credentials.
 func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 
-// challengeKey is the one key of an identity's live challenge. The braces
-// are a Cluster hash tag: the key's slot is the identity's.
+// challengeKey is the one key of an identity's live challenge from one
+// browser. The braces are a Cluster hash tag: the key's slot is the
+// identity's.
 func (s *Store) challengeKey(id string) (string, bool) {
-	tag, ok := flow.IdentityTagOf(id)
-	return s.prefix + "{" + tag + "}:challenge", ok
+	key, ok := flow.ChallengeKeyOf(id)
+	if !ok {
+		return "", false
+	}
+	tag, slot, hasSlot := strings.Cut(key, ".")
+	if !hasSlot {
+		return s.prefix + "{" + tag + "}:challenge", true // an id of the older form
+	}
+	return s.prefix + "{" + tag + "}:challenge:" + slot, true
 }
 
 func (s *Store) revokedKey(sessionID string) string { return s.prefix + "revoked:{" + sessionID + "}" }
@@ -71,6 +80,9 @@ var (
 	//go:embed delivery.lua
 	deliverySrc string
 	delivery    = redis.NewScript(deliverySrc)
+	//go:embed cancel.lua
+	cancelSrc string
+	cancel    = redis.NewScript(cancelSrc)
 )
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
@@ -181,6 +193,16 @@ func (s *Store) SetDelivery(ctx context.Context, id string, state flow.DeliveryS
 		return nil
 	}
 	return delivery.Run(ctx, s.rdb, []string{key}, id, int(state)).Err()
+}
+
+// CancelChallenge implements flow.Store: the key is deleted only if it still
+// holds challenge id.
+func (s *Store) CancelChallenge(ctx context.Context, id string, _ time.Time) error {
+	key, ok := s.challengeKey(id)
+	if !ok {
+		return nil
+	}
+	return cancel.Run(ctx, s.rdb, []string{key}, id).Err()
 }
 
 // RevokeSession implements flow.Store.

@@ -19,6 +19,9 @@ func Run(t *testing.T, newStore func(t *testing.T) flow.Store) {
 	for name, test := range map[string]func(*testing.T, flow.Store){
 		"SaveLoad":               saveLoad,
 		"NewChallengeSupersedes": supersedes,
+		"BrowsersAreIndependent": browsersAreIndependent,
+		"OlderIDForm":            olderIDForm,
+		"Cancel":                 cancelOne,
 		"MatchConsumes":          matchConsumes,
 		"WrongTriesExhaust":      wrongTriesExhaust,
 		"Expiry":                 expiry,
@@ -38,8 +41,13 @@ func Run(t *testing.T, newStore func(t *testing.T) flow.Store) {
 var ctx = context.Background()
 
 func challenge(tenant, email string, now time.Time) flow.Challenge {
+	return challengeFrom("0123456789abcdef", tenant, email, now)
+}
+
+// challengeFrom is a challenge asked for from the browser of slot (16 hex digits).
+func challengeFrom(slot, tenant, email string, now time.Time) flow.Challenge {
 	return flow.Challenge{
-		ID:          flow.IdentityTag(tenant, email) + "." + flow.RandomToken(),
+		ID:          flow.IdentityTag(tenant, email) + "." + slot + "." + flow.RandomToken(),
 		Tenant:      tenant,
 		Email:       email,
 		CodeHash:    []byte("right-hash-" + email),
@@ -88,6 +96,59 @@ func supersedes(t *testing.T, s flow.Store) {
 		if _, err := s.LoadChallenge(ctx, c.ID, now); err != nil {
 			t.Errorf("%s/%s: %v", c.Tenant, c.ID, err)
 		}
+	}
+}
+
+// browsersAreIndependent: a browser's new challenge leaves another browser's
+// challenge for the same identity alone.
+func browsersAreIndependent(t *testing.T, s flow.Store) {
+	now := time.Now()
+	owner := challengeFrom("aaaaaaaaaaaaaaaa", "acme", "a@b.co", now)
+	stranger := challengeFrom("bbbbbbbbbbbbbbbb", "acme", "a@b.co", now)
+	save(t, s, owner)
+	save(t, s, stranger)
+	save(t, s, challengeFrom("bbbbbbbbbbbbbbbb", "acme", "a@b.co", now))
+	if r, _, err := s.AttemptChallenge(ctx, owner.ID, owner.CodeHash, now); err != nil || r != flow.AttemptMatched {
+		t.Fatalf("the owner's challenge after a stranger's: %v %v", r, err)
+	}
+	if _, err := s.LoadChallenge(ctx, stranger.ID, now); err != flow.ErrChallengeNotFound {
+		t.Errorf("the stranger's first challenge outlived the stranger's second: %v", err)
+	}
+}
+
+// olderIDForm: ids without a browser slot (made before slots existed) still
+// save, load and match.
+func olderIDForm(t *testing.T, s flow.Store) {
+	now := time.Now()
+	c := challenge("acme", "a@b.co", now)
+	c.ID = flow.IdentityTag("acme", "a@b.co") + "." + flow.RandomToken()
+	save(t, s, c)
+	if r, _, err := s.AttemptChallenge(ctx, c.ID, c.CodeHash, now); err != nil || r != flow.AttemptMatched {
+		t.Fatalf("older id: %v %v", r, err)
+	}
+}
+
+// cancelOne: CancelChallenge removes that challenge and nothing else.
+func cancelOne(t *testing.T, s flow.Store) {
+	now := time.Now()
+	first := challenge("acme", "a@b.co", now)
+	save(t, s, first)
+	second := challenge("acme", "a@b.co", now)
+	save(t, s, second)
+	if err := s.CancelChallenge(ctx, first.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoadChallenge(ctx, second.ID, now); err != nil {
+		t.Fatalf("cancelling a superseded id removed the newer challenge: %v", err)
+	}
+	if err := s.CancelChallenge(ctx, second.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoadChallenge(ctx, second.ID, now); err != flow.ErrChallengeNotFound {
+		t.Fatalf("cancelled challenge: %v", err)
+	}
+	if err := s.CancelChallenge(ctx, "nonsense", now); err != nil {
+		t.Fatalf("unknown id: %v", err)
 	}
 }
 
