@@ -76,6 +76,21 @@ func (a *AdminAPI) directory() *directory.Directory {
 	return a.dir
 }
 
+// servedTenant returns the tenant id that a loaded gateway would give the
+// tenant named id, or false when none could serve it. So ".." or "a/b" never
+// reach the directory's storage, and "CONTOSO.example" is the host tenant
+// contoso.example.
+func servedTenant(id string) (string, bool) {
+	gateways.Lock()
+	defer gateways.Unlock()
+	for g := range gateways.set {
+		if t, ok := g.Tenant.produces(id); ok {
+			return t, true
+		}
+	}
+	return "", false
+}
+
 func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/email-otp/guests/")
 	if !ok {
@@ -89,9 +104,9 @@ func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		parts[i] = u
 	}
-	tenant := parts[0]
-	if len(tenant) > 253 || strings.ContainsAny(tenant, "/\\\x00") {
-		return apiError(http.StatusBadRequest, "tenant %q is not a tenant id", tenant)
+	tenant, ok := servedTenant(parts[0])
+	if !ok {
+		return apiError(http.StatusBadRequest, "tenant %q is not a tenant id any loaded email_otp handler serves (host names, path segments or static names)", parts[0])
 	}
 	var email string
 	if len(parts) > 1 {

@@ -94,6 +94,44 @@ func (c TenantConfig) resolve(r *http.Request) (tenant, error) {
 	}
 }
 
+// produces returns the id this config gives the tenant named id (host
+// tenants lower-cased), or false when no request could have that tenant:
+// the admin API acts only on tenants a gateway can serve.
+func (c TenantConfig) produces(id string) (string, bool) {
+	switch c.From {
+	case TenantFromStatic:
+		return id, id == c.Name
+	case TenantFromPath:
+		return id, id != "" && validTenantSegment(id)
+	default:
+		h := canonicalHost(id)
+		return h, validHostTenant(h)
+	}
+}
+
+// validHostTenant reports whether h is a host name (dot-separated labels of
+// letters, digits, '-' and '_') or an IP address.
+func validHostTenant(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // canonicalHost lower-cases a Host header and strips the port and a trailing dot.
 func canonicalHost(hostport string) string {
 	h := hostport

@@ -111,3 +111,32 @@ func TestStripIdentityHeadersCatchesVariants(t *testing.T) {
 		t.Errorf("left %v", r.Header)
 	}
 }
+
+func TestTenantConfigProduces(t *testing.T) {
+	host := TenantConfig{From: TenantFromHost}
+	path := TenantConfig{From: TenantFromPath, Prefix: "/t/"}
+	static := TenantConfig{From: TenantFromStatic, Name: "docs"}
+	cases := []struct {
+		c    TenantConfig
+		id   string
+		want string
+		ok   bool
+	}{
+		{host, "CONTOSO.example.", "contoso.example", true},
+		{host, "127.0.0.1", "127.0.0.1", true},
+		{host, "..", "", false},
+		{host, "a..b", "", false},
+		{host, "a/b", "", false},
+		{path, "acme", "acme", true},
+		{path, "..", "", false},
+		{path, ".git", "", false},
+		{static, "docs", "docs", true},
+		{static, "other", "", false},
+	}
+	for _, c := range cases {
+		got, ok := c.c.produces(c.id)
+		if ok != c.ok || ok && got != c.want {
+			t.Errorf("%s produces(%q) = %q, %v; want %q, %v", c.c.From, c.id, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
 )
 
@@ -367,5 +368,23 @@ func TestStrangersSendDoesNotCancelTheOwnersCode(t *testing.T) {
 	csrf2 := owner2.requestCode(contoso, hostBase, "/doc", "joan@contoso.com")
 	if r := owner2.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf2}, "code": {strangerCode}}); r.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("another browser's code: %d %s", r.StatusCode, r.Header.Get("Location"))
+	}
+}
+
+// Finding 14: the admin API took ".." for a tenant and listed (and parsed)
+// the gateway's own storage.
+func TestAdminAPIRefusesTenantsNoGatewayServes(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	e.signIn(newGuest(t), contoso, hostBase, "/", "sue@contoso.com")
+	for _, p := range []string{"%2e%2e", "%2E%2e", "%2e", "a%2fb", "contoso.localhost%2f..", "-%00"} {
+		var body apiErr
+		if s := adminAPI(t, http.MethodGet, p, nil, &body); s != http.StatusBadRequest {
+			t.Errorf("GET guests/%s: %d, want 400 (%s)", p, s, body.Error)
+		}
+	}
+	// A host tenant named in capitals is that host tenant.
+	var list []directory.Guest
+	if s := adminAPI(t, http.MethodGet, "CONTOSO.localhost", nil, &list); s != http.StatusOK || len(list) != 1 || list[0].Email != "sue@contoso.com" {
+		t.Errorf("GET guests/CONTOSO.localhost: %d %+v", s, list)
 	}
 }

@@ -154,7 +154,16 @@ func WithCache(kv KV, cache *Cache) *Directory {
 	return &Directory{kv: kv, cache: cache}
 }
 
-func tenantDir(tenant string) string { return prefix + "/" + url.PathEscape(tenant) }
+// tenantDir is the storage folder of a tenant's records. PathEscape leaves
+// dots alone: "." and ".." (which no gateway produces) are escaped here too,
+// so no tenant id can name the folder above or the prefix itself.
+func tenantDir(tenant string) string {
+	esc := url.PathEscape(tenant)
+	if strings.Trim(esc, ".") == "" {
+		esc = "%2E" + strings.ReplaceAll(esc, ".", "%2E")
+	}
+	return prefix + "/" + esc
+}
 
 func key(tenant, email string) string {
 	h := sha256.Sum256([]byte(email))
