@@ -285,7 +285,7 @@ func invitationLink(rawURL, tenantID, email string) (*Gateway, string, error) {
 
 // sendInvitation queues the invitation email through the gateway's mailer.
 func (g *Gateway) sendInvitation(r *http.Request, guest directory.Guest, link string) error {
-	data := templates.InviteData{Tenant: g.displayName(guest.Tenant), Email: guest.Email, Link: link, InvitedBy: guest.InvitedBy}
+	data := templates.InviteData{Tenant: g.displayName(directory.TenantName(guest.Tenant)), Email: guest.Email, Link: link, InvitedBy: guest.InvitedBy}
 	if guest.InviteExpires != nil {
 		data.ExpiresAt = guest.InviteExpires.UTC().Format("15:04 MST, 2 Jan 2006")
 	}

@@ -68,6 +68,7 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //		keys         <base64 secret...>   # default: generated, kept in Caddy's storage
 //		templates    <directory>
 //		base_url     <scheme://host[:port]> # default: the request's own
+//		namespace    <name>               # default: none; keeps tenants of other sites apart
 //		display_name [<tenant>] <name>    # default: the tenant id
 //		delivery {
 //			workers       <n>              # default 4
@@ -176,6 +177,15 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			g.TemplatesDir = val
+		case "namespace":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			if g.Tenant == nil {
+				g.Tenant = &TenantConfig{}
+			}
+			g.Tenant.Namespace = val
 		case "base_url":
 			val, err := oneArg(d, opt)
 			if err != nil {
@@ -244,6 +254,9 @@ func (g *Gateway) unmarshalTenant(d *caddyfile.Dispenser) error {
 		return d.Err("tenant needs a source: host, path [/prefix/] or static NAME")
 	}
 	t := &TenantConfig{From: args[0]}
+	if g.Tenant != nil {
+		t.Namespace = g.Tenant.Namespace
+	}
 	switch {
 	case args[0] == TenantFromHost && len(args) == 1:
 	case args[0] == TenantFromPath && len(args) <= 2:

@@ -4,11 +4,16 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"io"
 	"iter"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/otpgate/caddy-email-otp/flow"
 	"github.com/otpgate/caddy-email-otp/flow/directory"
@@ -89,25 +94,68 @@ func cookieValues(r *http.Request, name string) iter.Seq[string] {
 	}
 }
 
-// authenticate returns the first session cookie value that opens for tenant
-// t and passes the service's checks, with the guest's record. A store error
-// fails closed.
+// errSessionConflict: a request carries two different valid sessions for one
+// tenant. On path tenants a page of another tenant (same origin) can plant
+// its own session cookie with a longer Path, which the browser sends first:
+// no session of such a request is trusted, whichever comes first.
+var errSessionConflict = errors.New("the request carries two different sessions for this tenant")
+
+// authenticate returns the one valid session among the request's session
+// cookie values for tenant t, with the guest's record; two different ones
+// are errSessionConflict. A store error fails closed.
 func (g *Gateway) authenticate(r *http.Request, t tenant) (flow.Session, directory.Guest, bool, error) {
+	var found signedIn
+	n, err := g.eachSession(r, t, func(s signedIn) bool {
+		if found.session.ID == "" {
+			found = s
+		}
+		return found.session.ID == s.session.ID
+	})
+	switch {
+	case err != nil:
+		return flow.Session{}, directory.Guest{}, false, err
+	case n > 1:
+		return flow.Session{}, directory.Guest{}, false, errSessionConflict
+	}
+	return found.session, found.guest, n == 1, nil
+}
+
+// allSessions returns every different valid session of the request for t.
+func (g *Gateway) allSessions(r *http.Request, t tenant) ([]signedIn, error) {
+	var all []signedIn
+	_, err := g.eachSession(r, t, func(s signedIn) bool {
+		if !slices.ContainsFunc(all, func(o signedIn) bool { return o.session.ID == s.session.ID }) {
+			all = append(all, s)
+		}
+		return true
+	})
+	return all, err
+}
+
+// eachSession calls fn with each different session (by id) among the
+// request's session cookie values that opens for t and passes the service's
+// checks, while fn returns true; it returns how many it found.
+func (g *Gateway) eachSession(r *http.Request, t tenant, fn func(signedIn) bool) (int, error) {
 	name := cookieName(r, t, sessionCookie)
+	n, last := 0, ""
 	for v := range cookieValues(r, name) {
 		s, err := g.sessions.OpenSession(name, t.ID, v)
-		if err != nil {
+		if err != nil || s.ID == last {
 			continue
 		}
 		guest, err := g.service.Authenticate(r.Context(), t.ID, s)
-		if err == nil {
-			return s, guest, true, nil
+		if err != nil {
+			if !isSessionRefusal(err) {
+				return n, err
+			}
+			continue
 		}
-		if !isSessionRefusal(err) {
-			return flow.Session{}, directory.Guest{}, false, err
+		n, last = n+1, s.ID
+		if !fn(signedIn{session: s, guest: guest}) {
+			return n, nil
 		}
 	}
-	return flow.Session{}, directory.Guest{}, false, nil
+	return n, nil
 }
 
 func isSessionRefusal(err error) bool {
@@ -178,4 +226,58 @@ func (g *Gateway) csrfToken(t tenant, binding string) string {
 
 func (g *Gateway) csrfOK(t tenant, binding, token string) bool {
 	return binding != "" && hmac.Equal([]byte(g.csrfToken(t, binding)), []byte(token))
+}
+
+// cookieGuard keeps a backend from setting the gateway's cookies: on path
+// tenants a backend (or a page it serves for another tenant of the same
+// origin) could otherwise plant a session of its choosing. Other cookies
+// pass untouched.
+type cookieGuard struct {
+	caddyhttp.ResponseWriterWrapper
+	checked bool
+}
+
+func (c *cookieGuard) WriteHeader(status int) {
+	if !c.checked {
+		if status >= 200 {
+			c.checked = true
+		}
+		dropGatewaySetCookies(c.Header())
+	}
+	c.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (c *cookieGuard) Write(b []byte) (int, error) {
+	if !c.checked {
+		c.WriteHeader(http.StatusOK)
+	}
+	return c.ResponseWriterWrapper.Write(b)
+}
+
+// ReadFrom keeps io.Copy on the wrapper's path (headers checked first).
+func (c *cookieGuard) ReadFrom(r io.Reader) (int64, error) {
+	if !c.checked {
+		c.WriteHeader(http.StatusOK)
+	}
+	return c.ResponseWriterWrapper.ReadFrom(r)
+}
+
+// dropGatewaySetCookies removes Set-Cookie lines that name a gateway cookie.
+func dropGatewaySetCookies(h http.Header) {
+	lines, ok := h["Set-Cookie"]
+	if !ok {
+		return
+	}
+	kept := lines[:0:0]
+	for _, line := range lines {
+		name, _, _ := strings.Cut(line, "=")
+		if !isGatewayCookie(textproto.TrimString(name)) {
+			kept = append(kept, line)
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Set-Cookie")
+		return
+	}
+	h["Set-Cookie"] = kept
 }

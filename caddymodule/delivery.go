@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 	"github.com/otpgate/caddy-email-otp/flow/delivery"
 )
 
@@ -132,7 +133,7 @@ func reportDelivery(logger *zap.Logger, mailer string, mask bool, r delivery.Rep
 		delivery.Queued: "queued", delivery.Delivered: "delivered",
 		delivery.Retrying: "retried", delivery.Failed: "failed",
 	}[r.Event]
-	mailEvents.WithLabelValues(mailer, tenantLabel(r.Envelope.Tenant), event).Inc()
+	mailEvents.WithLabelValues(mailer, tenantLabel(directory.TenantName(r.Envelope.Tenant)), event).Inc()
 	if r.StoreErr != nil {
 		logger.Error("could not record the delivery state on the challenge",
 			zap.String("tenant", r.Envelope.Tenant), zap.String("event", event), zap.Error(r.StoreErr))

@@ -70,7 +70,7 @@ func (g *Gateway) askToSignIn(w http.ResponseWriter, r *http.Request, t tenant) 
 		http.Redirect(w, r, signin, http.StatusFound)
 		return
 	}
-	w.Header().Set("WWW-Authenticate", `Email-OTP realm="`+strings.ReplaceAll(t.ID, `"`, "")+`", signin="`+t.Base()+`signin"`)
+	w.Header().Set("WWW-Authenticate", `Email-OTP realm="`+strings.ReplaceAll(t.Name, `"`, "")+`", signin="`+t.Base()+`signin"`)
 	if wantsHTML(r) {
 		g.errorPage(w, r, t, http.StatusUnauthorized, "Please sign in",
 			"Your session has ended or you have not signed in yet.", link{signin, "Sign in"})
@@ -235,11 +235,11 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.logger.Info("code not sent: address may not sign in (revealed)", g.eventFields(r, t, res.Email)...)
 		g.page(w, r, t, http.StatusForbidden, templates.PageSignIn, templates.PageData{
 			CSRF: form["csrf"], RD: rd, Email: res.Email,
-			FieldError: res.Email + " may not sign in to " + g.displayName(t.ID) + ". Use the address you were invited with.",
+			FieldError: res.Email + " may not sign in to " + g.displayName(t.Name) + ". Use the address you were invited with.",
 		})
 		return
 	case errors.Is(err, flow.ErrBusy):
-		mailEvents.WithLabelValues(g.mailerName, tenantLabel(t.ID), "refused").Inc()
+		mailEvents.WithLabelValues(g.mailerName, tenantLabel(t.Name), "refused").Inc()
 		g.logger.Warn("code not queued: the delivery queue is full", g.eventFields(r, t, "")...)
 		w.Header().Set("Retry-After", "60")
 		g.errorPage(w, r, t, http.StatusServiceUnavailable, "Please try again in a minute",
@@ -435,7 +435,7 @@ func (g *Gateway) postConsent(w http.ResponseWriter, r *http.Request, t tenant) 
 		}
 		g.logger.Info("consent declined; not signed in", g.eventFields(r, t, held.Email)...)
 		g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{
-			Notice: "You did not sign in, and " + g.displayName(t.ID) + " was not told your address.",
+			Notice: "You did not sign in, and " + g.displayName(t.Name) + " was not told your address.",
 		})
 		return
 	}
@@ -460,42 +460,55 @@ func (g *Gateway) forbidden(w http.ResponseWriter, r *http.Request, t tenant, em
 }
 
 func (g *Gateway) getSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
-	s, _, ok, err := g.authenticate(r, t)
+	all, err := g.allSessions(r, t)
 	if err != nil {
 		g.internalError(w, r, t, err)
 		return
 	}
-	if !ok {
+	if len(all) == 0 {
 		g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{})
 		return
 	}
 	g.page(w, r, t, http.StatusOK, templates.PageSignOut, templates.PageData{
-		CSRF: g.csrfToken(t, s.ID), Email: s.Email,
+		CSRF: g.csrfToken(t, all[0].session.ID), Email: all[0].session.Email,
 	})
 }
 
+// postSignOut ends every session the request carries for the tenant: after a
+// session conflict, the planted one ends too.
 func (g *Gateway) postSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
-	s, _, ok, err := g.authenticate(r, t)
+	all, err := g.allSessions(r, t)
 	if err != nil {
 		g.internalError(w, r, t, err)
 		return
 	}
-	if ok {
+	if len(all) > 0 {
 		token := ""
 		if form, err := readForm(w, r, "csrf"); err == nil {
 			token = form["csrf"]
 		}
-		if !g.checkFormOrigin(w, r, t, s.ID, token) {
+		if !g.checkFormOrigin(w, r, t, all[0].session.ID, token) {
 			return
 		}
-		if err := g.service.SignOut(r.Context(), s); err != nil {
-			g.internalError(w, r, t, err)
-			return
+		for _, s := range all {
+			if err := g.service.SignOut(r.Context(), s.session); err != nil {
+				g.internalError(w, r, t, err)
+				return
+			}
+			g.logger.Info("signed out", g.eventFields(r, t, s.session.Email)...)
 		}
-		g.logger.Info("signed out", g.eventFields(r, t, s.Email)...)
 	}
 	g.setCookie(w, r, t, sessionCookie, "", time.Time{})
 	g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{})
+}
+
+// sessionConflict answers a request with two different sessions for the
+// tenant: no one's identity goes to the backend, and signing out ends both.
+func (g *Gateway) sessionConflict(w http.ResponseWriter, r *http.Request, t tenant) {
+	g.logger.Warn("request refused: two different sessions for one tenant (a planted cookie?)", g.eventFields(r, t, "", zap.String("path", r.URL.Path))...)
+	g.errorPage(w, r, t, http.StatusBadRequest, "Two sign-ins at once",
+		"Your browser holds two different sign-ins for this shared space, so we can't tell who you are. Sign out, then sign in again.",
+		link{t.Base() + "signout", "Sign out"})
 }
 
 // sessionJSON is the body of GET …/session.
@@ -508,10 +521,21 @@ type sessionJSON struct {
 }
 
 func (g *Gateway) getSession(w http.ResponseWriter, r *http.Request, t tenant) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", "application/json")
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "application/json")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if !sessionReadAllowed(r, t) {
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(`{"error":"the session is shown only to this tenant's own pages"}` + "\n"))
+		return
+	}
 	s, guest, ok, err := g.authenticate(r, t)
 	switch {
+	case errors.Is(err, errSessionConflict):
+		w.WriteHeader(http.StatusConflict)
+		_, _ = w.Write([]byte(`{"error":"two different sessions; sign out and in again"}` + "\n"))
 	case err != nil:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(`{"error":"session check unavailable"}` + "\n"))
@@ -520,10 +544,35 @@ func (g *Gateway) getSession(w http.ResponseWriter, r *http.Request, t tenant) {
 		_, _ = w.Write([]byte(`{"error":"no session"}` + "\n"))
 	default:
 		_ = json.NewEncoder(w).Encode(sessionJSON{
-			Email: s.Email, Tenant: s.Tenant, Status: string(guest.Status),
+			Email: s.Email, Tenant: t.Name, Status: string(guest.Status),
 			IssuedAt: time.Unix(s.IssuedAt, 0).UTC(), Expires: s.Expiry(),
 		})
 	}
+}
+
+// sessionReadAllowed lets the session's JSON go to plain clients and to
+// requests from this tenant's own pages, never to another site's script nor,
+// where the browser tells, to a page of another path tenant (same origin,
+// other tenant). A browser's request from a page (Sec-Fetch-Site:
+// same-origin, not a navigation) must show a Referer inside the tenant root
+// when tenants share the origin; browsers send it by default.
+func sessionReadAllowed(r *http.Request, t tenant) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
+	if site != "" && site != "same-origin" && site != "none" {
+		return false
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != origin(r) {
+		return false
+	}
+	if t.Root == "/" {
+		return true
+	}
+	ref, hasRef := r.Header["Referer"]
+	if hasRef {
+		u, err := url.Parse(ref[0])
+		return err == nil && u.Host == r.Host && strings.HasPrefix(u.Path, t.Root)
+	}
+	return site != "same-origin" || r.Header.Get("Sec-Fetch-Mode") == "navigate"
 }
 
 // serveOutbox shows the dev mailer's outbox to loopback clients; to everyone
@@ -570,7 +619,7 @@ func (g *Gateway) errorPage(w http.ResponseWriter, r *http.Request, t tenant, st
 }
 
 func (g *Gateway) internalError(w http.ResponseWriter, r *http.Request, t tenant, err error) {
-	g.logger.Error("sign-in step failed", zap.String("tenant", t.ID), zap.String("path", r.URL.Path), zap.Error(err))
+	g.logger.Error("sign-in step failed", zap.String("tenant", t.Name), zap.String("path", r.URL.Path), zap.Error(err))
 	g.errorPage(w, r, t, http.StatusServiceUnavailable, "Sign-in is unavailable",
 		"Something went wrong on our side. Please try again in a minute.",
 		link{t.Base() + "signin", "Start again"})
@@ -579,8 +628,8 @@ func (g *Gateway) internalError(w http.ResponseWriter, r *http.Request, t tenant
 // page renders a gateway page with the headers every auth page carries.
 func (g *Gateway) page(w http.ResponseWriter, r *http.Request, t tenant, status int, name string, data templates.PageData) {
 	data.Base = t.Base()
-	if t.ID != "" {
-		data.Tenant = g.displayName(t.ID)
+	if t.Name != "" {
+		data.Tenant = g.displayName(t.Name)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
@@ -609,7 +658,7 @@ func (g *Gateway) eventFields(r *http.Request, t tenant, email string, extra ...
 		email = maskAddress(email)
 	}
 	return append([]zap.Field{
-		zap.String("tenant", t.ID),
+		zap.String("tenant", t.Name),
 		zap.String("email", email),
 		zap.String("client_ip", clientIP(r)),
 	}, extra...)

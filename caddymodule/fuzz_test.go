@@ -53,7 +53,7 @@ func FuzzResolvePathTenant(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !validTenantSegment(tn.ID) || tn.Root != "/t/"+tn.ID+"/" {
+		if !validTenantSegment(tn.Name) || tn.ID != "path:"+tn.Name || tn.Root != "/t/"+tn.Name+"/" {
 			t.Fatalf("%q: tenant %+v", target, tn)
 		}
 		if esc := u.EscapedPath(); !strings.HasPrefix(esc+"/", tn.Root) {

@@ -227,6 +227,9 @@ func (g *Gateway) checkOptions() error {
 	default:
 		return fmt.Errorf("tenant %q: use host, path [/prefix/] or static NAME", g.Tenant.From)
 	}
+	if ns := g.Tenant.Namespace; ns != "" && !validTenantSegment(ns) {
+		return fmt.Errorf("namespace %q: use letters, digits, '-', '_' or '.'", ns)
+	}
 	if g.CodeTTL <= 0 {
 		return errors.New("code_ttl: must be a positive duration, like 30m")
 	}
@@ -374,7 +377,7 @@ func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
 	subject, text, html, err := g.pages.Email(templates.EmailData{
 		Code:      c.Code,
 		NotMeLink: notMe,
-		Tenant:    g.displayName(c.Tenant),
+		Tenant:    g.displayName(directory.TenantName(c.Tenant)),
 		Resource:  mailResource(c.Resource),
 		Host:      c.Host,
 		ClientIP:  c.ClientIP,
@@ -422,8 +425,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	sess, guest, ok, err := g.sessionOf(r, t)
+	if errors.Is(err, errSessionConflict) {
+		g.sessionConflict(w, r, t)
+		return nil
+	}
 	if err != nil {
-		g.logger.Error("session check failed; refusing the request", zap.String("tenant", t.ID), zap.Error(err))
+		g.logger.Error("session check failed; refusing the request", zap.String("tenant", t.Name), zap.Error(err))
 		g.errorPage(w, r, t, http.StatusServiceUnavailable, "Sign-in is unavailable",
 			"We could not check your session right now. Please try again in a minute.")
 		return nil
@@ -438,8 +445,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		g.forbidden(w, r, t, sess.Email)
 		return nil
 	}
-	r = g.passIdentity(r, sess, guest)
-	return next.ServeHTTP(w, r)
+	r = g.passIdentity(r, t, sess, guest)
+	return next.ServeHTTP(&cookieGuard{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}, r)
 }
 
 func truncate(s string, n int) string {

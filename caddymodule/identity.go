@@ -157,10 +157,10 @@ func (g *Gateway) sessionOf(r *http.Request, t tenant) (flow.Session, directory.
 // passIdentity sets the identity headers and placeholders for the handlers
 // after the gateway, and keeps the gateway's cookies from reaching them. The
 // returned request carries the session for later gateways.
-func (g *Gateway) passIdentity(r *http.Request, s flow.Session, guest directory.Guest) *http.Request {
+func (g *Gateway) passIdentity(r *http.Request, t tenant, s flow.Session, guest directory.Guest) *http.Request {
 	// One backing array for the five values (in identityHeaders' order), set
 	// under names canonicalized at provision: this runs on every request.
-	values := []string{s.Email, s.Tenant, AuthMethod, s.Expiry().Format(time.RFC3339), string(guest.Status)}
+	values := []string{s.Email, t.Name, AuthMethod, s.Expiry().Format(time.RFC3339), string(guest.Status)}
 	for i, name := range g.identityNames {
 		r.Header[name] = values[i : i+1 : i+1]
 	}
@@ -168,7 +168,7 @@ func (g *Gateway) passIdentity(r *http.Request, s flow.Session, guest directory.
 		var email any = s.Email
 		repl.Set("http.auth.user.id", email)
 		repl.Set("http.auth.user.email", email)
-		repl.Set("http.auth.user.tenant", s.Tenant)
+		repl.Set("http.auth.user.tenant", t.Name)
 		repl.Set("http.auth.user.status", string(guest.Status))
 	}
 	removeGatewayCookies(r.Header)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 )
 
 // Tenant sources.
@@ -24,12 +26,28 @@ type TenantConfig struct {
 	Prefix string `json:"prefix,omitempty"`
 	// For static tenants, the tenant id. Required with from static.
 	Name string `json:"name,omitempty"`
+	// Keeps this gateway's tenants apart from other gateways' tenants of the
+	// same ids and mode (another site with its own audience): sessions,
+	// codes and guest records of one namespace mean nothing in another.
+	// Letters, digits, '-', '_' and '.'. Default: none (tenants of one mode
+	// and id are one tenant on every site of the process or cluster).
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // tenant is the tenant context of one request.
 type tenant struct {
-	ID   string
+	// ID is the tenant's key: what sessions, codes, limits and guest records
+	// are bound to, with the mode (and namespace) in it, so the path tenant
+	// "contoso.example" is not the host tenant (see directory.TenantKey).
+	ID string
+	// Name is the bare tenant id that backends, pages and metrics see.
+	Name string
 	Root string // the tenant's path root: "/" or "/t/acme/"
+}
+
+// newTenant is the tenant of id under root, keyed for this config.
+func (c TenantConfig) newTenant(id, root string) tenant {
+	return tenant{ID: directory.TenantKey(c.Namespace, c.From, id), Name: id, Root: root}
 }
 
 // Base is the prefix of the gateway's own endpoints for this tenant.
@@ -82,7 +100,7 @@ func hasEncodedSeparator(s string) bool {
 func (c TenantConfig) resolve(r *http.Request) (tenant, error) {
 	switch c.From {
 	case TenantFromStatic:
-		return tenant{ID: c.Name, Root: "/"}, nil
+		return c.newTenant(c.Name, "/"), nil
 	case TenantFromPath:
 		return c.resolvePath(r)
 	default:
@@ -90,23 +108,42 @@ func (c TenantConfig) resolve(r *http.Request) (tenant, error) {
 		if h == "" {
 			return tenant{}, errNoTenant
 		}
-		return tenant{ID: h, Root: "/"}, nil
+		return c.newTenant(h, "/"), nil
 	}
 }
 
-// produces returns the id this config gives the tenant named id (host
-// tenants lower-cased), or false when no request could have that tenant:
-// the admin API acts only on tenants a gateway can serve.
-func (c TenantConfig) produces(id string) (string, bool) {
+// produces returns the key this config gives the tenant named key, or false
+// when no request could have that tenant: the admin API acts only on
+// tenants a gateway can serve. Host names are lower-cased.
+func (c TenantConfig) produces(key string) (string, bool) {
+	if c.Namespace != "" {
+		var ok bool
+		if key, ok = strings.CutPrefix(key, c.Namespace+"/"); !ok {
+			return "", false
+		}
+	}
+	id := directory.TenantName(key)
+	if directory.TenantKey("", c.From, id) != key && c.From != TenantFromHost {
+		return "", false
+	}
 	switch c.From {
 	case TenantFromStatic:
-		return id, id == c.Name
+		if id != c.Name {
+			return "", false
+		}
 	case TenantFromPath:
-		return id, id != "" && validTenantSegment(id)
+		if id == "" || !validTenantSegment(id) {
+			return "", false
+		}
 	default:
-		h := canonicalHost(id)
-		return h, validHostTenant(h)
+		if id != key { // "path:acme" is no host name
+			return "", false
+		}
+		if id = canonicalHost(id); !validHostTenant(id) {
+			return "", false
+		}
 	}
+	return directory.TenantKey(c.Namespace, c.From, id), true
 }
 
 // validHostTenant reports whether h is a host name (dot-separated labels of
@@ -167,7 +204,7 @@ func (c TenantConfig) resolvePath(r *http.Request) (tenant, error) {
 	if escSeg != seg {
 		return tenant{}, errBadTenant
 	}
-	return tenant{ID: seg, Root: c.Prefix + seg + "/"}, nil
+	return c.newTenant(seg, c.Prefix+seg+"/"), nil
 }
 
 // validTenantSegment allows letters, digits, '-', '_' and inner dots.

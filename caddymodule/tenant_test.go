@@ -19,7 +19,7 @@ func TestResolveHostTenant(t *testing.T) {
 		r.Host = host
 		r.Header.Set("X-Forwarded-Host", "evil.example")
 		got, err := c.resolve(r)
-		if err != nil || got.ID != want || got.Root != "/" {
+		if err != nil || got.ID != want || got.Name != want || got.Root != "/" {
 			t.Errorf("host %q: %+v, %v; want %q", host, got, err, want)
 		}
 	}
@@ -28,10 +28,10 @@ func TestResolveHostTenant(t *testing.T) {
 func TestResolvePathTenant(t *testing.T) {
 	c := TenantConfig{From: TenantFromPath, Prefix: "/t/"}
 	good := map[string]tenant{
-		"/t/acme/":            {ID: "acme", Root: "/t/acme/"},
-		"/t/acme/doc?x=1":     {ID: "acme", Root: "/t/acme/"},
-		"/t/acme":             {ID: "acme", Root: "/t/acme/"},
-		"/t/Acme-2_b.c/x/y.z": {ID: "Acme-2_b.c", Root: "/t/Acme-2_b.c/"},
+		"/t/acme/":            {ID: "path:acme", Name: "acme", Root: "/t/acme/"},
+		"/t/acme/doc?x=1":     {ID: "path:acme", Name: "acme", Root: "/t/acme/"},
+		"/t/acme":             {ID: "path:acme", Name: "acme", Root: "/t/acme/"},
+		"/t/Acme-2_b.c/x/y.z": {ID: "path:Acme-2_b.c", Name: "Acme-2_b.c", Root: "/t/Acme-2_b.c/"},
 	}
 	for target, want := range good {
 		got, err := c.resolve(httptest.NewRequest("GET", target, nil))
@@ -127,11 +127,16 @@ func TestTenantConfigProduces(t *testing.T) {
 		{host, "..", "", false},
 		{host, "a..b", "", false},
 		{host, "a/b", "", false},
-		{path, "acme", "acme", true},
-		{path, "..", "", false},
-		{path, ".git", "", false},
-		{static, "docs", "docs", true},
-		{static, "other", "", false},
+		{host, "path:acme", "", false},
+		{path, "path:acme", "path:acme", true},
+		{path, "acme", "", false},
+		{path, "path:..", "", false},
+		{path, "path:.git", "", false},
+		{static, "static:docs", "static:docs", true},
+		{static, "docs", "", false},
+		{static, "static:other", "", false},
+		{TenantConfig{From: TenantFromPath, Namespace: "partners"}, "partners/path:acme", "partners/path:acme", true},
+		{TenantConfig{From: TenantFromPath, Namespace: "partners"}, "path:acme", "", false},
 	}
 	for _, c := range cases {
 		got, ok := c.c.produces(c.id)

@@ -388,3 +388,92 @@ func TestAdminAPIRefusesTenantsNoGatewayServes(t *testing.T) {
 		t.Errorf("GET guests/CONTOSO.localhost: %d %+v", s, list)
 	}
 }
+
+// Finding 3: path tenants share one browser origin. A page of another tenant
+// can plant a session cookie on a subtree, have the backend serve its
+// responses' Set-Cookie, and read the session endpoint.
+func TestPathTenantsCannotPlantOrReadSessions(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	attacker, victim := newGuest(t), newGuest(t)
+	e.signIn(attacker, pathSite, acmeBase, "/t/acme/", "mallory@contoso.com")
+	e.signIn(victim, pathSite, acmeBase, "/t/acme/", "victim@contoso.com")
+	planted := attacker.cookie(pathSite+"/t/acme/", "email_otp_session")
+	own := victim.cookie(pathSite+"/t/acme/", "email_otp_session")
+
+	// The browser sends the planted cookie (longer Path) first.
+	r := newGuest(t).get(pathSite+"/t/acme/docs/x", "Cookie", "email_otp_session="+planted.Value+"; email_otp_session="+own.Value)
+	if r.StatusCode != http.StatusBadRequest || strings.Contains(r.body, "mallory") && strings.Contains(r.body, `"headers"`) {
+		t.Errorf("two sessions in one request: %d\n%.400s", r.StatusCode, r.body)
+	}
+	// Sign-out from that state ends both, so the planted one stops working.
+	page := newGuest(t).get(pathSite+acmeBase+"signout", "Cookie", "email_otp_session="+planted.Value+"; email_otp_session="+own.Value)
+	expectStatus(t, page, http.StatusOK)
+	expectStatus(t, newGuest(t).post(pathSite+acmeBase+"signout", url.Values{"csrf": {formValue(t, page.body, "csrf")}},
+		"Cookie", "email_otp_session="+planted.Value+"; email_otp_session="+own.Value), http.StatusOK)
+	expectRedirect(t, newGuest(t).get(pathSite+"/t/acme/x", "Cookie", "email_otp_session="+planted.Value), http.StatusFound)
+
+	// The backend's Set-Cookie with the gateway's names never reaches the browser.
+	g := newGuest(t)
+	e.signIn(g, pathSite, acmeBase, "/t/acme/", "victim@contoso.com")
+	e.backend.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Set-Cookie", "email_otp_session=planted; Path=/t/acme/docs/")
+		w.Header().Add("Set-Cookie", "__Secure-email_otp_session=planted; Path=/t/acme/; Secure")
+		w.Header().Add("Set-Cookie", " email_otp_pending =planted")
+		w.Header().Add("Set-Cookie", "app=kept; Path=/")
+		_, _ = io.WriteString(w, "ok")
+	})
+	resp := g.get(pathSite + "/t/acme/page")
+	expectStatus(t, resp, http.StatusOK, "ok")
+	if sc := resp.Header.Values("Set-Cookie"); len(sc) != 1 || !strings.HasPrefix(sc[0], "app=kept") {
+		t.Errorf("Set-Cookie from the backend: %q", sc)
+	}
+
+	// The session endpoint answers this tenant's pages and plain clients only.
+	sessionURL := pathSite + acmeBase + "session"
+	for _, c := range []struct {
+		headers []string
+		want    int
+	}{
+		{[]string{"Accept", "application/json"}, http.StatusOK},
+		{[]string{"Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "cors", "Referer", pathSite + "/t/acme/app"}, http.StatusOK},
+		{[]string{"Sec-Fetch-Site", "none", "Sec-Fetch-Mode", "navigate"}, http.StatusOK},
+		{[]string{"Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "cors", "Referer", pathSite + "/t/evil/page"}, http.StatusForbidden},
+		{[]string{"Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "cors"}, http.StatusForbidden},
+		{[]string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "cors"}, http.StatusForbidden},
+		{[]string{"Sec-Fetch-Site", "same-site", "Sec-Fetch-Mode", "no-cors"}, http.StatusForbidden},
+		{[]string{"Origin", "http://evil.example"}, http.StatusForbidden},
+		{[]string{"Referer", pathSite + "/t/evil/page"}, http.StatusForbidden},
+	} {
+		r := g.get(sessionURL, c.headers...)
+		if r.StatusCode != c.want || r.StatusCode == http.StatusOK && !strings.Contains(r.body, "victim@contoso.com") ||
+			r.StatusCode != http.StatusOK && strings.Contains(r.body, "victim@contoso.com") {
+			t.Errorf("GET session with %v: %d, want %d\n%s", c.headers, r.StatusCode, c.want, r.body)
+		}
+	}
+}
+
+// Finding 13: one tenant id meant the same tenant in every mode: a session
+// of the path tenant /t/contoso.localhost/ opened the host tenant
+// contoso.localhost, and sign-ins there wrote the host tenant's directory.
+func TestTenantModesAreSeparate(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	g := newGuest(t)
+	e.signIn(g, pathSite, "/t/contoso.localhost/.email-otp/", "/t/contoso.localhost/", "pat@contoso.com")
+	c := g.cookie(pathSite+"/t/contoso.localhost/", "email_otp_session")
+	if c == nil {
+		t.Fatal("no session cookie")
+	}
+	expectRedirect(t, newGuest(t).get(contoso+"/x", "Cookie", c.Name+"="+c.Value), http.StatusFound)
+
+	var list []directory.Guest
+	if s := adminAPI(t, http.MethodGet, "contoso.localhost", nil, &list); s != http.StatusOK || len(list) != 0 {
+		t.Errorf("host tenant's directory after a path tenant's sign-in: %d %+v", s, list)
+	}
+	if s := adminAPI(t, http.MethodGet, "path:contoso.localhost", nil, &list); s != http.StatusOK || len(list) != 1 || list[0].Email != "pat@contoso.com" {
+		t.Errorf("path tenant's directory: %d %+v", s, list)
+	}
+	// Backends still see the bare id.
+	if seen := g.backendView(pathSite + "/t/contoso.localhost/x"); first(seen.Headers["X-Auth-Tenant"]) != "contoso.localhost" {
+		t.Errorf("X-Auth-Tenant %v", seen.Headers["X-Auth-Tenant"])
+	}
+}

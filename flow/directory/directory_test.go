@@ -107,3 +107,39 @@ func TestGuestRules(t *testing.T) {
 		}
 	}
 }
+
+// Records of path tenants written before tenant keys carried the mode ("acme"
+// for "path:acme") are found, listed, changed and deleted as the new key's,
+// and a revocation kept there still holds.
+func TestRecordsFromBeforeTenantKeysCarriedTheMode(t *testing.T) {
+	ctx := context.Background()
+	d := New(&certmagic.FileStorage{Path: t.TempDir()}, 10, time.Millisecond)
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	for _, email := range []string{"old@example.com", "gone@example.com"} {
+		if _, err := d.Update(ctx, "acme", email, now, func(g *Guest, _ bool) (bool, error) {
+			g.Status = Revoked
+			return false, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := TenantKey("", "path", "acme")
+	if g, err := d.Get(ctx, key, "old@example.com"); err != nil || g.Status != Revoked || g.Tenant != key {
+		t.Fatalf("older record: %+v %v", g, err)
+	}
+	if list, err := d.List(ctx, key); err != nil || len(list) != 2 {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	if _, err := d.Update(ctx, key, "gone@example.com", now, func(*Guest, bool) (bool, error) { return true, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Get(ctx, key, "gone@example.com"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted older record: %v", err)
+	}
+	if _, err := d.Get(ctx, TenantKey("", "path", "globex"), "old@example.com"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another tenant: %v", err)
+	}
+	if TenantName("partners/path:acme") != "acme" || TenantKey("partners", "static", "docs") != "partners/static:docs" {
+		t.Error("key format")
+	}
+}

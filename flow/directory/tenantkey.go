@@ -1,0 +1,62 @@
+package directory
+
+import "strings"
+
+// Tenant keys. What a session, a code, a counter and a guest record are
+// bound to is the tenant's key, not its bare id, so that one id means one
+// tenant only: the path tenant /t/contoso.example/ is not the host tenant
+// contoso.example, and a session of one never opens the other.
+//
+//	host tenants:    contoso.example       (the host name alone, as before)
+//	path tenants:    path:acme
+//	static tenants:  static:docs
+//	with a namespace, any of them after "NS/": partners/path:acme
+//
+// The bare id is what backends, pages and metrics see (X-Auth-Tenant).
+
+const (
+	pathKeyPrefix   = "path:"
+	staticKeyPrefix = "static:"
+)
+
+// TenantKey is the key of tenant id in mode ("host", "path" or "static"),
+// in namespace ns ("" for none).
+func TenantKey(ns, mode, id string) string {
+	k := id
+	switch mode {
+	case "path":
+		k = pathKeyPrefix + id
+	case "static":
+		k = staticKeyPrefix + id
+	}
+	if ns != "" {
+		k = ns + "/" + k
+	}
+	return k
+}
+
+// TenantName is the bare id of a tenant key.
+func TenantName(key string) string {
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		key = key[i+1:]
+	}
+	for _, p := range []string{pathKeyPrefix, staticKeyPrefix} {
+		if id, ok := strings.CutPrefix(key, p); ok {
+			return id
+		}
+	}
+	return key
+}
+
+// legacyTenant is what path and static tenants' records were kept under
+// before tenant keys carried the mode ("acme" for "path:acme"), or "".
+// Records found there are read as the new key's and written under it.
+func legacyTenant(key string) string {
+	if strings.Contains(key, "/") {
+		return "" // namespaces came with keys: nothing older to find
+	}
+	if id := TenantName(key); id != key {
+		return id
+	}
+	return ""
+}
