@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/directory"
 	"github.com/otpgate/caddy-email-otp/flow/delivery"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 )
 
 // DeliveryConfig tunes the queue between the sign-in page and the mailer.
