@@ -32,16 +32,20 @@ const (
 
 func isGatewayCookie(name string) bool {
 	name = strings.TrimPrefix(strings.TrimPrefix(name, "__Host-"), "__Secure-")
-	return name == sessionCookie || name == pendingCookie
+	return name == sessionCookie || name == pendingCookie || name == deviceCookie
 }
 
 func isHTTPS(r *http.Request) bool { return r.TLS != nil }
 
-func cookieName(r *http.Request, t tenant, base string) string {
+func cookieName(r *http.Request, t tenant, base string) string { return cookieNameAt(r, t.Root, base) }
+
+// cookieNameAt is the name of cookie base with Path path: on HTTPS,
+// __Host- where the path is "/", __Secure- elsewhere.
+func cookieNameAt(r *http.Request, path, base string) string {
 	if !isHTTPS(r) {
 		return base
 	}
-	if t.Root == "/" {
+	if path == "/" {
 		return "__Host-" + base
 	}
 	return "__Secure-" + base
@@ -50,10 +54,15 @@ func cookieName(r *http.Request, t tenant, base string) string {
 func sealName(name string, t tenant) string { return flow.SealName(name, t.ID) }
 
 func (g *Gateway) setCookie(w http.ResponseWriter, r *http.Request, t tenant, base, value string, expires time.Time) {
+	g.setCookieAt(w, r, t.Root, base, value, expires)
+}
+
+// setCookieAt sets (or, with value "", clears) cookie base with Path path.
+func (g *Gateway) setCookieAt(w http.ResponseWriter, r *http.Request, path, base, value string, expires time.Time) {
 	c := &http.Cookie{
-		Name:     cookieName(r, t, base),
+		Name:     cookieNameAt(r, path, base),
 		Value:    value,
-		Path:     t.Root,
+		Path:     path,
 		HttpOnly: true,
 		Secure:   isHTTPS(r),
 		SameSite: http.SameSiteLaxMode,

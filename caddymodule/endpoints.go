@@ -212,6 +212,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		return
 	}
 	rd := safeRD(r.PostForm.Get("rd"), t)
+	device := g.loadDevice(r, t)
 	res, err := g.service.Send(r.Context(), flow.SendRequest{
 		Tenant:    t.ID,
 		Email:     form["email"],
@@ -222,6 +223,8 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		ClientIP:  clientIP(r),
 		UserAgent: r.UserAgent(),
 		Browser:   p.Nonce,
+		Device:    device.ID,
+		KnownTags: device.Tags,
 	})
 	switch {
 	case errors.Is(err, flow.ErrInvalidAddress):
@@ -391,6 +394,10 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 // they first opened.
 func (g *Gateway) issueSession(w http.ResponseWriter, r *http.Request, t tenant, p pendingState, s flow.Session) {
 	if err := g.setSession(w, r, t, s); err != nil {
+		g.internalError(w, r, t, err)
+		return
+	}
+	if err := g.rememberDevice(w, r, t, s.Email); err != nil {
 		g.internalError(w, r, t, err)
 		return
 	}

@@ -121,6 +121,7 @@ type Gateway struct {
 	sessions      *flow.SessionSealer
 	pending       *flow.Sealer
 	notMe         *flow.Sealer
+	device        *flow.Sealer
 	csrfKey       []byte
 	baseURL       *url.URL // nil: links use the request's own origin
 	identityNames identityNames
@@ -303,6 +304,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.sessions = keys.SessionSealer(10_000)
 	g.pending = keys.Sealer("pending")
 	g.notMe = keys.Sealer("notme")
+	g.device = keys.Sealer("device")
 	g.csrfKey = keys.MAC("csrf")
 
 	if g.guests, g.guestsKey, err = loadDirectory(ctx); err != nil {

@@ -198,7 +198,7 @@ func removeGatewayCookies(h http.Header) {
 // withoutGatewayCookies returns one Cookie line without the gateway's
 // cookies, split and trimmed as net/http reads it.
 func withoutGatewayCookies(line string) string {
-	if !strings.Contains(line, sessionCookie) && !strings.Contains(line, pendingCookie) {
+	if !strings.Contains(line, "email_otp_") {
 		return line
 	}
 	var buf [8]string

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/otpgate/caddy-email-otp/flow/directory"
@@ -134,6 +135,26 @@ type SendRequest struct {
 	// Browser is an opaque value only the asking browser holds (its
 	// pending cookie's nonce): each browser has its own live code.
 	Browser string
+	// Device and KnownTags come from the browser's device marker: the
+	// identity tags of addresses that signed in with this browser before.
+	// Asking for one of those, the browser has limits of its own (see
+	// limitScope).
+	Device    string
+	KnownTags []string
+}
+
+// limitScope is what the limits about an address count and hold: the
+// identity tag for a browser in which the address never signed in (any
+// stranger's), or the tag and the device for one in which it did. A
+// stranger who knows an address can then use up the strangers' quota, or
+// set off back-off and lock with wrong codes, and the owner still signs in
+// from a browser they used before. The marker proves nothing about identity:
+// it only keeps the owner's quota apart from strangers'.
+func limitScope(tag string, req SendRequest) string {
+	if req.Device != "" && slices.Contains(req.KnownTags, tag) {
+		return tag + ":" + req.Device
+	}
+	return tag
 }
 
 // SendResult describes the challenge made. Permitted is for logs only: the
@@ -162,7 +183,8 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	}
 	now := s.cfg.Clock.Now()
 	tag := IdentityTag(req.Tenant, addr)
-	if held, why, err := s.checkLimits(ctx, req, tag, now); err != nil {
+	scope := limitScope(tag, req)
+	if held, why, err := s.checkLimits(ctx, req, tag, scope, now); err != nil {
 		return SendResult{}, err
 	} else if !held.IsZero() {
 		return SendResult{Email: addr, Held: held, HeldWhy: why}, nil
@@ -176,6 +198,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		ExpiresAt:   now.Add(s.cfg.CodeTTL),
 		MaxAttempts: s.cfg.MaxAttempts,
 		Delivery:    DeliveryQueued,
+		Scope:       scope,
 	}
 	permitted, err := s.admits(ctx, req.Tenant, addr, now)
 	if err != nil {
@@ -220,7 +243,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		return SendResult{}, err
 	}
 	if l := s.cfg.Limits.Cooldown; l > 0 {
-		if err := s.cfg.Store.SetFlag(ctx, "cooldown:"+tag, now.Add(l)); err != nil {
+		if err := s.cfg.Store.SetFlag(ctx, "cooldown:"+scope, now.Add(l)); err != nil {
 			return SendResult{}, err
 		}
 	}
@@ -231,7 +254,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 // tenant are errors (a page that says nothing about the address); limits
 // about the address hold the send quietly. All are counted before the
 // policy is asked, so they fall alike on every address.
-func (s *Service) checkLimits(ctx context.Context, req SendRequest, tag string, now time.Time) (time.Time, string, error) {
+func (s *Service) checkLimits(ctx context.Context, req SendRequest, tag, scope string, now time.Time) (time.Time, string, error) {
 	l := s.cfg.Limits
 	loud := []struct {
 		rate       Rate
@@ -254,7 +277,10 @@ func (s *Service) checkLimits(ctx context.Context, req SendRequest, tag string, 
 		}
 	}
 	for _, f := range []string{"notme", "lock", "backoff", "cooldown"} {
-		until, up, err := s.cfg.Store.Flag(ctx, f+":"+tag, now)
+		if f == "notme" && scope != tag {
+			continue // "this wasn't me" stops strangers' codes, not the owner's browser
+		}
+		until, up, err := s.cfg.Store.Flag(ctx, f+":"+scope, now)
 		if err != nil {
 			return time.Time{}, "", err
 		}
@@ -263,7 +289,7 @@ func (s *Service) checkLimits(ctx context.Context, req SendRequest, tag string, 
 		}
 	}
 	if l.PerAddress.N > 0 {
-		n, resets, err := s.cfg.Store.Count(ctx, "send:addr:"+tag, l.PerAddress.Window, now)
+		n, resets, err := s.cfg.Store.Count(ctx, "send:addr:"+scope, l.PerAddress.Window, now)
 		if err != nil {
 			return time.Time{}, "", err
 		}
@@ -282,13 +308,16 @@ func (s *Service) countFailure(ctx context.Context, ch Challenge, dead bool, now
 	if l.LockAfter <= 0 {
 		return nil
 	}
-	tag := IdentityTag(ch.Tenant, ch.Email)
-	n, _, err := s.cfg.Store.Count(ctx, "fail:"+tag, l.LockFor, now)
+	scope := ch.Scope
+	if scope == "" {
+		scope = IdentityTag(ch.Tenant, ch.Email)
+	}
+	n, _, err := s.cfg.Store.Count(ctx, "fail:"+scope, l.LockFor, now)
 	if err != nil {
 		return err
 	}
 	if n >= l.LockAfter {
-		return s.cfg.Store.SetFlag(ctx, "lock:"+tag, now.Add(l.LockFor))
+		return s.cfg.Store.SetFlag(ctx, "lock:"+scope, now.Add(l.LockFor))
 	}
 	if dead && l.BackoffBase > 0 {
 		wait := l.BackoffBase
@@ -298,7 +327,7 @@ func (s *Service) countFailure(ctx context.Context, ch Challenge, dead bool, now
 		if l.BackoffMax > 0 {
 			wait = min(wait, l.BackoffMax)
 		}
-		return s.cfg.Store.SetFlag(ctx, "backoff:"+tag, now.Add(wait))
+		return s.cfg.Store.SetFlag(ctx, "backoff:"+scope, now.Add(wait))
 	}
 	return nil
 }
@@ -445,6 +474,11 @@ func (s *Service) Verify(ctx context.Context, tenant, id, typed string) (VerifyR
 			return VerifyResult{Outcome: Expired}, nil
 		} else if err != nil {
 			return VerifyResult{}, err
+		}
+		if ch.Scope != "" && ch.Scope != IdentityTag(ch.Tenant, ch.Email) {
+			if err := s.cfg.Store.ResetCount(ctx, "fail:"+ch.Scope); err != nil {
+				return VerifyResult{}, err
+			}
 		}
 
 	case AttemptMismatched:

@@ -3,6 +3,7 @@ package flow_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -578,6 +579,46 @@ func TestSuccessEndsTheRunOfWrongTries(t *testing.T) {
 	}
 	if r, _ := sendReq(f, "acme", "bob@contoso.com", ""); r.HeldWhy == "lock" {
 		t.Fatal("wrong tries before a success still count")
+	}
+}
+
+// A browser in which the address signed in before (its device marker knows
+// the identity tag) has limits of its own: strangers' sends, wrong codes and
+// "this wasn't me" don't hold it, and strangers stay capped.
+func TestOwnersBrowserHasItsOwnLimits(t *testing.T) {
+	f := newFixture(t, nil)
+	withLimits(t, f, flow.Limits{PerAddress: flow.Rate{N: 5, Window: time.Hour}, BackoffBase: time.Hour, BackoffMax: time.Hour,
+		LockAfter: 10, LockFor: 24 * time.Hour, NotMeFor: time.Hour})
+	ctx := context.Background()
+	addr := "bob@contoso.com"
+	owner := flow.SendRequest{Tenant: "acme", Email: addr, Browser: "owner", Device: "dev-1", KnownTags: []string{flow.IdentityTag("acme", addr)}}
+	stranger := func(i int) (flow.SendResult, error) {
+		return f.svc.Send(ctx, flow.SendRequest{Tenant: "acme", Email: addr, Browser: fmt.Sprint("stranger-", i)})
+	}
+	// A stranger kills a code (back-off for strangers)...
+	res, err := stranger(1)
+	if err != nil || !res.Held.IsZero() {
+		t.Fatalf("stranger's send: %+v %v", res, err)
+	}
+	for j := 0; j < 5; j++ {
+		f.svc.Verify(ctx, "acme", res.Challenge.ID, "00000000")
+	}
+	if res, _ := stranger(2); res.HeldWhy != "backoff" {
+		t.Fatalf("strangers after a dead code: %+v", res)
+	}
+	// ... and reports the code as "not me" (any link of the address would do).
+	if _, err := f.svc.NotMe(ctx, "acme", addr, res.Challenge.ID, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	res, err = f.svc.Send(ctx, owner)
+	if err != nil || !res.Held.IsZero() || !res.Permitted {
+		t.Fatalf("the owner's browser is held by strangers: %+v %v", res, err)
+	}
+	// The marker must name this address: another's marker is a stranger's.
+	other := owner
+	other.KnownTags = []string{flow.IdentityTag("acme", "eve@contoso.com")}
+	if res, _ := f.svc.Send(ctx, other); res.Held.IsZero() {
+		t.Fatal("a marker of another address passed as the owner's")
 	}
 }
 

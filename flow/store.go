@@ -22,6 +22,9 @@ type Challenge struct {
 	Attempts    int // wrong guesses so far
 	MaxAttempts int
 	Delivery    DeliveryState
+	// Scope is what the limits about the address count this challenge's
+	// wrong tries under (see limitScope); "" is the identity tag.
+	Scope string
 }
 
 // TriesLeft is how many wrong guesses the challenge survives.

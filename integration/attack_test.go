@@ -477,3 +477,34 @@ func TestTenantModesAreSeparate(t *testing.T) {
 		t.Errorf("X-Auth-Tenant %v", seen.Headers["X-Auth-Tenant"])
 	}
 }
+
+// Finding 5: a stranger who knows an address kept its owner out: strangers'
+// sends and wrong codes held every browser. A browser in which the address
+// signed in before keeps limits of its own, also after signing out.
+func TestStrangersCannotKeepTheOwnerOut(t *testing.T) {
+	e := start(t, gatewayOptions{extra: "limits {\n per_address 2 1h\n backoff 1h 1h\n}"})
+	owner := newGuest(t)
+	e.signIn(owner, contoso, hostBase, "/doc", "olga@contoso.com")
+	if dev := owner.cookie(contoso+hostBase, "email_otp_device"); dev == nil || dev.Value == "" {
+		t.Fatal("no device marker after sign-in")
+	}
+	expectStatus(t, owner.signOut(contoso, hostBase), http.StatusOK)
+
+	// A stranger asks for a code for the owner's address and kills it.
+	stranger := newGuest(t)
+	csrf := stranger.requestCode(contoso, hostBase, "/doc", "olga@contoso.com")
+	e.smtp.Wait(t, "olga@contoso.com", 2, 10*time.Second)
+	for i := 0; i < 5; i++ {
+		stranger.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {"00000000"}})
+	}
+	// Strangers are now held (back-off), and their sends stay capped.
+	newGuest(t).requestCodeHeld(contoso, "olga@contoso.com")
+	time.Sleep(200 * time.Millisecond)
+	if n := e.smtp.Count("olga@contoso.com"); n != 2 {
+		t.Fatalf("%d emails, want 2 (the owner's first and the stranger's)", n)
+	}
+	// The owner's browser is not held: a code arrives and works.
+	if landed := e.signIn(owner, contoso, hostBase, "/doc", "olga@contoso.com"); landed != "/doc" {
+		t.Fatalf("owner landed on %q", landed)
+	}
+}

@@ -103,7 +103,7 @@ func (s *Store) SaveChallenge(ctx context.Context, c flow.Challenge) error {
 		p.HSet(ctx, key,
 			"id", c.ID, "tenant", c.Tenant, "email", c.Email, "hash", c.CodeHash,
 			"resource", c.Resource, "created", ms(c.CreatedAt), "expires", ms(c.ExpiresAt),
-			"attempts", c.Attempts, "max", c.MaxAttempts, "delivery", int(c.Delivery))
+			"attempts", c.Attempts, "max", c.MaxAttempts, "delivery", int(c.Delivery), "scope", c.Scope)
 		p.PExpire(ctx, key, ttl+time.Second)
 		return nil
 	})
@@ -132,6 +132,7 @@ func parseChallenge(fields []any) (flow.Challenge, error) {
 		Attempts:    int(num("attempts")),
 		MaxAttempts: int(num("max")),
 		Delivery:    flow.DeliveryState(num("delivery")),
+		Scope:       m["scope"],
 	}, nil
 }
 

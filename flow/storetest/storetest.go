@@ -68,6 +68,7 @@ func save(t *testing.T, s flow.Store, c flow.Challenge) {
 func saveLoad(t *testing.T, s flow.Store) {
 	now := time.Now()
 	c := challenge("acme", "a@b.co", now)
+	c.Scope = flow.IdentityTag("acme", "a@b.co") + ":device"
 	save(t, s, c)
 	got, err := s.LoadChallenge(ctx, c.ID, now)
 	if err != nil {
@@ -75,7 +76,7 @@ func saveLoad(t *testing.T, s flow.Store) {
 	}
 	if got.ID != c.ID || got.Tenant != c.Tenant || got.Email != c.Email || string(got.CodeHash) != string(c.CodeHash) ||
 		got.Resource != c.Resource || !got.ExpiresAt.Equal(c.ExpiresAt.Truncate(time.Millisecond)) && !got.ExpiresAt.Equal(c.ExpiresAt) ||
-		got.MaxAttempts != 3 || got.Attempts != 0 || got.Delivery != flow.DeliveryQueued {
+		got.MaxAttempts != 3 || got.Attempts != 0 || got.Delivery != flow.DeliveryQueued || got.Scope != c.Scope {
 		t.Fatalf("loaded %+v\nsaved  %+v", got, c)
 	}
 }
