@@ -46,6 +46,10 @@ type MemoryStore struct {
 	MaxChallenges int `json:"max_challenges,omitempty"`
 	// Most signed-out sessions remembered until their expiry. Default: 100000.
 	MaxRevocations int `json:"max_revocations,omitempty"`
+	// Most entries of security state (wrong-try counts, locks, back-offs,
+	// "this wasn't me"), kept apart from pending codes and send counters so
+	// that a flood of sends can't evict a lock. Default: 100000.
+	MaxSecurity int `json:"max_security,omitempty"`
 
 	*memstore.Store
 }
@@ -62,7 +66,7 @@ func (MemoryStore) CaddyModule() caddy.ModuleInfo {
 func (s *MemoryStore) Provision(caddy.Context) error {
 	var err error
 	s.Store, err = loadPooled(memoryStores, memoryStoreKey, func() *memstore.Store {
-		return memstore.New(memstore.Limits{MaxChallenges: s.MaxChallenges, MaxRevocations: s.MaxRevocations})
+		return memstore.New(memstore.Limits{MaxChallenges: s.MaxChallenges, MaxRevocations: s.MaxRevocations, MaxSecurity: s.MaxSecurity})
 	})
 	return err
 }
@@ -78,6 +82,7 @@ func (s *MemoryStore) Cleanup() error {
 //	store memory [{
 //		max_challenges  <n>
 //		max_revocations <n>
+//		max_security    <n>
 //	}]
 func (s *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return unmarshalModuleBlock(d, "store memory", nil, func(opt, val string) error {
@@ -90,8 +95,10 @@ func (s *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			s.MaxChallenges = n
 		case "max_revocations":
 			s.MaxRevocations = n
+		case "max_security":
+			s.MaxSecurity = n
 		default:
-			return fmt.Errorf("unknown option %q (use max_challenges, max_revocations)", opt)
+			return fmt.Errorf("unknown option %q (use max_challenges, max_revocations, max_security)", opt)
 		}
 		return nil
 	})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/otpgate/caddy-email-otp/flow/directory"
@@ -243,7 +244,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		return SendResult{}, err
 	}
 	if l := s.cfg.Limits.Cooldown; l > 0 {
-		if err := s.cfg.Store.SetFlag(ctx, "cooldown:"+scope, now.Add(l)); err != nil {
+		if err := s.cfg.Store.SetFlag(ctx, keyCooldown+scope, now.Add(l)); err != nil {
 			return SendResult{}, err
 		}
 	}
@@ -261,8 +262,8 @@ func (s *Service) checkLimits(ctx context.Context, req SendRequest, tag, scope s
 		key, scope string
 		applies    bool
 	}{
-		{l.PerIP, "send:ip:" + req.ClientIP, "client IP", req.ClientIP != ""},
-		{l.PerTenant, "send:tenant:" + req.Tenant, "tenant", true},
+		{l.PerIP, keySendIP + req.ClientIP, "client IP", req.ClientIP != ""},
+		{l.PerTenant, keySendTenant + req.Tenant, "tenant", true},
 	}
 	for _, c := range loud {
 		if c.rate.N <= 0 || !c.applies {
@@ -276,20 +277,20 @@ func (s *Service) checkLimits(ctx context.Context, req SendRequest, tag, scope s
 			return time.Time{}, "", RateLimitError{Scope: c.scope, Until: resets}
 		}
 	}
-	for _, f := range []string{"notme", "lock", "backoff", "cooldown"} {
-		if f == "notme" && scope != tag {
+	for _, f := range []string{keyNotMe, keyLock, keyBackoff, keyCooldown} {
+		if f == keyNotMe && scope != tag {
 			continue // "this wasn't me" stops strangers' codes, not the owner's browser
 		}
-		until, up, err := s.cfg.Store.Flag(ctx, f+":"+scope, now)
+		until, up, err := s.cfg.Store.Flag(ctx, f+scope, now)
 		if err != nil {
 			return time.Time{}, "", err
 		}
 		if up {
-			return until, f, nil
+			return until, strings.TrimSuffix(f, ":"), nil
 		}
 	}
 	if l.PerAddress.N > 0 {
-		n, resets, err := s.cfg.Store.Count(ctx, "send:addr:"+scope, l.PerAddress.Window, now)
+		n, resets, err := s.cfg.Store.Count(ctx, keySendAddr+scope, l.PerAddress.Window, now)
 		if err != nil {
 			return time.Time{}, "", err
 		}
@@ -312,12 +313,12 @@ func (s *Service) countFailure(ctx context.Context, ch Challenge, dead bool, now
 	if scope == "" {
 		scope = IdentityTag(ch.Tenant, ch.Email)
 	}
-	n, _, err := s.cfg.Store.Count(ctx, "fail:"+scope, l.LockFor, now)
+	n, _, err := s.cfg.Store.Count(ctx, keyFail+scope, l.LockFor, now)
 	if err != nil {
 		return err
 	}
 	if n >= l.LockAfter {
-		return s.cfg.Store.SetFlag(ctx, "lock:"+scope, now.Add(l.LockFor))
+		return s.cfg.Store.SetFlag(ctx, keyLock+scope, now.Add(l.LockFor))
 	}
 	if dead && l.BackoffBase > 0 {
 		wait := l.BackoffBase
@@ -327,7 +328,7 @@ func (s *Service) countFailure(ctx context.Context, ch Challenge, dead bool, now
 		if l.BackoffMax > 0 {
 			wait = min(wait, l.BackoffMax)
 		}
-		return s.cfg.Store.SetFlag(ctx, "backoff:"+scope, now.Add(wait))
+		return s.cfg.Store.SetFlag(ctx, keyBackoff+scope, now.Add(wait))
 	}
 	return nil
 }
@@ -346,7 +347,7 @@ func (s *Service) NotMe(ctx context.Context, tenant, addr, id string, valid time
 	if idTag, ok := IdentityTagOf(id); !ok || idTag != tag {
 		return time.Time{}, ErrChallengeNotFound
 	}
-	if n, _, err := s.cfg.Store.Count(ctx, "notme-used:"+id, valid, now); err != nil {
+	if n, _, err := s.cfg.Store.Count(ctx, keyNotMeUsed+id, valid, now); err != nil {
 		return time.Time{}, err
 	} else if n > 1 {
 		return time.Time{}, ErrNotMeUsed
@@ -355,7 +356,7 @@ func (s *Service) NotMe(ctx context.Context, tenant, addr, id string, valid time
 		return time.Time{}, err
 	}
 	until := now.Add(s.cfg.Limits.NotMeFor)
-	return until, s.cfg.Store.SetFlag(ctx, "notme:"+tag, until)
+	return until, s.cfg.Store.SetFlag(ctx, keyNotMe+tag, until)
 }
 
 // admits decides who gets a real code: not blocked, not revoked, and allowed
@@ -476,7 +477,7 @@ func (s *Service) Verify(ctx context.Context, tenant, id, typed string) (VerifyR
 			return VerifyResult{}, err
 		}
 		if ch.Scope != "" && ch.Scope != IdentityTag(ch.Tenant, ch.Email) {
-			if err := s.cfg.Store.ResetCount(ctx, "fail:"+ch.Scope); err != nil {
+			if err := s.cfg.Store.ResetCount(ctx, keyFail+ch.Scope); err != nil {
 				return VerifyResult{}, err
 			}
 		}
@@ -504,7 +505,7 @@ func (s *Service) Redeem(ctx context.Context, sess Session) (directory.Guest, er
 		return g, err
 	}
 	// A success ends the run of wrong tries.
-	return g, s.cfg.Store.ResetCount(ctx, "fail:"+IdentityTag(sess.Tenant, sess.Email))
+	return g, s.cfg.Store.ResetCount(ctx, keyFail+IdentityTag(sess.Tenant, sess.Email))
 }
 
 // Authenticate checks a decoded session for tenant: right tenant, not past its

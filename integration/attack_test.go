@@ -508,3 +508,28 @@ func TestStrangersCannotKeepTheOwnerOut(t *testing.T) {
 		t.Fatalf("owner landed on %q", landed)
 	}
 }
+
+// Finding 11: locks shared the memory store's caches with what every send
+// writes, so a flood of sends to other addresses evicted them.
+func TestFloodOfSendsDoesNotLiftALock(t *testing.T) {
+	e := start(t, gatewayOptions{extra: "store memory {\n max_challenges 50\n}\nmax_attempts 2\nlimits {\n lock_after 2 1h\n resend_cooldown 1s\n}"})
+	g := newGuest(t)
+	csrf := g.requestCode(contoso, hostBase, "/", "lena@contoso.com")
+	e.smtp.Wait(t, "lena@contoso.com", 1, 10*time.Second)
+	for i := 0; i < 2; i++ {
+		g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {"00000000"}})
+	}
+	newGuest(t).requestCodeHeld(contoso, "lena@contoso.com")
+	// 150 sends to other addresses, from one browser.
+	flood := newGuest(t)
+	page := flood.get(contoso + hostBase + "signin")
+	fcsrf := formValue(t, page.body, "csrf")
+	for i := 0; i < 150; i++ {
+		expectRedirect(t, flood.post(contoso+hostBase+"send", url.Values{"csrf": {fcsrf}, "email": {fmt.Sprintf("f%d@example.org", i)}}), http.StatusSeeOther)
+	}
+	newGuest(t).requestCodeHeld(contoso, "lena@contoso.com")
+	time.Sleep(200 * time.Millisecond)
+	if n := e.smtp.Count("lena@contoso.com"); n != 1 {
+		t.Errorf("%d codes to the locked address after a flood, want 1", n)
+	}
+}

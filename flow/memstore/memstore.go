@@ -24,6 +24,12 @@ type Limits struct {
 	// MaxRevocations of signed-out sessions remembered until their expiry.
 	// Default 100000.
 	MaxRevocations int
+	// MaxSecurity entries of security state (wrong-try counts, locks,
+	// back-offs, "this wasn't me"; see flow.IsSecurityKey), kept apart from
+	// challenges, cooldowns and send counters so that a flood of sends can't
+	// evict them: only newer security entries can, and each of those takes a
+	// wrong guess at a real code or a "this wasn't me". Default 100000.
+	MaxSecurity int
 	// Horizon is the longest any entry is kept, whatever its own expiry; it
 	// bounds a cache's lifetime sweeps. Default 25h.
 	Horizon time.Duration
@@ -39,6 +45,24 @@ type Store struct {
 	revoked    *expirable.LRU[string, time.Time]
 	counters   *expirable.LRU[string, counter]
 	flags      *expirable.LRU[string, time.Time]
+	// The security state's own caches (flow.IsSecurityKey).
+	secCounters *expirable.LRU[string, counter]
+	secFlags    *expirable.LRU[string, time.Time]
+}
+
+// countersFor and flagsFor pick the cache that holds key.
+func (s *Store) countersFor(key string) *expirable.LRU[string, counter] {
+	if flow.IsSecurityKey(key) {
+		return s.secCounters
+	}
+	return s.counters
+}
+
+func (s *Store) flagsFor(key string) *expirable.LRU[string, time.Time] {
+	if flow.IsSecurityKey(key) {
+		return s.secFlags
+	}
+	return s.flags
 }
 
 type counter struct {
@@ -54,6 +78,9 @@ func New(l Limits) *Store {
 	if l.MaxRevocations <= 0 {
 		l.MaxRevocations = 100_000
 	}
+	if l.MaxSecurity <= 0 {
+		l.MaxSecurity = 100_000
+	}
 	if l.Horizon <= 0 {
 		l.Horizon = 25 * time.Hour
 	}
@@ -62,6 +89,9 @@ func New(l Limits) *Store {
 		revoked:    expirable.NewLRU[string, time.Time](l.MaxRevocations, nil, l.Horizon),
 		counters:   expirable.NewLRU[string, counter](l.MaxChallenges, nil, l.Horizon),
 		flags:      expirable.NewLRU[string, time.Time](l.MaxChallenges, nil, l.Horizon),
+
+		secCounters: expirable.NewLRU[string, counter](l.MaxSecurity, nil, l.Horizon),
+		secFlags:    expirable.NewLRU[string, time.Time](l.MaxSecurity, nil, l.Horizon),
 	}
 }
 
@@ -177,12 +207,13 @@ func (s *Store) SessionRevoked(_ context.Context, id string, now time.Time) (boo
 func (s *Store) Count(_ context.Context, key string, window time.Duration, now time.Time) (int, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.counters.Get(key)
+	counters := s.countersFor(key)
+	c, ok := counters.Get(key)
 	if !ok || !now.Before(c.resets) {
 		c = counter{resets: now.Add(window)}
 	}
 	c.n++
-	s.counters.Add(key, c)
+	counters.Add(key, c)
 	return c.n, c.resets, nil
 }
 
@@ -190,7 +221,7 @@ func (s *Store) Count(_ context.Context, key string, window time.Duration, now t
 func (s *Store) ResetCount(_ context.Context, key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.counters.Remove(key)
+	s.countersFor(key).Remove(key)
 	return nil
 }
 
@@ -198,7 +229,7 @@ func (s *Store) ResetCount(_ context.Context, key string) error {
 func (s *Store) SetFlag(_ context.Context, key string, until time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.flags.Add(key, until)
+	s.flagsFor(key).Add(key, until)
 	return nil
 }
 
@@ -206,7 +237,7 @@ func (s *Store) SetFlag(_ context.Context, key string, until time.Time) error {
 func (s *Store) Flag(_ context.Context, key string, now time.Time) (time.Time, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	until, ok := s.flags.Get(key)
+	until, ok := s.flagsFor(key).Get(key)
 	if !ok || !now.Before(until) {
 		return time.Time{}, false, nil
 	}

@@ -52,3 +52,25 @@ func TestRevocationEndsAtSessionExpiry(t *testing.T) {
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(*testing.T) flow.Store { return New(Limits{}) })
 }
+
+// A flood of sends (cooldowns, send counters, challenges) doesn't evict
+// security state: locks and wrong-try counts have their own cache.
+func TestFloodOfSendsKeepsLocks(t *testing.T) {
+	s := New(Limits{MaxChallenges: 100, MaxSecurity: 100})
+	ctx := context.Background()
+	now := time.Now()
+	lock, fail := "lock:"+flow.IdentityTag("t", "victim@x.co"), "fail:"+flow.IdentityTag("t", "victim@x.co")
+	_ = s.SetFlag(ctx, lock, now.Add(time.Hour))
+	_, _, _ = s.Count(ctx, fail, time.Hour, now)
+	for i := 0; i < 10_000; i++ {
+		tag := flow.IdentityTag("t", fmt.Sprintf("u%d@x.co", i))
+		_ = s.SetFlag(ctx, "cooldown:"+tag, now.Add(time.Hour))
+		_, _, _ = s.Count(ctx, "send:addr:"+tag, time.Hour, now)
+	}
+	if _, up, _ := s.Flag(ctx, lock, now); !up {
+		t.Error("a flood of sends evicted the lock")
+	}
+	if n, _, _ := s.Count(ctx, fail, time.Hour, now); n != 2 {
+		t.Errorf("wrong-try count after the flood: %d, want 2", n)
+	}
+}
