@@ -213,6 +213,9 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 	}
 	rd := safeRD(r.PostForm.Get("rd"), t)
 	device := g.loadDevice(r, t)
+	// Delivery starts once this answer is out (see flow.Envelope.AfterAnswer).
+	answered := make(chan struct{})
+	defer close(answered)
 	res, err := g.service.Send(r.Context(), flow.SendRequest{
 		Tenant:    t.ID,
 		Email:     form["email"],
@@ -225,6 +228,8 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		Browser:   p.Nonce,
 		Device:    device.ID,
 		KnownTags: device.Tags,
+
+		AfterAnswer: answered,
 	})
 	switch {
 	case errors.Is(err, flow.ErrInvalidAddress):
@@ -285,6 +290,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		return
 	}
 	http.Redirect(w, r, t.Base()+"verify", http.StatusSeeOther)
+	_ = http.NewResponseController(w).Flush()
 }
 
 func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
@@ -311,9 +317,12 @@ func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 	g.verifyPage(w, r, t, p, ch, http.StatusOK, "")
 }
 
-// deliveryRefresh is how often the enter-code page reloads itself while the
-// code is on its way, so a guest without JavaScript sees the state change.
-var deliveryRefresh = map[flow.DeliveryState]int{flow.DeliveryQueued: 2, flow.DeliveryRetrying: 5}
+// deliveryRefresh is how often the enter-code page reloads itself while
+// delivery is in trouble, so a guest without JavaScript sees the outcome.
+// "Queued" and "sent" look alike (a decoy of an address that may not sign
+// in is "sent" at once, a real code is "queued" for a moment), so neither
+// reloads.
+var deliveryRefresh = map[flow.DeliveryState]int{flow.DeliveryRetrying: 5}
 
 func (g *Gateway) verifyPage(w http.ResponseWriter, r *http.Request, t tenant, p pendingState, ch flow.Challenge, status int, fieldError string) {
 	data := templates.PageData{

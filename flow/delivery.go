@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // DeliveryState is how far the code email of a challenge has got.
@@ -58,6 +59,40 @@ type Envelope struct {
 	// each attempt fares as the mailer's last real attempt did, so the state
 	// a guest sees does not tell allowed from denied addresses.
 	Decoy bool
+	// AfterAnswer, if set, is closed once the guest has been answered; the
+	// first attempt waits for it (a second at most). The work that only a
+	// real code costs (talking to the mailer) then never overlaps the
+	// answer, whose timing could otherwise tell allowed from denied.
+	AfterAnswer <-chan struct{}
+}
+
+// maxAnswerWait bounds how long a first attempt waits for AfterAnswer;
+// answerSettle is the wait after it, for the answer's last bytes to leave
+// this machine's CPUs (a mail server on the same host would otherwise still
+// compete with them).
+const (
+	maxAnswerWait = time.Second
+	answerSettle  = 3 * time.Millisecond
+)
+
+// WaitForAnswer blocks until e's answer is out, maxAnswerWait passes or
+// done is closed.
+func (e Envelope) WaitForAnswer(done <-chan struct{}) {
+	if e.AfterAnswer == nil {
+		return
+	}
+	t := time.NewTimer(maxAnswerWait)
+	defer t.Stop()
+	select {
+	case <-e.AfterAnswer:
+	case <-t.C:
+	case <-done:
+		return
+	}
+	select {
+	case <-time.After(answerSettle):
+	case <-done:
+	}
 }
 
 // Dispatcher takes envelopes for delivery, e.g. a queue in front of a Mailer.

@@ -142,6 +142,9 @@ type SendRequest struct {
 	// limitScope).
 	Device    string
 	KnownTags []string
+	// AfterAnswer, if set, is closed by the caller once the guest has been
+	// answered: delivery starts then (see Envelope.AfterAnswer).
+	AfterAnswer <-chan struct{}
 }
 
 // limitScope is what the limits about an address count and hold: the
@@ -208,32 +211,35 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	if !permitted && s.cfg.RevealDenied {
 		return SendResult{Email: addr}, ErrNotPermitted
 	}
-	env := Envelope{ChallengeID: ch.ID, Tenant: req.Tenant, Decoy: !permitted}
-	if permitted {
-		code, err := newCode(s.cfg.CodeLength)
-		if err != nil {
-			return SendResult{}, err
-		}
-		ch.CodeHash = hashCode(s.codeKey, req.Tenant, ch.ID, code)
-		env.Message, err = s.cfg.Compose(CodeMail{
-			ChallengeID: ch.ID,
-			To:          addr,
-			Code:        code,
-			Tenant:      req.Tenant,
-			Resource:    req.Resource,
-			Host:        req.Host,
-			Base:        req.Base,
-			Language:    req.Language,
-			ClientIP:    req.ClientIP,
-			UserAgent:   req.UserAgent,
-			ExpiresIn:   s.cfg.CodeTTL,
-			ExpiresAt:   ch.ExpiresAt,
-		})
-		if err != nil {
-			return SendResult{}, fmt.Errorf("rendering the code email: %w", err)
-		}
-	} else {
+	// The code and its email are made for every address, and thrown away
+	// for one that may not sign in: the answer takes the same time either
+	// way, so its timing can't tell the policy.
+	code, err := newCode(s.cfg.CodeLength)
+	if err != nil {
+		return SendResult{}, err
+	}
+	msg, err := s.cfg.Compose(CodeMail{
+		ChallengeID: ch.ID,
+		To:          addr,
+		Code:        code,
+		Tenant:      req.Tenant,
+		Resource:    req.Resource,
+		Host:        req.Host,
+		Base:        req.Base,
+		Language:    req.Language,
+		ClientIP:    req.ClientIP,
+		UserAgent:   req.UserAgent,
+		ExpiresIn:   s.cfg.CodeTTL,
+		ExpiresAt:   ch.ExpiresAt,
+	})
+	if err != nil {
+		return SendResult{}, fmt.Errorf("rendering the code email: %w", err)
+	}
+	ch.CodeHash = hashCode(s.codeKey, req.Tenant, ch.ID, code)
+	env := Envelope{ChallengeID: ch.ID, Tenant: req.Tenant, Message: msg, AfterAnswer: req.AfterAnswer}
+	if !permitted {
 		ch.CodeHash = []byte(randomID()) // matches no code's HMAC
+		env = Envelope{ChallengeID: ch.ID, Tenant: req.Tenant, Decoy: true, AfterAnswer: req.AfterAnswer}
 	}
 	// Saved before dispatch, so the queue always finds the challenge to
 	// record its delivery on.

@@ -533,3 +533,44 @@ func TestFloodOfSendsDoesNotLiftALock(t *testing.T) {
 		t.Errorf("%d codes to the locked address after a flood, want 1", n)
 	}
 }
+
+// Also: right after a send, an allowed address saw "Sending your code…"
+// with a self-refresh while an unlisted or blocked one saw "We sent…": one
+// request told them apart. Every state must look the same.
+func TestEveryStateLooksTheSameForAllowedAndDenied(t *testing.T) {
+	e := newEnv(t)
+	e.smtp = startSlowSink(t) // a real code stays "queued" for a second
+	e.load(gatewayOptions{})
+	type view struct{ send, first, later string }
+	look := func(email string) view {
+		g := newGuest(t)
+		page := g.get(contoso + hostBase + "signin")
+		sent := g.post(contoso+hostBase+"send", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "email": {email}})
+		first := g.get(contoso + hostBase + "verify")
+		time.Sleep(1500 * time.Millisecond)
+		later := g.get(contoso + hostBase + "verify")
+		return view{shape(sent, email), shape(first, email), shape(later, email)}
+	}
+	// Pairs of equal length, so cookie sizes can be compared too.
+	for _, pair := range [][2]string{{"cat@contoso.com", "cat@unlisted.io"}, {"catherine@contoso.com", "c@blocked.contoso.com"}} {
+		allowed, denied := look(pair[0]), look(pair[1])
+		if allowed != denied {
+			t.Errorf("%s and %s look different:\nallowed: %+v\ndenied:  %+v", pair[0], pair[1], allowed, denied)
+		}
+	}
+}
+
+// shape is what an answer shows, with tokens, times and the address blanked:
+// status, headers (cookie names and value sizes), body.
+func shape(r reply, email string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %s\n", r.StatusCode, r.Header.Get("Location"))
+	for _, name := range []string{"Content-Type", "Cache-Control", "Refresh", "Content-Security-Policy"} {
+		fmt.Fprintf(&b, "%s: %s\n", name, r.Header.Get(name))
+	}
+	for _, c := range r.Cookies() {
+		fmt.Fprintf(&b, "cookie %s len %d path %s\n", c.Name, len(c.Value), c.Path)
+	}
+	b.WriteString(strings.ReplaceAll(scrub(r.body), email, "EMAIL"))
+	return b.String()
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
@@ -31,12 +32,19 @@ func TestCaddyfileExampleDemo(t *testing.T) {
 	g := newGuest(t)
 	expectStatus(t, g.get(pathSite+"/"), http.StatusOK, "caddy-email-otp demo", "contoso.localhost")
 
-	for _, tc := range []struct{ origin, base, deep, tenant string }{
+	for i, tc := range []struct{ origin, base, deep, tenant string }{
 		{contoso, hostBase, "/docs/welcome?from=demo", "contoso.localhost"},
 		{pathSite, acmeBase, "/t/acme/docs/welcome", "acme"},
 	} {
 		csrf := g.requestCode(tc.origin, tc.base, tc.deep, "guest@example.org")
-		outbox := g.get(pathSite + "/.email-otp/outbox")
+		// Delivery starts just after the answer: wait for this code's mail.
+		var outbox reply
+		for try := 0; try < 200; try++ {
+			if outbox = g.get(pathSite + "/.email-otp/outbox"); strings.Count(outbox.body, "<article>") > i {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		expectStatus(t, outbox, http.StatusOK, "guest@example.org")
 		code := codeRE.FindStringSubmatch(htmlUnescape(outbox.body))
 		if code == nil {

@@ -96,7 +96,7 @@ func TestDevOutboxShowsCodesToLoopbackOnly(t *testing.T) {
 	csrf := formValue(t, page.body, "csrf")
 	expectRedirect(t, g.post(contoso+hostBase+"send", url.Values{"csrf": {csrf}, "rd": {"/x"}, "email": {"vic@contoso.com"}}), http.StatusSeeOther)
 
-	outbox := g.get(contoso + hostBase + "outbox")
+	outbox := g.waitForPage(contoso+hostBase+"outbox", "vic@contoso.com")
 	expectStatus(t, outbox, http.StatusOK, "vic@contoso.com", "Your sign-in code for contoso.localhost")
 	code := codeRE.FindStringSubmatch(htmlUnescape(outbox.body))
 	if code == nil {

@@ -122,8 +122,12 @@ func TestSendTimingDoesNotTellAllowedFromDenied(t *testing.T) {
 	g := newGuest(t)
 	page := g.get(contoso + hostBase + "signin")
 	csrf := formValue(t, page.body, "csrf")
-	const samples = 150
+	const samples, warmUp = 500, 30
 	timeSend := func(email string) time.Duration {
+		// A pause first, so the mail a real send hands to its worker is off
+		// the CPU before the next answer is timed: what is measured is the
+		// answer to one request, as a prober sees it.
+		time.Sleep(6 * time.Millisecond)
 		t0 := time.Now()
 		r := g.post(contoso+hostBase+"send", url.Values{"csrf": {csrf}, "email": {email}})
 		d := time.Since(t0)
@@ -132,18 +136,28 @@ func TestSendTimingDoesNotTellAllowedFromDenied(t *testing.T) {
 		}
 		return d
 	}
+	// Interleaved, each going first every other round, so the machine's
+	// noise falls on both alike; the first rounds warm caches and
+	// connections and are not counted.
 	var allowed, denied []time.Duration
-	for i := 0; i < samples; i++ {
-		allowed = append(allowed, timeSend(fmt.Sprintf("t%d@contoso.com", i)))
-		denied = append(denied, timeSend(fmt.Sprintf("t%d@unlisted.example", i)))
+	for i := 0; i < samples+warmUp; i++ {
+		var a, d time.Duration
+		if i%2 == 0 {
+			a, d = timeSend(fmt.Sprintf("t%d@contoso.com", i)), timeSend(fmt.Sprintf("t%d@unlisted.example", i))
+		} else {
+			d, a = timeSend(fmt.Sprintf("t%d@unlisted.example", i)), timeSend(fmt.Sprintf("t%d@contoso.com", i))
+		}
+		if i >= warmUp {
+			allowed, denied = append(allowed, a), append(denied, d)
+		}
 	}
 	ma, md := median(allowed), median(denied)
 	diff := ma - md
 	if diff < 0 {
 		diff = -diff
 	}
-	tolerance := max(time.Millisecond, (ma+md)/4)
-	t.Logf("median send: allowed %v, denied %v (difference %v, tolerance %v)", ma, md, diff, tolerance)
+	const tolerance = 50 * time.Microsecond
+	t.Logf("median send through Caddy: allowed %v, denied %v (difference %v, tolerance %v)", ma, md, diff, tolerance)
 	if diff > tolerance {
 		t.Errorf("allowed and denied sends differ by %v in median (allowed %v, denied %v)", diff, ma, md)
 	}

@@ -172,6 +172,9 @@ func (q *Queue) work() {
 }
 
 func (q *Queue) attempt(j job) {
+	if j.attempt == 1 {
+		j.env.WaitForAnswer(q.sendCtx.Done())
+	}
 	var err error
 	if j.env.Decoy {
 		// A decoy fares as the last real attempt did.
