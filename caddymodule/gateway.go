@@ -26,7 +26,7 @@ func init() {
 	caddy.RegisterModule(Gateway{})
 }
 
-// Defaults of the promises in DESIGN.md (Azure AD B2B email OTP, NIST 800-63B).
+// Defaults of the product's promises (Azure AD B2B email OTP, NIST 800-63B).
 const (
 	DefaultCodeTTL     = 30 * time.Minute
 	DefaultSessionTTL  = 24 * time.Hour

@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// hostileCase is one attack on the running gateway: the class of
-// ../shared/SECURITY.md it belongs to, the advisory or clause behind it, and
-// what must (not) happen.
+// hostileCase is one attack on the running gateway: the class of the
+// security requirements it belongs to (the rows of SECURITY-TESTS.md), the
+// advisory or clause behind it, and what must (not) happen.
 type hostileCase struct {
 	class, name, source string
 	run                 func(t *testing.T, h *hostileEnv)
