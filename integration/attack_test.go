@@ -217,29 +217,7 @@ func TestUnmatchedRequestsLoseClientIdentityHeaders(t *testing.T) {
 // anyHostSite is a site that answers every Host name, with path tenants and
 // more gateway lines.
 func (e *env) anyHostSite(extra string) string {
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	storage file_system %s
-}
-:9080 {
-	email_otp {
-		tenant path /t/
-		allow *@contoso.com
-		%s
-		mailer smtp {
-			host 127.0.0.1
-			port %d
-			tls none
-			from docs@example.com
-		}
-		%s
-	}
-	reverse_proxy %s
-}
-`, e.storage, testLimits, e.smtp.Port, extra, strings.TrimPrefix(e.backend.URL, "http://"))
+	return e.site(":9080", "tenant path /t/\n\t\tallow *@contoso.com\n\t\t"+extra, "")
 }
 
 // sendWithHost asks for a code from a fresh browser, every request naming
@@ -494,9 +472,7 @@ func TestStrangersCannotKeepTheOwnerOut(t *testing.T) {
 	stranger := newGuest(t)
 	csrf := stranger.requestCode(contoso, hostBase, "/doc", "olga@contoso.com")
 	e.smtp.Wait(t, "olga@contoso.com", 2, 10*time.Second)
-	for i := 0; i < 5; i++ {
-		stranger.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {"00000000"}})
-	}
+	stranger.guessWrong(contoso+hostBase, csrf, 5)
 	// Strangers are now held (back-off), and their sends stay capped.
 	newGuest(t).requestCodeHeld(contoso, "olga@contoso.com")
 	time.Sleep(200 * time.Millisecond)
@@ -516,9 +492,7 @@ func TestFloodOfSendsDoesNotLiftALock(t *testing.T) {
 	g := newGuest(t)
 	csrf := g.requestCode(contoso, hostBase, "/", "lena@contoso.com")
 	e.smtp.Wait(t, "lena@contoso.com", 1, 10*time.Second)
-	for i := 0; i < 2; i++ {
-		g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {"00000000"}})
-	}
+	g.guessWrong(contoso+hostBase, csrf, 2)
 	newGuest(t).requestCodeHeld(contoso, "lena@contoso.com")
 	// 150 sends to other addresses, from one browser.
 	flood := newGuest(t)
@@ -573,4 +547,12 @@ func shape(r reply, email string) string {
 	}
 	b.WriteString(strings.ReplaceAll(scrub(r.body), email, "EMAIL"))
 	return b.String()
+}
+
+// guessWrong posts n wrong codes to the verify form at base (an origin and
+// the endpoints' prefix).
+func (g *guest) guessWrong(base, csrf string, n int) {
+	for i := 0; i < n; i++ {
+		g.post(base+"verify", url.Values{"csrf": {csrf}, "code": {"00000000"}})
+	}
 }

@@ -20,7 +20,7 @@ func TestCaddyfileExampleDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := strings.NewReplacer(
-		"http_port 8080", "http_port 9080\n\tadmin localhost:2999\n\thttps_port 9443\n\tgrace_period 1ns\n\tstorage file_system "+t.TempDir(),
+		"http_port 8080", "http_port 9080\n\tadmin localhost:2999\n\thttps_port 9443\n\tgrace_period 1ns\n\tstorage file_system "+storageDir(t),
 		":8080", ":9080",
 		":9000", ":9081",
 	).Replace(string(raw))

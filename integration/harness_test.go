@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -135,6 +136,12 @@ const testLimits = `limits {
 // contosoSite is a config of one site, contoso.localhost, whose gateway has
 // the given policy lines, with more handlers before the proxy.
 func (e *env) contosoSite(policy, handlers string) string {
+	return e.site("http://contoso.localhost:9080", policy, handlers)
+}
+
+// site is a config of one site at address whose gateway has the given lines
+// (policy and more), with more handlers before the proxy.
+func (e *env) site(address, gatewayLines, handlers string) string {
 	return fmt.Sprintf(`{
 	admin localhost:2999
 	http_port 9080
@@ -142,7 +149,7 @@ func (e *env) contosoSite(policy, handlers string) string {
 	grace_period 1ns
 	storage file_system %s
 }
-http://contoso.localhost:9080 {
+%s {
 	email_otp {
 		%s
 		%s
@@ -156,12 +163,28 @@ http://contoso.localhost:9080 {
 	%s
 	reverse_proxy %s
 }
-`, e.storage, policy, testLimits, e.smtp.Port, handlers, strings.TrimPrefix(e.backend.URL, "http://"))
+`, e.storage, address, gatewayLines, testLimits, e.smtp.Port, handlers, strings.TrimPrefix(e.backend.URL, "http://"))
 }
 
 // newEnv is an env with its own storage and backend, and no SMTP server yet.
 func newEnv(t *testing.T) *env {
-	return &env{t: t, storage: t.TempDir(), backend: startBackend(t)}
+	return &env{t: t, storage: storageDir(t), backend: startBackend(t)}
+}
+
+// storageDir is a temporary directory for Caddy's storage. Not t.TempDir:
+// Caddy's background storage cleaning may still write a lock file in it
+// while the test ends, and TempDir's cleanup would fail the test for it.
+func storageDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "email-otp-storage-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 5 && os.RemoveAll(dir) != nil; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	return dir
 }
 
 // bare is a config without the gateway: loading it drops every pooled
