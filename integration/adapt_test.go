@@ -93,7 +93,7 @@ func TestBadConfigIsRefusedWithTheOptionsName(t *testing.T) {
 		"email_otp {\n\t\tallow *\n\t\ttemplates /nonexistent/dir\n\t}":         "templates",
 	}
 	for block, want := range cases {
-		cfg := "{\n\tadmin localhost:2999\n\thttp_port 9080\n\thttps_port 9443\n\tgrace_period 1ns\n\tstorage file_system " + t.TempDir() + "\n}\nhttp://localhost:9080 {\n\t" + block + "\n\trespond ok\n}\n"
+		cfg := "{\n\tadmin localhost:2999\n\thttp_port 9080\n\thttps_port 9443\n\tgrace_period 1ns\n\tstorage file_system " + storageDir(t) + "\n}\nhttp://localhost:9080 {\n\t" + block + "\n\trespond ok\n}\n"
 		caddytest.AssertLoadError(t, cfg, "caddyfile", want)
 	}
 }
