@@ -39,7 +39,7 @@ func TestGuestSeesStillTryingThenSignsIn(t *testing.T) {
 	if !strings.Contains(page.body, `http-equiv="refresh"`) {
 		t.Error("the still-trying page does not refresh itself")
 	}
-	g.waitForPage(contoso+hostBase+"verify", "8-digit code is on its way")
+	g.waitForPage(contoso+hostBase+"verify", "a sign-in code (8 digits) is on its way")
 	code := codeIn(t, e.smtp.Wait(t, "zoe@contoso.com", 1, 10*time.Second).Text)
 	if n := e.smtp.Attempts(); n != 3 {
 		t.Errorf("%d attempts reached the server, want 3 (two refused)", n)
