@@ -19,7 +19,9 @@ func parse(t *testing.T, input string) (*Gateway, error) {
 
 func TestUnmarshalCaddyfileFullExample(t *testing.T) {
 	g, err := parse(t, `email_otp {
+		namespace partners
 		tenant path /docs/
+		base_url https://docs.example.com
 		code_ttl     10m
 		session_ttl  8h
 		code_length  6
@@ -48,8 +50,8 @@ func TestUnmarshalCaddyfileFullExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.Tenant.From != "path" || g.Tenant.Prefix != "/docs/" {
-		t.Errorf("tenant = %+v", g.Tenant)
+	if g.Tenant.From != "path" || g.Tenant.Prefix != "/docs/" || g.Tenant.Namespace != "partners" || g.BaseURL != "https://docs.example.com" {
+		t.Errorf("tenant = %+v, base_url %q", g.Tenant, g.BaseURL)
 	}
 	if time.Duration(g.CodeTTL) != 10*time.Minute || time.Duration(g.SessionTTL) != 8*time.Hour || g.CodeLength != 6 || g.MaxAttempts != 3 {
 		t.Errorf("durations/counts = %v %v %d %d", g.CodeTTL, g.SessionTTL, g.CodeLength, g.MaxAttempts)
@@ -230,6 +232,8 @@ func TestCheckOptionsNamesTheOption(t *testing.T) {
 		"bad prefix":        {Gateway{Allow: []string{"*"}, Tenant: &TenantConfig{From: "path", Prefix: "t"}}, "prefix"},
 		"bad static name":   {Gateway{Allow: []string{"*"}, Tenant: &TenantConfig{From: "static", Name: "a/b"}}, "static"},
 		"bad header":        {Gateway{Allow: []string{"*"}, Headers: &HeaderNames{Email: "X User"}}, "headers"},
+		"bad base_url":      {Gateway{Allow: []string{"*"}, BaseURL: "docs.example.com/x"}, "base_url"},
+		"bad namespace":     {Gateway{Allow: []string{"*"}, Tenant: &TenantConfig{Namespace: "a/b"}}, "namespace"},
 	}
 	for name, c := range cases {
 		g := c.g

@@ -70,7 +70,7 @@ var (
 // the gateway checks is what the backend serves.
 func checkPath(u *url.URL) error {
 	p := u.Path
-	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\;") || hasControl(p) || !isCleanPath(p) {
+	if !strings.HasPrefix(p, "/") || !plainPathBytes(p) || !isCleanPath(p) {
 		return errBadPath
 	}
 	// Encoded separators survive decoding as '/' in Path but stay one
@@ -79,6 +79,20 @@ func checkPath(u *url.URL) error {
 		return errBadPath
 	}
 	return nil
+}
+
+// plainPathBytes reports whether p has no backslash, no ';' and no control
+// character (C0, DEL, or C1 as UTF-8), in one pass: it runs on every request.
+func plainPathBytes(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c < 0x20 || c == 0x7f || c == '\\' || c == ';':
+			return false
+		case c == 0xc2 && i+1 < len(p) && p[i+1] >= 0x80 && p[i+1] < 0xa0:
+			return false // U+0080–U+009F
+		}
+	}
+	return true
 }
 
 // hasEncodedSeparator reports a %2f, %5c, %3b or %2e (any case) in s.

@@ -241,5 +241,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 	echo '```'
 	echo
 	echo "Reproduce: \`./xcaddy.sh bench\` (ROUNDS, DURATION, CONNECTIONS from the environment; PROFILE=1 adds CPU profiles)."
-} >RESULTS.md
+} >RESULTS.new
+# The before/after section (before_after.sh) is kept as it was.
+sed -n '/^<!-- before-after -->/,$p' RESULTS.md 2>/dev/null | { read -r first && { echo; echo "$first"; cat; } || true; } >>RESULTS.new
+mv RESULTS.new RESULTS.md
 cat RESULTS.md
