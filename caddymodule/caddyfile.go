@@ -63,8 +63,8 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //		consent                           # ask before the first redemption
 //		reveal_denied                     # say plainly when an address may not sign in
 //		mask_addresses                    # log b***@contoso.com, not the whole address
-//		mailer       dev | smtp { … }     # default dev
-//		store        memory [{ … }]       # default memory
+//		mailer       dev | smtp { … } | mailgun { … }          # default dev
+//		store        memory [{ … }] | redis <url> | redis { … } # default memory
 //		keys         <base64 secret...>   # default: generated, kept in Caddy's storage
 //		templates    <directory>
 //		base_url     <scheme://host[:port]> # default: the request's own

@@ -45,6 +45,7 @@ const (
 //	{http.auth.user.id}      the guest's address (as basic_auth sets it)
 //	{http.auth.user.email}   the guest's address
 //	{http.auth.user.tenant}  the tenant id
+//	{http.auth.user.status}  the guest's directory status (invited, redeemed)
 type Gateway struct {
 	// Where the tenant of a request comes from. Default: the request host.
 	Tenant *TenantConfig `json:"tenant,omitempty"`
@@ -95,9 +96,13 @@ type Gateway struct {
 	// A directory whose files override the embedded pages and email
 	// (pages/signin.html, email/code.txt, …). Default: none.
 	TemplatesDir string `json:"templates_dir,omitempty"`
-	// How code emails are queued and retried.
+	// How code emails are queued and retried. Default: 4 workers, room for
+	// 1000 messages, 6 attempts, retries after 2s doubling up to 1m, 10s to
+	// drain on unload (see DeliveryConfig).
 	Delivery *DeliveryConfig `json:"delivery,omitempty"`
-	// How often codes may be sent and guessed.
+	// How often codes may be sent and guessed. Default: 10 codes per address,
+	// 50 per client IP and 5000 per tenant an hour, 30s between two codes,
+	// back-off 1m to 1h, a 24h lock after 100 wrong tries (see LimitsConfig).
 	Limits *LimitsConfig `json:"limits,omitempty"`
 	// The name guests see for every tenant of this handler, in the email's
 	// subject and on the pages. Default: the tenant id.
@@ -260,8 +265,10 @@ func (g *Gateway) checkOptions() error {
 	return nil
 }
 
-// Provision implements caddy.Provisioner. It does no network I/O, so reloads
-// are quick and never wait on a mail server.
+// Provision implements caddy.Provisioner. It never contacts a mail server,
+// so reloads are quick; it reads (and the first time writes) the keys and
+// the guest directory in Caddy's storage, and the Redis store answers one
+// PING, so a config that can't reach Redis is refused at load.
 func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
 	g.applyDefaults()

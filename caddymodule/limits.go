@@ -16,7 +16,11 @@ import (
 
 // Limit is Count events per Window.
 type Limit struct {
-	Count  int            `json:"count,omitempty"`
+	// Events allowed per window; 0 turns the limit off. Default: per limit
+	// (see LimitsConfig).
+	Count int `json:"count,omitempty"`
+	// The fixed window, starting at the first event. Default: per limit
+	// (see LimitsConfig).
 	Window caddy.Duration `json:"window,omitempty"`
 }
 

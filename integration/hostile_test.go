@@ -86,7 +86,7 @@ func addressCases() []hostileCase {
 	var cases []hostileCase
 	for name, addr := range bad {
 		addr := addr
-		cases = append(cases, hostileCase{"address", name, "SECURITY.md Addresses; OWASP Email Validation; ASVS 5.1.3", func(t *testing.T, h *hostileEnv) {
+		cases = append(cases, hostileCase{"address", name, "requirements, Addresses; OWASP Email Validation; ASVS 5.1.3", func(t *testing.T, h *hostileEnv) {
 			r := sendAs(t, addr)
 			expectStatus(t, r, http.StatusUnprocessableEntity, `id="email-error"`)
 			if strings.Contains(r.body, "\r\nBcc") {
@@ -94,19 +94,19 @@ func addressCases() []hostileCase {
 			}
 		}})
 	}
-	cases = append(cases, hostileCase{"address", "repeated email parameter", "SECURITY.md Addresses: one email value, refused not fanned out", func(t *testing.T, h *hostileEnv) {
+	cases = append(cases, hostileCase{"address", "repeated email parameter", "requirements, Addresses: one email value, refused not fanned out", func(t *testing.T, h *hostileEnv) {
 		g := newGuest(t)
 		page := g.get(contoso + hostBase + "signin")
 		r := g.post(contoso+hostBase+"send", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "email": {"a@contoso.com", "victim@contoso.com"}})
 		expectStatus(t, r, http.StatusBadRequest)
-	}}, hostileCase{"address", "suffix match evilcontoso.com", "SECURITY.md: domain rules never match a suffix", func(t *testing.T, h *hostileEnv) {
+	}}, hostileCase{"address", "suffix match evilcontoso.com", "requirements: domain rules never match a suffix", func(t *testing.T, h *hostileEnv) {
 		before := h.smtp.Count("x@evilcontoso.com")
 		expectStatus(t, sendAs(t, "x@evilcontoso.com"), http.StatusSeeOther)
 		time.Sleep(100 * time.Millisecond)
 		if h.smtp.Count("x@evilcontoso.com") != before {
 			t.Error("a code went to a suffix look-alike domain")
 		}
-	}}, hostileCase{"address", "contoso.com.evil.example", "SECURITY.md: domain rules never match a suffix", func(t *testing.T, h *hostileEnv) {
+	}}, hostileCase{"address", "contoso.com.evil.example", "requirements: domain rules never match a suffix", func(t *testing.T, h *hostileEnv) {
 		expectStatus(t, sendAs(t, "x@contoso.com.evil.example"), http.StatusSeeOther)
 		time.Sleep(100 * time.Millisecond)
 		if h.smtp.Count("x@contoso.com.evil.example") != 0 {
@@ -134,7 +134,7 @@ func redirectCases() []hostileCase {
 			}
 		}})
 	}
-	cases = append(cases, hostileCase{"redirect", "into another path tenant", "SECURITY.md Redirects: rd stays in the tenant", func(t *testing.T, h *hostileEnv) {
+	cases = append(cases, hostileCase{"redirect", "into another path tenant", "requirements, Redirects: rd stays in the tenant", func(t *testing.T, h *hostileEnv) {
 		page := newGuest(t).get(pathSite + acmeBase + "signin?rd=" + url.QueryEscape("/t/globex/secret"))
 		if got := formValue(t, page.body, "rd"); got != "/t/acme/" {
 			t.Errorf("rd points at %q", got)
@@ -152,14 +152,14 @@ func tenantCases() []hostileCase {
 	var cases []hostileCase
 	for p, want := range paths {
 		p, want := p, want
-		cases = append(cases, hostileCase{"tenant", p, "SECURITY.md Tenants: traversal and encoded separators refused", func(t *testing.T, h *hostileEnv) {
+		cases = append(cases, hostileCase{"tenant", p, "requirements, Tenants: traversal and encoded separators refused", func(t *testing.T, h *hostileEnv) {
 			r := newGuest(t).get(pathSite+p, "Cookie", h.acmeCookie.Name+"="+h.acmeCookie.Value)
 			if r.StatusCode != want {
 				t.Errorf("GET %s: %d, want %d", p, r.StatusCode, want)
 			}
 		}})
 	}
-	cases = append(cases, hostileCase{"tenant", "X-Forwarded-Host ignored", "SECURITY.md: forwarded host never trusted; Authelia/oauth2-proxy host header advisories", func(t *testing.T, h *hostileEnv) {
+	cases = append(cases, hostileCase{"tenant", "X-Forwarded-Host ignored", "requirements: forwarded host never trusted; Authelia/oauth2-proxy host header advisories", func(t *testing.T, h *hostileEnv) {
 		r := newGuest(t).get(contoso+"/x", "Accept", "application/json", "X-Forwarded-Host", "fabrikam.localhost", "X-Forwarded-Proto", "https")
 		if wa := r.Header.Get("WWW-Authenticate"); !strings.Contains(wa, `realm="contoso.localhost"`) {
 			t.Errorf("tenant taken from a forwarded header: %q", wa)
@@ -167,7 +167,7 @@ func tenantCases() []hostileCase {
 		// contoso's cookie with a forwarded host of fabrikam still only opens contoso.
 		r = newGuest(t).get(fabrikam+"/x", "Cookie", h.contosoCookie.Name+"="+h.contosoCookie.Value, "X-Forwarded-Host", "contoso.localhost")
 		expectRedirect(t, r, http.StatusFound)
-	}}, hostileCase{"tenant", "Host with trailing dot and port", "SECURITY.md: host lower-cased, port and trailing dot stripped", func(t *testing.T, h *hostileEnv) {
+	}}, hostileCase{"tenant", "Host with trailing dot and port", "requirements: host lower-cased, port and trailing dot stripped", func(t *testing.T, h *hostileEnv) {
 		req, _ := http.NewRequest(http.MethodGet, contoso+"/x", nil)
 		req.Host = "CONTOSO.localhost.:9080"
 		req.Header.Set("Cookie", h.contosoCookie.Name+"="+h.contosoCookie.Value)
@@ -193,7 +193,7 @@ func headerCases() []hostileCase {
 	var cases []hostileCase
 	for _, sp := range spoofs {
 		sp := sp
-		cases = append(cases, hostileCase{"identity header", sp[0], "Caddy forward_auth header-copy advisory (GHSA-7r4p-vjf4-gxv4); SECURITY.md Identity headers", func(t *testing.T, h *hostileEnv) {
+		cases = append(cases, hostileCase{"identity header", sp[0], "Caddy forward_auth header-copy advisory (GHSA-7r4p-vjf4-gxv4); requirements, Identity headers", func(t *testing.T, h *hostileEnv) {
 			// Unauthenticated: the spoof does not get through at all.
 			expectRedirect(t, newGuest(t).get(contoso+"/x", sp[0], sp[1]), http.StatusFound)
 			// Authenticated: exactly the gateway's value reaches the backend.
@@ -229,14 +229,14 @@ func cookieCases() []hostileCase {
 	var cases []hostileCase
 	for _, m := range muts {
 		m := m
-		cases = append(cases, hostileCase{"cookie", m.name, "SECURITY.md Sessions: tampered, truncated, garbage or oversized → no session, never 200 or 500", func(t *testing.T, h *hostileEnv) {
+		cases = append(cases, hostileCase{"cookie", m.name, "requirements, Sessions: tampered, truncated, garbage or oversized → no session, never 200 or 500", func(t *testing.T, h *hostileEnv) {
 			r := newGuest(t).get(contoso+"/x", "Cookie", "email_otp_session="+m.value(h))
 			expectRedirect(t, r, http.StatusFound)
 		}})
 	}
-	cases = append(cases, hostileCase{"cookie", "bad copy before a good one", "SECURITY.md: duplicate cookies handled, never trust the first blindly", func(t *testing.T, h *hostileEnv) {
+	cases = append(cases, hostileCase{"cookie", "bad copy before a good one", "requirements: duplicate cookies handled, never trust the first blindly", func(t *testing.T, h *hostileEnv) {
 		newGuest(t).backendView(contoso+"/x", "Cookie", "email_otp_session=garbage; email_otp_session="+h.contosoCookie.Value)
-	}}, hostileCase{"cookie", "pending cookie value used as a session", "SECURITY.md: pre-auth cookies are never promoted", func(t *testing.T, h *hostileEnv) {
+	}}, hostileCase{"cookie", "pending cookie value used as a session", "requirements: pre-auth cookies are never promoted", func(t *testing.T, h *hostileEnv) {
 		g := newGuest(t)
 		g.get(contoso + hostBase + "signin")
 		p := g.cookie(contoso+"/", "email_otp_pending")
@@ -249,7 +249,7 @@ func formCases() []hostileCase {
 	var cases []hostileCase
 	for _, ep := range []string{"send", "verify", "signout", "consent", "notme"} {
 		ep := ep
-		cases = append(cases, hostileCase{"csrf", "GET " + ep + " changes nothing", "SECURITY.md Forms: GET never verifies a code or signs out", func(t *testing.T, h *hostileEnv) {
+		cases = append(cases, hostileCase{"csrf", "GET " + ep + " changes nothing", "requirements, Forms: GET never verifies a code or signs out", func(t *testing.T, h *hostileEnv) {
 			r := newGuest(t).get(contoso+hostBase+ep+"?email=x@contoso.com&code=12345678", "Cookie", h.contosoCookie.Name+"="+h.contosoCookie.Value)
 			if r.StatusCode == http.StatusOK && ep != "notme" && ep != "verify" && ep != "signout" && ep != "consent" {
 				t.Errorf("GET %s: 200", ep)
@@ -296,7 +296,7 @@ func formCases() []hostileCase {
 			}
 		}})
 	}
-	cases = append(cases, hostileCase{"csrf", "sign-out with a forged token", "SECURITY.md Forms; sessions alive after logout (caddy-security audit)", func(t *testing.T, h *hostileEnv) {
+	cases = append(cases, hostileCase{"csrf", "sign-out with a forged token", "requirements, Forms; sessions alive after logout (caddy-security audit)", func(t *testing.T, h *hostileEnv) {
 		g := newGuest(t)
 		expectStatus(t, g.post(contoso+hostBase+"signout", url.Values{"csrf": {"forged"}}, "Cookie", h.contosoCookie.Name+"="+h.contosoCookie.Value), http.StatusForbidden)
 		newGuest(t).backendView(contoso+"/x", "Cookie", h.contosoCookie.Name+"="+h.contosoCookie.Value)
@@ -331,7 +331,7 @@ func codeCases() []hostileCase {
 	var cases []hostileCase
 	for name, code := range codes {
 		code := code
-		cases = append(cases, hostileCase{"code", name, "SECURITY.md Codes: only ASCII digits; NIST 800-63B", func(t *testing.T, h *hostileEnv) {
+		cases = append(cases, hostileCase{"code", name, "requirements, Codes: only ASCII digits; NIST 800-63B", func(t *testing.T, h *hostileEnv) {
 			g := newGuest(t)
 			csrf := g.requestCode(contoso, hostBase, "/", "codes@contoso.com")
 			r := g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}})
@@ -350,7 +350,7 @@ func pageHeaderCases() []hostileCase {
 	var cases []hostileCase
 	for _, p := range []string{"signin", "signout", "nosuchpage", "notme?t=x"} {
 		p := p
-		cases = append(cases, hostileCase{"page headers", p, "SECURITY.md Forms: frame-ancestors 'none', no-store; OWASP clickjacking", func(t *testing.T, h *hostileEnv) {
+		cases = append(cases, hostileCase{"page headers", p, "requirements, Forms: frame-ancestors 'none', no-store; OWASP clickjacking", func(t *testing.T, h *hostileEnv) {
 			r := newGuest(t).get(contoso + hostBase + p)
 			for header, want := range map[string]string{
 				"Content-Security-Policy": "frame-ancestors 'none'", "Cache-Control": "no-store",
