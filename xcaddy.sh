@@ -48,8 +48,37 @@ build() {
 	GOPROXY="$proxy|off" "$BIN/xcaddy" build "$CADDY_VERSION" --with "$MODULE=$PWD" --output ./caddy
 }
 
+# ensure_test_deps installs what the tests start themselves (Chromium for the
+# browser test, redis-server for the Redis store and two-node tests) with
+# apt-get when this user may (root, or sudo without a password); otherwise it
+# says in one line what to install, and the tests that need it fail.
+ensure_test_deps() {
+	local missing=() sudo=""
+	command -v redis-server >/dev/null || missing+=(redis-server)
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null ||
+		[ -n "${CHROMIUM:-}" ] || missing+=(chromium)
+	[ ${#missing[@]} -eq 0 ] && return
+	if [ "$(id -u)" != 0 ]; then
+		if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+			sudo="sudo -n"
+		else
+			echo "xcaddy.sh: the tests need ${missing[*]}: install with 'sudo apt-get install ${missing[*]}' (the tests that need them will fail until then)" >&2
+			return
+		fi
+	fi
+	if ! command -v apt-get >/dev/null; then
+		echo "xcaddy.sh: the tests need ${missing[*]}: install them with your package manager (the tests that need them will fail until then)" >&2
+		return
+	fi
+	echo "xcaddy.sh: installing ${missing[*]} for the tests (apt-get)" >&2
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+		echo "xcaddy.sh: could not install ${missing[*]}; the tests that need them will fail" >&2
+}
+
 run_tests() {
 	need_go
+	ensure_test_deps
 	local log status
 	log=$(mktemp "${TMPDIR:-/tmp}/email-otp-test.XXXXXX")
 	echo "xcaddy.sh: go vet ./..." >&2
@@ -81,11 +110,15 @@ run_tests() {
 		cat "$log.bench" >&2
 		exit 1
 	}
-	# Each fuzz target for a short, bounded time (FUZZTIME, default 10s); their
-	# seed corpora in testdata/fuzz run with every go test above.
+	# Each fuzz target for a bounded number of inputs (FUZZTIME, default
+	# 30000x: a few seconds each here); their seed corpora in testdata/fuzz run
+	# with every go test above. A count, not a duration: Go 1.26's fuzzing
+	# coordinator can report "context deadline exceeded" as a failure when a
+	# duration ends while a busy worker is mid-input (go.dev/issue/75804,
+	# fixed in Go 1.27); a count has no deadline to race.
 	for target in flow:FuzzParseAddress flow:FuzzSealerOpen caddymodule:FuzzSafeRD caddymodule:FuzzResolvePathTenant; do
-		echo "xcaddy.sh: fuzzing ${target#*:} for ${FUZZTIME:-10s}" >&2
-		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "${FUZZTIME:-10s}" "./${target%%:*}" >"$log.fuzz" 2>&1 || {
+		echo "xcaddy.sh: fuzzing ${target#*:} for ${FUZZTIME:-30000x}" >&2
+		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "${FUZZTIME:-30000x}" "./${target%%:*}" >"$log.fuzz" 2>&1 || {
 			cat "$log.fuzz" >&2
 			exit 1
 		}
