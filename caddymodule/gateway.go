@@ -130,6 +130,7 @@ type Gateway struct {
 	csrfKey       []byte
 	baseURL       *url.URL // nil: links use the request's own origin
 	identityNames identityNames
+	endpoints     map[string]endpoint
 	logger        *zap.Logger
 }
 
@@ -345,6 +346,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 			"if this site answers more than one host name, set base_url (e.g. base_url https://docs.example.com)",
 			zap.String("tenant_from", g.Tenant.From))
 	}
+	g.endpoints = g.endpointTable()
 	registerGateway(g)
 	g.identityNames = g.Headers.canonical()
 	return nil

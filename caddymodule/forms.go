@@ -1,0 +1,123 @@
+package caddymodule
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+const maxFormBytes = 8 << 10
+
+var crossOrigin = http.NewCrossOriginProtection()
+
+// safeRD returns rd if it is a local path inside the tenant's root and outside
+// the gateway's own endpoints, else the tenant root. It is checked when it
+// comes in and again before it is used.
+func safeRD(rd string, t tenant) string {
+	if rd == "" || len(rd) > 2048 || !strings.HasPrefix(rd, "/") || strings.HasPrefix(rd, "//") {
+		return t.Root
+	}
+	for i := 0; i < len(rd); i++ {
+		// '#': http.Redirect cleans what follows the path as if it were
+		// path, so "/t/acme/#/../../globex/x" would land in globex.
+		if rd[i] < 0x20 || rd[i] == 0x7f || rd[i] == '\\' || rd[i] == '#' {
+			return t.Root
+		}
+	}
+	u, err := url.Parse(rd)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return t.Root
+	}
+	// Decoded, the path must still be clean and inside the root: %2f%2f or
+	// %5c would otherwise turn into // or \ at the browser or the backend.
+	// Browsers drop tabs and newlines from URLs: "/%09/evil" would become
+	// "//evil". No control character may hide in the decoded path.
+	if checkPath(u) != nil {
+		return t.Root
+	}
+	p := u.Path
+	if !strings.HasPrefix(p, t.Root) {
+		// "/t/acme" is the root too, but its cookies' Path is "/t/acme/".
+		return t.Root
+	}
+	if strings.HasPrefix(p, t.Base()) {
+		return t.Root
+	}
+	return rd
+}
+
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	if ip == "" {
+		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
+	}
+	return ip
+}
+
+// origin is the scheme and host the client asked for, for absolute links.
+func origin(r *http.Request) string {
+	scheme := "http"
+	if isHTTPS(r) {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// readForm parses a POST body of limited size and returns its single values of
+// names; a missing or repeated name is an error, so one request can't carry
+// two addresses or two codes.
+func readForm(w http.ResponseWriter, r *http.Request, names ...string) (map[string]string, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return nil, errors.New("the form could not be read")
+	}
+	vals := make(map[string]string, len(names))
+	for _, n := range names {
+		v := r.PostForm[n]
+		if len(v) != 1 {
+			return nil, errors.New("the form must carry exactly one " + n)
+		}
+		vals[n] = v[0]
+	}
+	return vals, nil
+}
+
+// checkFormOrigin refuses cross-site posts and forms whose CSRF token does not
+// belong to this browser.
+func (g *Gateway) checkFormOrigin(w http.ResponseWriter, r *http.Request, t tenant, binding, token string) bool {
+	if crossOrigin.Check(r) != nil || !g.csrfOK(t, binding, token) {
+		g.errorPage(w, r, t, http.StatusForbidden, "This form has expired",
+			"For your security the form was refused. Your browser must accept cookies for this site. Start again from the sign-in page.",
+			link{t.Base() + "signin", "Go to sign-in"})
+		return false
+	}
+	return true
+}
+
+// readPendingForm reads a sign-in form (its csrf and one field) and checks it
+// came from this browser's own page; on failure it has answered the request.
+func (g *Gateway) readPendingForm(w http.ResponseWriter, r *http.Request, t tenant, field string, retry link) (pendingState, map[string]string, bool) {
+	p, _ := g.loadPending(r, t)
+	form, err := readForm(w, r, "csrf", field)
+	if err != nil {
+		g.errorPage(w, r, t, http.StatusBadRequest, "The form was not understood", sentence(err.Error()), retry)
+		return p, nil, false
+	}
+	if !g.checkFormOrigin(w, r, t, p.Nonce, form["csrf"]) {
+		return p, nil, false
+	}
+	return p, form, true
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,27 @@
+package caddymodule
+
+import (
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/otpgate/caddy-email-otp/templates"
+)
+
+// serveOutbox shows the dev mailer's outbox to loopback clients; to everyone
+// else, and with any other mailer, it does not exist.
+func (g *Gateway) serveOutbox(w http.ResponseWriter, r *http.Request, t tenant) {
+	dev, isDev := g.mailer.(*DevMailer)
+	ip := net.ParseIP(clientIP(r))
+	if !isDev || ip == nil || !ip.IsLoopback() {
+		g.errorPage(w, r, t, http.StatusNotFound, "Page not found", "There is no such page.")
+		return
+	}
+	var entries []templates.OutboxEntry
+	for _, e := range dev.Messages() {
+		entries = append(entries, templates.OutboxEntry{
+			At: e.At.UTC().Format(time.RFC3339), To: e.To, Subject: e.Subject, Text: e.Text,
+		})
+	}
+	g.page(w, r, t, http.StatusOK, templates.PageOutbox, templates.PageData{Outbox: entries})
+}

@@ -1,0 +1,59 @@
+package caddymodule
+
+import (
+	"net/http"
+	"strings"
+)
+
+// endpoint is one of the gateway's own pages under <tenant root>/.email-otp/:
+// what answers GET (and HEAD) and what answers POST.
+type endpoint struct {
+	get, post func(http.ResponseWriter, *http.Request, tenant)
+	allow     string // the Allow header for other methods
+}
+
+// endpointTable is built once, at provision.
+func (g *Gateway) endpointTable() map[string]endpoint {
+	table := map[string]endpoint{
+		"signin":  {get: g.getSignIn},
+		"send":    {post: g.postSend},
+		"verify":  {get: g.getVerify, post: g.postVerify},
+		"signout": {get: g.getSignOut, post: g.postSignOut},
+		"consent": {get: g.getConsent, post: g.postConsent},
+		"notme":   {get: g.getNotMe, post: g.postNotMe},
+		"session": {get: g.getSession},
+		"outbox":  {get: g.serveOutbox},
+	}
+	for name, e := range table {
+		var allow []string
+		if e.get != nil {
+			allow = append(allow, "GET, HEAD")
+		}
+		if e.post != nil {
+			allow = append(allow, "POST")
+		}
+		e.allow = strings.Join(allow, ", ")
+		table[name] = e
+	}
+	return table
+}
+
+// serveEndpoint answers the gateway's own endpoint name under t.Base().
+func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, t tenant, name string) {
+	e, ok := g.endpoints[name]
+	if !ok {
+		g.errorPage(w, r, t, http.StatusNotFound, "Page not found",
+			"There is no such sign-in page. Open the link you were sent again.")
+		return
+	}
+	switch {
+	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && e.get != nil:
+		e.get(w, r, t)
+	case r.Method == http.MethodPost && e.post != nil:
+		e.post(w, r, t)
+	default:
+		w.Header().Set("Allow", e.allow)
+		g.errorPage(w, r, t, http.StatusMethodNotAllowed, "Not allowed",
+			"This page can't be used that way. Open the link you were sent again.")
+	}
+}

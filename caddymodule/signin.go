@@ -1,0 +1,154 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/templates"
+)
+
+// askToSignIn answers a protected request that has no valid session.
+func (g *Gateway) askToSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
+	signin := t.Base() + "signin?rd=" + url.QueryEscape(r.URL.RequestURI())
+	if wantsHTML(r) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, signin, http.StatusFound)
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Email-OTP realm="`+strings.ReplaceAll(t.Name, `"`, "")+`", signin="`+t.Base()+`signin"`)
+	if wantsHTML(r) {
+		g.errorPage(w, r, t, http.StatusUnauthorized, "Please sign in",
+			"Your session has ended or you have not signed in yet.", link{signin, "Sign in"})
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusUnauthorized)
+	_, _ = w.Write([]byte("401 Unauthorized: sign in at " + t.Base() + "signin\n"))
+}
+
+func wantsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+var notices = map[string]string{
+	"expired": "That code has expired or was replaced by a newer one. Get a new code below.",
+	"locked":  "Too many wrong codes. For your security that code no longer works. Get a new code below.",
+}
+
+func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
+	p, _ := g.loadPending(r, t)
+	q := r.URL.Query()
+	email := p.Email
+	if hint, err := flow.ParseAddress(q.Get("email")); err == nil {
+		email = hint // an invitation link names the invited address
+	} else if q.Get("change") != "" {
+		email = ""
+	}
+	// The challenge and any held session are abandoned; the nonce and the
+	// remembered address stay.
+	p.Challenge, p.Held = "", nil
+	if err := g.savePending(w, r, t, p); err != nil {
+		g.internalError(w, r, t, err)
+		return
+	}
+	g.page(w, r, t, http.StatusOK, templates.PageSignIn, templates.PageData{
+		CSRF:    g.csrfToken(t, p.Nonce),
+		RD:      safeRD(q.Get("rd"), t),
+		Email:   email,
+		Notice:  notices[q.Get("reason")],
+		Trouble: g.queue.Troubled(),
+	})
+}
+
+func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
+	p, form, ok := g.readPendingForm(w, r, t, "email", link{t.Base() + "signin", "Go to sign-in"})
+	if !ok {
+		return
+	}
+	rd := safeRD(r.PostForm.Get("rd"), t)
+	device := g.loadDevice(r, t)
+	// Delivery starts once this answer is out (see flow.Envelope.AfterAnswer).
+	answered := make(chan struct{})
+	defer close(answered)
+	res, err := g.service.Send(r.Context(), flow.SendRequest{
+		Tenant:    t.ID,
+		Email:     form["email"],
+		Resource:  rd,
+		Host:      g.mailHost(r),
+		Base:      g.mailOrigin(r) + t.Base(),
+		Language:  r.Header.Get("Accept-Language"),
+		ClientIP:  clientIP(r),
+		UserAgent: r.UserAgent(),
+		Browser:   p.Nonce,
+		Device:    device.ID,
+		KnownTags: device.Tags,
+
+		AfterAnswer: answered,
+	})
+	switch {
+	case errors.Is(err, flow.ErrInvalidAddress):
+		g.page(w, r, t, http.StatusUnprocessableEntity, templates.PageSignIn, templates.PageData{
+			CSRF: form["csrf"], RD: rd, Email: templates.OneLine(truncate(form["email"], 254)),
+			FieldError: sentence(strings.TrimPrefix(err.Error(), flow.ErrInvalidAddress.Error()+": ")),
+			Trouble:    g.queue.Troubled(),
+		})
+		return
+	case errors.Is(err, flow.ErrNotPermitted):
+		g.logger.Info("code not sent: address may not sign in (revealed)", g.eventFields(r, t, res.Email)...)
+		g.page(w, r, t, http.StatusForbidden, templates.PageSignIn, templates.PageData{
+			CSRF: form["csrf"], RD: rd, Email: res.Email,
+			FieldError: res.Email + " may not sign in to " + g.displayName(t.Name) + ". Use the address you were invited with.",
+		})
+		return
+	case errors.Is(err, flow.ErrBusy):
+		mailEvents.WithLabelValues(g.mailerName, tenantLabel(t.Name), "refused").Inc()
+		g.logger.Warn("code not queued: the delivery queue is full", g.eventFields(r, t, "")...)
+		w.Header().Set("Retry-After", "60")
+		g.errorPage(w, r, t, http.StatusServiceUnavailable, "Please try again in a minute",
+			"Many sign-in codes are being sent right now, so yours could not be sent. Nothing was sent to you. Please try again in a minute.",
+			link{t.Base() + "signin?rd=" + url.QueryEscape(rd), "Try again"})
+		return
+	case errors.Is(err, flow.ErrRateLimited):
+		var rl flow.RateLimitError
+		errors.As(err, &rl)
+		g.rateLimited(w, r, t, rl, rd)
+		return
+	case err != nil:
+		g.internalError(w, r, t, err)
+		return
+	}
+	if !res.Held.IsZero() {
+		// Answered as a send, for every address alike; a challenge this
+		// browser already waits on for the address stays.
+		g.logger.Info("code not sent: held by a limit", g.eventFields(r, t, res.Email, zap.String("why", res.HeldWhy), zap.Time("until", res.Held))...)
+		if p.Email != res.Email {
+			p.Challenge = ""
+		}
+		p.Email, p.RD, p.HeldUntil = res.Email, rd, res.Held.Unix()
+		if err := g.savePending(w, r, t, p); err != nil {
+			g.internalError(w, r, t, err)
+			return
+		}
+		http.Redirect(w, r, t.Base()+"verify", http.StatusSeeOther)
+		return
+	}
+	p.HeldUntil = 0
+	if res.Permitted {
+		g.logger.Info("code queued", g.eventFields(r, t, res.Challenge.Email)...)
+	} else {
+		g.logger.Info("code not sent: address may not sign in", g.eventFields(r, t, res.Challenge.Email)...)
+	}
+	p.Challenge, p.Email, p.RD = res.Challenge.ID, res.Challenge.Email, rd
+	if err := g.savePending(w, r, t, p); err != nil {
+		g.internalError(w, r, t, err)
+		return
+	}
+	http.Redirect(w, r, t.Base()+"verify", http.StatusSeeOther)
+	_ = http.NewResponseController(w).Flush()
+}

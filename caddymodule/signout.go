@@ -1,0 +1,51 @@
+package caddymodule
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/otpgate/caddy-email-otp/templates"
+)
+
+func (g *Gateway) getSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
+	all, err := g.allSessions(r, t)
+	if err != nil {
+		g.internalError(w, r, t, err)
+		return
+	}
+	if len(all) == 0 {
+		g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{})
+		return
+	}
+	g.page(w, r, t, http.StatusOK, templates.PageSignOut, templates.PageData{
+		CSRF: g.csrfToken(t, all[0].session.ID), Email: all[0].session.Email,
+	})
+}
+
+// postSignOut ends every session the request carries for the tenant: after a
+// session conflict, the planted one ends too.
+func (g *Gateway) postSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
+	all, err := g.allSessions(r, t)
+	if err != nil {
+		g.internalError(w, r, t, err)
+		return
+	}
+	if len(all) > 0 {
+		token := ""
+		if form, err := readForm(w, r, "csrf"); err == nil {
+			token = form["csrf"]
+		}
+		if !g.checkFormOrigin(w, r, t, all[0].session.ID, token) {
+			return
+		}
+		for _, s := range all {
+			if err := g.service.SignOut(r.Context(), s.session); err != nil {
+				g.internalError(w, r, t, err)
+				return
+			}
+			g.logger.Info("signed out", g.eventFields(r, t, s.session.Email)...)
+		}
+	}
+	g.setCookie(w, r, t, sessionCookie, "", time.Time{})
+	g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{})
+}
