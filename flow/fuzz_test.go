@@ -1,12 +1,9 @@
 package flow
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/gorilla/securecookie"
 )
 
 // FuzzParseAddress: whatever comes in, an accepted address is canonical:
@@ -36,8 +33,7 @@ func FuzzParseAddress(f *testing.F) {
 }
 
 // FuzzSealerOpen: only values we sealed open (each seal has a random IV, so
-// a value that opens must hold exactly what we sealed), the opener agrees
-// with securecookie.Decode on every input, and nothing panics.
+// a value that opens must hold exactly what we sealed), and nothing panics.
 func FuzzSealerOpen(f *testing.F) {
 	keys, _ := NewKeys([]byte(strings.Repeat("k", 32)))
 	sealer := keys.Sealer("session")
@@ -52,26 +48,5 @@ func FuzzSealerOpen(f *testing.F) {
 		if err == nil && s != want {
 			t.Fatalf("a value we did not seal opened: %q -> %+v", value, s)
 		}
-		assertOpenersAgree(t, sealer, "c|t", value)
 	})
-}
-
-// rawValue keeps the plaintext a sealer hands to the deserializer.
-type rawValue []byte
-
-func (r *rawValue) UnmarshalBinary(b []byte) error {
-	*r = append((*r)[:0], b...)
-	return nil
-}
-
-// assertOpenersAgree fails t unless the sealer's opener and
-// securecookie.DecodeMulti both refuse value or both open it to the same bytes.
-func assertOpenersAgree(t *testing.T, s *Sealer, name, value string) {
-	t.Helper()
-	var ours, theirs rawValue
-	errOurs := s.Open(name, value, &ours)
-	errTheirs := securecookie.DecodeMulti(name, value, &theirs, s.codecs...)
-	if (errOurs == nil) != (errTheirs == nil) || !bytes.Equal(ours, theirs) {
-		t.Fatalf("%q under %q: the opener says %v (%x), securecookie %v (%x)", value, name, errOurs, []byte(ours), errTheirs, []byte(theirs))
-	}
 }

@@ -62,11 +62,8 @@ func (k *Keys) MAC(purpose string) []byte {
 // encrypted (AES-256) under keys for purpose, one pair per secret.
 func (k *Keys) Sealer(purpose string) *Sealer {
 	pairs := make([][]byte, 0, 2*len(k.secrets))
-	openers := make([]*opener, 0, len(k.secrets))
 	for _, s := range k.secrets {
-		hashKey, blockKey := derive(s, "hash "+purpose, 32), derive(s, "block "+purpose, 32)
-		pairs = append(pairs, hashKey, blockKey)
-		openers = append(openers, newOpener(hashKey, blockKey))
+		pairs = append(pairs, derive(s, "hash "+purpose, 32), derive(s, "block "+purpose, 32))
 	}
 	codecs := securecookie.CodecsFromPairs(pairs...)
 	for _, c := range codecs {
@@ -74,15 +71,15 @@ func (k *Keys) Sealer(purpose string) *Sealer {
 		// securecookie's own 30-day stamp check would cap long sessions.
 		c.(*securecookie.SecureCookie).MaxAge(0).SetSerializer(serializer{})
 	}
-	return &Sealer{codecs: codecs, openers: openers}
+	return &Sealer{codecs: codecs}
 }
 
-// Sealer turns values into opaque strings fit for a cookie and back:
-// securecookie seals, and openers (one per secret, newest first) read its
-// format back without its allocations.
+// Sealer turns values into opaque strings fit for a cookie and back, with
+// securecookie alone: one implementation of a security-critical format. A
+// signed-in guest's repeated requests don't reach it: SessionSealer caches
+// the values it opened.
 type Sealer struct {
-	codecs  []securecookie.Codec
-	openers []*opener
+	codecs []securecookie.Codec
 }
 
 // Seal encodes v for the cookie called name (the name is authenticated too, so a
@@ -94,14 +91,13 @@ func (s *Sealer) Seal(name string, v any) (string, error) {
 // Open decodes a value sealed under name into dst; any tampering, truncation or
 // unknown key is an error.
 func (s *Sealer) Open(name, value string, dst any) error {
-	deserialize := func(b []byte) error { return serializer{}.Deserialize(b, dst) }
-	for _, o := range s.openers {
-		if o.open(name, value, deserialize) == nil {
-			return nil
-		}
+	if securecookie.DecodeMulti(name, value, dst, s.codecs...) != nil {
+		return errSealedValue
 	}
-	return errSealedValue
+	return nil
 }
+
+var errSealedValue = errors.New("the value is not one this server sealed, or it was altered")
 
 // EncodeSecret and DecodeSecret are the text form of a secret in config and storage.
 func EncodeSecret(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

@@ -25,8 +25,8 @@ top=$(cd ../.. && pwd)
 git -C "$top" worktree add -f "$out/src" "$rev" >/dev/null
 trap 'git -C "$top" worktree remove --force "$out/src" >/dev/null 2>&1 || true; kill ${pid:-} 2>/dev/null || true' EXIT
 echo "before_after: building both versions" >&2
-(cd "$out/src" && go build -o "$out/caddy-before" ./integration/testcaddy && go test -c -o "$out/before.test" ./caddymodule)
-(cd "$top" && go build -o "$out/caddy-after" ./integration/testcaddy && go test -c -o "$out/after.test" ./caddymodule)
+(cd "$out/src" && go build -o "$out/caddy-before" ./integration/testcaddy && go test -c -o "$out/before.test" ./caddymodule && go test -c -o "$out/before-flow.test" ./flow)
+(cd "$top" && go build -o "$out/caddy-after" ./integration/testcaddy && go test -c -o "$out/after.test" ./caddymodule && go test -c -o "$out/after-flow.test" ./flow)
 
 sed -n '/^{/,/^}/p' Caddyfile | sed "s|{\$BENCH_STORAGE}|$out/storage|" >"$out/Caddyfile"
 cat >>"$out/Caddyfile" <<'CADDY'
@@ -93,14 +93,16 @@ done
 for _ in 1 2 3 4 5 6; do
 	for v in before after; do
 		"$out/$v.test" -test.run '^$' -test.bench BenchmarkServeHTTP -test.benchtime 700ms -test.benchmem | awk -v v="$v" '/^Benchmark/ { print v, $1, $3, $7 }' >>"$out/gobench"
+		"$out/$v-flow.test" -test.run '^$' -test.bench 'BenchmarkSessionCheck/memory' -test.benchtime 500ms -test.benchmem | awk -v v="$v" '/^Benchmark/ { print v, $1, $3, $7 }' >>"$out/gobench"
 	done
 done
 
 summary() { # version column → "median (lowest–highest)"
 	awk -v v="$1" -v c="$2" '$1 == v || $2 == v { print $c }' "$3" | sort -g | awk '{ a[NR] = $1 } END { printf "%s (%s–%s)", a[int((NR + 1) / 2)], a[1], a[NR] }'
 }
-bench() { # version benchmark column
-	awk -v v="$1" -v b="$2" '$1 == v && index($2, b) { print $3 " " $4 }' "$out/gobench" | sort -g | awk -v c="$3" '{ a[NR] = $c } END { printf "%s (%s–%s)", a[int((NR + 1) / 2)], a[1], a[NR] }'
+bench() { # version benchmark (its name after "Benchmark", no -GOMAXPROCS) column
+	awk -v v="$1" -v b="Benchmark$2" '{ n = $2; sub(/-[0-9]+$/, "", n) } $1 == v && n == b { print $3 " " $4 }' "$out/gobench" |
+		sort -g | awk -v c="$3" '{ a[NR] = $c } END { printf "%s (%s–%s)", a[int((NR + 1) / 2)], a[1], a[NR] }'
 }
 section=$(
 	echo "<!-- before-after -->"
@@ -114,9 +116,12 @@ section=$(
 	echo "|---|---:|---:|"
 	echo "| email_otp + session, × floor | $(summary before 6 "$out/rounds") | $(summary after 6 "$out/rounds") |"
 	echo "| email_otp + session, requests/s | $(summary before 4 "$out/rounds") | $(summary after 4 "$out/rounds") |"
-	echo "| \`ServeHTTP/signed-in\`, ns | $(bench before signed-in 1) | $(bench after signed-in 1) |"
-	echo "| \`ServeHTTP/signed-in\`, allocations | $(bench before signed-in 2) | $(bench after signed-in 2) |"
-	echo "| \`ServeHTTP/no-session\`, ns | $(bench before no-session 1) | $(bench after no-session 1) |"
+	echo "| \`ServeHTTP/signed-in\`, ns | $(bench before ServeHTTP/signed-in 1) | $(bench after ServeHTTP/signed-in 1) |"
+	echo "| \`ServeHTTP/signed-in\`, allocations | $(bench before ServeHTTP/signed-in 2) | $(bench after ServeHTTP/signed-in 2) |"
+	echo "| \`ServeHTTP/no-session\`, ns | $(bench before ServeHTTP/no-session 1) | $(bench after ServeHTTP/no-session 1) |"
+	echo "| \`SessionCheck/memory\` (a value seen before), ns | $(bench before SessionCheck/memory 1) | $(bench after SessionCheck/memory 1) |"
+	echo "| \`SessionCheck/memory-first-sight\`, ns | $(bench before SessionCheck/memory-first-sight 1) | $(bench after SessionCheck/memory-first-sight 1) |"
+	echo "| \`SessionCheck/memory-first-sight\`, allocations | $(bench before SessionCheck/memory-first-sight 2) | $(bench after SessionCheck/memory-first-sight 2) |"
 	echo
 	echo "Reproduce: \`integration/bench/before_after.sh $rev\`."
 )
