@@ -324,7 +324,7 @@ func TestSourceRoutedAddressesAreRefused(t *testing.T) {
 		r := sendAs(t, addr)
 		expectStatus(t, r, http.StatusUnprocessableEntity, "routes mail through another host")
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitMailIdle(t)
 	if n := len(e.smtp.Messages()); n != 0 {
 		t.Errorf("%d emails sent", n)
 	}
@@ -475,7 +475,7 @@ func TestStrangersCannotKeepTheOwnerOut(t *testing.T) {
 	stranger.guessWrong(contoso+hostBase, csrf, 5)
 	// Strangers are now held (back-off), and their sends stay capped.
 	newGuest(t).requestCodeHeld(contoso, "olga@contoso.com")
-	time.Sleep(200 * time.Millisecond)
+	waitMailIdle(t)
 	if n := e.smtp.Count("olga@contoso.com"); n != 2 {
 		t.Fatalf("%d emails, want 2 (the owner's first and the stranger's)", n)
 	}
@@ -502,7 +502,7 @@ func TestFloodOfSendsDoesNotLiftALock(t *testing.T) {
 		expectRedirect(t, flood.post(contoso+hostBase+"send", url.Values{"csrf": {fcsrf}, "email": {fmt.Sprintf("f%d@example.org", i)}}), http.StatusSeeOther)
 	}
 	newGuest(t).requestCodeHeld(contoso, "lena@contoso.com")
-	time.Sleep(200 * time.Millisecond)
+	waitMailIdle(t)
 	if n := e.smtp.Count("lena@contoso.com"); n != 1 {
 		t.Errorf("%d codes to the locked address after a flood, want 1", n)
 	}

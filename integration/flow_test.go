@@ -330,7 +330,7 @@ func TestBlockedAndUnlistedGetNoMailButTheSamePage(t *testing.T) {
 			t.Errorf("%s: %+v, allowed address: %+v: the two must look alike", denied, got, allowed)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitMailIdle(t)
 	for _, m := range e.smtp.Messages() {
 		if m.To[0] != "jack@contoso.com" {
 			t.Errorf("mail was sent to %v, who may not sign in", m.To)

@@ -145,7 +145,7 @@ func TestRevokeResetDeleteEndSessions(t *testing.T) {
 	expectRedirect(t, g.get(contoso+"/x"), http.StatusFound)
 	n := e.smtp.Count("rob@contoso.com")
 	g.requestCode(contoso, hostBase, "/", "rob@contoso.com")
-	time.Sleep(300 * time.Millisecond)
+	waitMailIdle(t)
 	if e.smtp.Count("rob@contoso.com") != n {
 		t.Error("a revoked guest got a code")
 	}

@@ -115,12 +115,7 @@ func TestLogsNameEventsButNeverCodesOrCookies(t *testing.T) {
 	g.backendView(contoso + "/x")
 	expectStatus(t, g.signOut(contoso, hostBase), http.StatusOK)
 
-	time.Sleep(200 * time.Millisecond)
-	raw, err := os.ReadFile(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := string(raw)
+	logs := waitForLog(t, logFile, `"msg":"signed out"`)
 	for _, event := range []string{`"msg":"code queued"`, `"msg":"code email delivered"`, `"msg":"verify failed: wrong code"`, `"msg":"session issued"`, `"msg":"signed out"`} {
 		if !strings.Contains(logs, event) {
 			t.Errorf("no %s line in the log", event)
@@ -144,13 +139,23 @@ func TestMaskedAddressesInLogs(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	e := start(t, gatewayOptions{extra: "mask_addresses", global: "log {\n\t\toutput file " + logFile + "\n\t\tformat json\n\t}"})
 	e.signIn(newGuest(t), contoso, hostBase, "/", "zelda@contoso.com")
-	time.Sleep(200 * time.Millisecond)
-	raw, err := os.ReadFile(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := string(raw)
+	logs := waitForLog(t, logFile, `"msg":"session issued"`)
 	if strings.Contains(logs, "zelda@contoso.com") || !strings.Contains(logs, `"email":"z***@contoso.com"`) {
 		t.Errorf("addresses are not masked:\n%s", grepLines(logs, "email"))
 	}
+}
+
+// waitForLog returns the log file once it holds want (the last event a test
+// caused), or fails after 10s: Caddy writes its log asynchronously.
+func waitForLog(t *testing.T, file, want string) string {
+	t.Helper()
+	var logs string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		raw, _ := os.ReadFile(file)
+		if logs = string(raw); strings.Contains(logs, want) {
+			return logs
+		}
+	}
+	t.Fatalf("no %s in the log within 10s:\n%s", want, logs)
+	return ""
 }

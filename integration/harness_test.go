@@ -459,3 +459,38 @@ func verifyBurst(t *testing.T, nodes []string, csrf, code string, pending *http.
 	wg.Wait()
 	return sessions
 }
+
+// mailEventRE reads one sample of the delivery queue's event counter.
+var mailEventRE = regexp.MustCompile(`(?m)^caddy_email_otp_mail_events_total\{event="(queued|delivered|failed)"[^}]*\} ([0-9.e+]+)$`)
+
+// waitMailIdle waits until every message any delivery queue accepted has
+// been delivered or given up (Caddy's metrics: queued = delivered + failed),
+// so a test can then check what was, and was not, sent. It waits on a
+// signal, with a deadline, instead of sleeping and hoping.
+func waitMailIdle(t *testing.T) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get("http://localhost:2999/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var queued, done float64
+		for _, m := range mailEventRE.FindAllStringSubmatch(string(b), -1) {
+			var v float64
+			fmt.Sscan(m[2], &v)
+			if m[1] == "queued" {
+				queued += v
+			} else {
+				done += v
+			}
+		}
+		if queued == done {
+			return
+		}
+		last = fmt.Sprintf("queued %v, delivered or failed %v", queued, done)
+	}
+	t.Fatalf("the delivery queues did not go idle within 10s: %s", last)
+}

@@ -50,7 +50,7 @@ func TestResendCooldownHoldsQuietlyForEveryAddress(t *testing.T) {
 	if allowed.status != http.StatusSeeOther || !strings.Contains(allowed.page, "you can ask for a new code after") {
 		t.Errorf("a held send: %+v", allowed)
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitMailIdle(t)
 	if n := e.smtp.Count("ivan@contoso.com"); n != 1 {
 		t.Errorf("%d codes within the cooldown, want 1", n)
 	}
@@ -99,7 +99,7 @@ func TestNotMeLinkCancelsTheCodeAndStopsCodes(t *testing.T) {
 		t.Errorf("the cancelled code: %q", loc)
 	}
 	g.requestCodeHeld(contoso, "jane@contoso.com")
-	time.Sleep(200 * time.Millisecond)
+	waitMailIdle(t)
 	if n := e.smtp.Count("jane@contoso.com"); n != 1 {
 		t.Errorf("%d codes after 'this wasn't me', want the first only", n)
 	}
