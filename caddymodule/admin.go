@@ -1,13 +1,13 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -24,16 +24,20 @@ func init() {
 
 // AdminAPI manages the guest directory under Caddy's admin endpoint:
 //
-//	GET    /email-otp/guests/<tenant>                  list
-//	POST   /email-otp/guests/<tenant>                  invite  {"email", "url", "invited_by", "expires_in", "paths", "send_email"}
-//	GET    /email-otp/guests/<tenant>/<email>          get
-//	POST   /email-otp/guests/<tenant>/<email>/revoke   revoke: no sign-in, sessions end
-//	POST   /email-otp/guests/<tenant>/<email>/reset    reset redemption: sessions end, next sign-in redeems
-//	DELETE /email-otp/guests/<tenant>/<email>          delete: sessions end
+//	GET    /email-otp/guests/{tenant}                  list
+//	POST   /email-otp/guests/{tenant}                  invite  {"email", "url", "invited_by", "expires_in", "paths", "send_email"}
+//	GET    /email-otp/guests/{tenant}/{email}          get
+//	POST   /email-otp/guests/{tenant}/{email}/revoke   revoke: no sign-in, sessions end
+//	POST   /email-otp/guests/{tenant}/{email}/reset    reset redemption: sessions end, next sign-in redeems
+//	DELETE /email-otp/guests/{tenant}/{email}          delete: sessions end
 //
-// Tenant and address are path-escaped. Every change is one audit log line.
+// {tenant} is a tenant key (contoso.example, path:acme, static:docs) and
+// {email} an address, each path-escaped. What each operation changes is
+// flow/directory's (Invite, Revoke, Reset, Delete); this reads the request
+// and writes the answer. Every change is one audit log line.
 type AdminAPI struct {
 	dir    *directory.Directory
+	mux    *http.ServeMux
 	logger *zap.Logger
 }
 
@@ -50,12 +54,41 @@ func (a *AdminAPI) Provision(ctx caddy.Context) error {
 	// Used only while no gateway is loaded: nothing caches guests then.
 	a.dir = directory.New(ctx.Storage(), 1000, guestCacheTTL)
 	a.logger = ctx.Logger()
+	a.mux = http.NewServeMux()
+	for pattern, h := range map[string]adminHandler{
+		"GET /email-otp/guests/{tenant}":                 a.list,
+		"POST /email-otp/guests/{tenant}":                a.invite,
+		"GET /email-otp/guests/{tenant}/{email}":         a.get,
+		"DELETE /email-otp/guests/{tenant}/{email}":      a.changer("guest deleted", (*directory.Directory).Delete),
+		"POST /email-otp/guests/{tenant}/{email}/revoke": a.changer("guest revoked", (*directory.Directory).Revoke),
+		"POST /email-otp/guests/{tenant}/{email}/reset":  a.changer("guest redemption reset", (*directory.Directory).Reset),
+		"/email-otp/guests/":                             a.notAnOperation,
+		"/email-otp/":                                    a.noSuchEndpoint,
+	} {
+		a.mux.Handle(pattern, h)
+	}
 	return nil
 }
 
 // Routes implements caddy.AdminRouter.
 func (a *AdminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: "/email-otp/", Handler: caddy.AdminHandlerFunc(a.serve)}}
+	return []caddy.AdminRoute{{Pattern: "/email-otp/", Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		a.mux.ServeHTTP(w, r)
+		return nil
+	})}}
+}
+
+// adminHandler is one operation; its error is the answer (see apiError).
+type adminHandler func(w http.ResponseWriter, r *http.Request) error
+
+func (h adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h(w, r); err != nil {
+		var api caddy.APIError
+		if !errors.As(err, &api) {
+			api = caddy.APIError{HTTPStatus: http.StatusInternalServerError, Message: err.Error()}
+		}
+		_ = writeJSON(w, api.HTTPStatus, map[string]string{"error": api.Message})
+	}
 }
 
 const maxAdminBody = 64 << 10
@@ -76,99 +109,86 @@ func (a *AdminAPI) directory() *directory.Directory {
 	return a.dir
 }
 
-// servedTenant returns the tenant id that a loaded gateway would give the
-// tenant named id, or false when none could serve it. So ".." or "a/b" never
+// servedTenant returns the tenant key that a loaded gateway would give the
+// tenant named key, or false when none could serve it. So ".." or "a/b" never
 // reach the directory's storage, and "CONTOSO.example" is the host tenant
 // contoso.example.
-func servedTenant(id string) (string, bool) {
+func servedTenant(key string) (string, bool) {
 	gateways.Lock()
 	defer gateways.Unlock()
 	for g := range gateways.set {
-		if t, ok := g.Tenant.produces(id); ok {
+		if t, ok := g.Tenant.produces(key); ok {
 			return t, true
 		}
 	}
 	return "", false
 }
 
-func (a *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
-	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/email-otp/guests/")
+// guestOf reads the {tenant} and {email} of a request.
+func guestOf(r *http.Request) (tenant, email string, err error) {
+	tenant, ok := servedTenant(r.PathValue("tenant"))
 	if !ok {
-		return apiError(http.StatusNotFound, "no such endpoint: use /email-otp/guests/<tenant>[/<email>[/revoke|/reset]]")
+		return "", "", apiError(http.StatusBadRequest, "tenant %q is not a tenant any loaded email_otp handler serves (host names, path:<segment>, static:<name>)", r.PathValue("tenant"))
 	}
-	parts := strings.Split(strings.TrimSuffix(rest, "/"), "/")
-	for i, p := range parts {
-		u, err := url.PathUnescape(p)
-		if err != nil || u == "" {
-			return apiError(http.StatusBadRequest, "path part %q is not a valid escaped value", p)
+	if raw := r.PathValue("email"); raw != "" {
+		if email, err = flow.ParseAddress(raw); err != nil {
+			return "", "", apiError(http.StatusBadRequest, "%v", err)
 		}
-		parts[i] = u
 	}
-	tenant, ok := servedTenant(parts[0])
-	if !ok {
-		return apiError(http.StatusBadRequest, "tenant %q is not a tenant id any loaded email_otp handler serves (host names, path segments or static names)", parts[0])
-	}
-	var email string
-	if len(parts) > 1 {
-		addr, err := flow.ParseAddress(parts[1])
-		if err != nil {
-			return apiError(http.StatusBadRequest, "%v", err)
-		}
-		email = addr
-	}
-	dir := a.directory()
-	switch {
-	case len(parts) == 1 && r.Method == http.MethodGet:
-		guests, err := dir.List(r.Context(), tenant)
-		if err != nil {
-			return apiError(http.StatusInternalServerError, "listing guests: %v", err)
-		}
-		return writeJSON(w, http.StatusOK, guests)
-	case len(parts) == 1 && r.Method == http.MethodPost:
-		return a.invite(w, r, dir, tenant)
-	case len(parts) == 2 && r.Method == http.MethodGet:
-		g, err := dir.Get(r.Context(), tenant, email)
-		if errors.Is(err, directory.ErrNotFound) {
-			return apiError(http.StatusNotFound, "%s is not a guest of %s", email, tenant)
-		} else if err != nil {
-			return apiError(http.StatusInternalServerError, "reading the guest: %v", err)
-		}
-		return writeJSON(w, http.StatusOK, g)
-	case len(parts) == 2 && r.Method == http.MethodDelete:
-		return a.change(w, r, dir, tenant, email, "guest deleted", func(*directory.Guest, time.Time) bool { return true })
-	case len(parts) == 3 && parts[2] == "revoke" && r.Method == http.MethodPost:
-		return a.change(w, r, dir, tenant, email, "guest revoked", func(g *directory.Guest, now time.Time) bool {
-			g.Status = directory.Revoked
-			g.VoidSessions(now)
-			return false
-		})
-	case len(parts) == 3 && parts[2] == "reset" && r.Method == http.MethodPost:
-		return a.change(w, r, dir, tenant, email, "guest redemption reset", func(g *directory.Guest, now time.Time) bool {
-			g.Status, g.RedeemedAt = directory.Invited, nil
-			g.VoidSessions(now)
-			return false
-		})
-	}
-	return apiError(http.StatusMethodNotAllowed, "%s %s is not an operation of this API", r.Method, r.URL.Path)
+	return tenant, email, nil
 }
 
-// change applies an operation to an existing guest and logs it.
-func (a *AdminAPI) change(w http.ResponseWriter, r *http.Request, dir *directory.Directory, tenant, email, event string,
-	op func(g *directory.Guest, now time.Time) (remove bool)) error {
-	now := time.Now()
-	g, err := dir.Update(r.Context(), tenant, email, now, func(g *directory.Guest, exists bool) (bool, error) {
-		if !exists {
-			return false, directory.ErrNotFound
-		}
-		return op(g, now), nil
-	})
+func (a *AdminAPI) list(w http.ResponseWriter, r *http.Request) error {
+	tenant, _, err := guestOf(r)
+	if err != nil {
+		return err
+	}
+	guests, err := a.directory().List(r.Context(), tenant)
+	if err != nil {
+		return apiError(http.StatusInternalServerError, "listing guests: %v", err)
+	}
+	return writeJSON(w, http.StatusOK, guests)
+}
+
+func (a *AdminAPI) get(w http.ResponseWriter, r *http.Request) error {
+	tenant, email, err := guestOf(r)
+	if err != nil {
+		return err
+	}
+	g, err := a.directory().Get(r.Context(), tenant, email)
 	if errors.Is(err, directory.ErrNotFound) {
 		return apiError(http.StatusNotFound, "%s is not a guest of %s", email, tenant)
 	} else if err != nil {
-		return apiError(http.StatusInternalServerError, "changing the guest: %v", err)
+		return apiError(http.StatusInternalServerError, "reading the guest: %v", err)
 	}
-	a.logger.Info(event, zap.String("tenant", tenant), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
 	return writeJSON(w, http.StatusOK, g)
+}
+
+// changer is the handler of a directory operation on an existing guest,
+// logged as event.
+func (a *AdminAPI) changer(event string, op func(*directory.Directory, context.Context, string, string, time.Time) (directory.Guest, error)) adminHandler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		tenant, email, err := guestOf(r)
+		if err != nil {
+			return err
+		}
+		g, err := op(a.directory(), r.Context(), tenant, email, time.Now())
+		if errors.Is(err, directory.ErrNotFound) {
+			return apiError(http.StatusNotFound, "%s is not a guest of %s", email, tenant)
+		} else if err != nil {
+			return apiError(http.StatusInternalServerError, "changing the guest: %v", err)
+		}
+		a.logger.Info(event, zap.String("tenant", tenant), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
+		return writeJSON(w, http.StatusOK, g)
+	}
+}
+
+func (a *AdminAPI) notAnOperation(_ http.ResponseWriter, r *http.Request) error {
+	return apiError(http.StatusMethodNotAllowed, "%s %s is not an operation of this API", r.Method, r.URL.Path)
+}
+
+func (a *AdminAPI) noSuchEndpoint(_ http.ResponseWriter, _ *http.Request) error {
+	return apiError(http.StatusNotFound, "no such endpoint: use /email-otp/guests/<tenant>[/<email>[/revoke|/reset]]")
 }
 
 // inviteRequest is the body of an invitation.
@@ -187,7 +207,11 @@ type inviteResponse struct {
 	Link string `json:"link,omitempty"`
 }
 
-func (a *AdminAPI) invite(w http.ResponseWriter, r *http.Request, dir *directory.Directory, tenant string) error {
+func (a *AdminAPI) invite(w http.ResponseWriter, r *http.Request) error {
+	tenant, _, err := guestOf(r)
+	if err != nil {
+		return err
+	}
 	var req inviteRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxAdminBody))
 	dec.DisallowUnknownFields()
@@ -201,15 +225,15 @@ func (a *AdminAPI) invite(w http.ResponseWriter, r *http.Request, dir *directory
 	if err := directory.CheckPaths(req.Paths); err != nil {
 		return apiError(http.StatusBadRequest, "paths: %v", err)
 	}
-	var expires *time.Time
 	now := time.Now()
+	inv := directory.Invitation{InvitedBy: templates.OneLine(req.InvitedBy), Paths: req.Paths}
 	if req.ExpiresIn != "" {
 		d, err := caddy.ParseDuration(req.ExpiresIn)
 		if err != nil || d <= 0 {
 			return apiError(http.StatusBadRequest, "expires_in %q: use a positive duration such as 7d or 48h", req.ExpiresIn)
 		}
 		t := now.Add(d).UTC()
-		expires = &t
+		inv.Expires = &t
 	}
 	send := req.SendEmail == nil || *req.SendEmail
 	var gw *Gateway
@@ -219,36 +243,21 @@ func (a *AdminAPI) invite(w http.ResponseWriter, r *http.Request, dir *directory
 			return apiError(http.StatusBadRequest, "url: %v", err)
 		}
 	}
-	before, beforeErr := dir.Get(r.Context(), tenant, email)
-	if beforeErr != nil && !errors.Is(beforeErr, directory.ErrNotFound) {
-		return apiError(http.StatusInternalServerError, "reading the guest: %v", beforeErr)
-	}
-	invitedBy := templates.OneLine(req.InvitedBy)
-	g, err := dir.Update(r.Context(), tenant, email, now, func(g *directory.Guest, _ bool) (bool, error) {
-		t := now.UTC()
-		if g.Status != directory.Redeemed {
-			g.Status = directory.Invited
-		}
-		g.InvitedAt, g.InvitedBy, g.InviteExpires, g.Paths = &t, invitedBy, expires, req.Paths
-		return false, nil
-	})
+	g, created, undo, err := a.directory().Invite(r.Context(), tenant, email, inv, now)
 	if err != nil {
 		return apiError(http.StatusInternalServerError, "writing the guest: %v", err)
 	}
 	if send {
 		if err := gw.sendInvitation(r, g, link); err != nil {
 			// No partial write: the directory goes back to what it was.
-			_, _ = dir.Update(r.Context(), tenant, email, now, func(g *directory.Guest, _ bool) (bool, error) {
-				*g = before
-				return beforeErr != nil, nil
-			})
+			_ = undo(r.Context())
 			return apiError(http.StatusServiceUnavailable, "the invitation email could not be queued (%v); nothing was changed, try again", err)
 		}
 	}
 	a.logger.Info("guest invited", zap.String("tenant", tenant), zap.String("email", email),
-		zap.String("invited_by", invitedBy), zap.Bool("email_sent", send), zap.String("admin_remote", r.RemoteAddr))
+		zap.String("invited_by", inv.InvitedBy), zap.Bool("email_sent", send), zap.String("admin_remote", r.RemoteAddr))
 	status := http.StatusOK
-	if beforeErr != nil {
+	if created {
 		status = http.StatusCreated
 	}
 	return writeJSON(w, status, inviteResponse{Guest: g, Link: link})

@@ -143,3 +143,50 @@ func TestRecordsFromBeforeTenantKeysCarriedTheMode(t *testing.T) {
 		t.Error("key format")
 	}
 }
+
+func TestInviteRevokeResetDelete(t *testing.T) {
+	ctx := context.Background()
+	d := New(&certmagic.FileStorage{Path: t.TempDir()}, 10, time.Millisecond)
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	exp := now.Add(7 * 24 * time.Hour)
+
+	// A new guest: invited; undo removes them again.
+	g, created, undo, err := d.Invite(ctx, "acme", "bob@x.example", Invitation{InvitedBy: "ops", Expires: &exp, Paths: []string{"/r/"}}, now)
+	if err != nil || !created || g.Status != Invited || g.InvitedBy != "ops" || len(g.Paths) != 1 {
+		t.Fatalf("invite: %+v %v %v", g, created, err)
+	}
+	if err := undo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Get(ctx, "acme", "bob@x.example"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after undo of a new guest: %v", err)
+	}
+
+	// A redeemed guest stays redeemed; undo brings the old record back.
+	if _, err := d.RecordSignIn(ctx, "acme", "ann@x.example", now); err != nil {
+		t.Fatal(err)
+	}
+	g, created, undo, _ = d.Invite(ctx, "acme", "ann@x.example", Invitation{Paths: []string{"/r/"}}, now)
+	if created || g.Status != Redeemed || len(g.Paths) != 1 {
+		t.Fatalf("re-invite of a redeemed guest: %+v %v", g, created)
+	}
+	_ = undo(ctx)
+	if g, _ := d.Get(ctx, "acme", "ann@x.example"); g.Status != Redeemed || len(g.Paths) != 0 || g.InvitedAt != nil {
+		t.Fatalf("after undo: %+v", g)
+	}
+
+	if g, err := d.Revoke(ctx, "acme", "ann@x.example", now); err != nil || g.Status != Revoked || g.SessionValid(now.Add(-time.Second)) {
+		t.Fatalf("revoke: %+v %v", g, err)
+	}
+	if g, err := d.Reset(ctx, "acme", "ann@x.example", now); err != nil || g.Status != Invited || g.RedeemedAt != nil {
+		t.Fatalf("reset: %+v %v", g, err)
+	}
+	if _, err := d.Delete(ctx, "acme", "ann@x.example", now); err != nil {
+		t.Fatal(err)
+	}
+	for name, op := range map[string]func(context.Context, string, string, time.Time) (Guest, error){"revoke": d.Revoke, "reset": d.Reset, "delete": d.Delete} {
+		if _, err := op(ctx, "acme", "nobody@x.example", now); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s of nobody: %v", name, err)
+		}
+	}
+}
