@@ -134,136 +134,12 @@ type Gateway struct {
 	logger        *zap.Logger
 }
 
-// HeaderNames are the identity headers' names.
-type HeaderNames struct {
-	// Default: X-Auth-Email.
-	Email string `json:"email,omitempty"`
-	// Default: X-Auth-Tenant.
-	Tenant string `json:"tenant,omitempty"`
-	// Default: X-Auth-Method.
-	Method string `json:"method,omitempty"`
-	// Default: X-Auth-Session-Expires.
-	Expires string `json:"expires,omitempty"`
-	// The guest's directory status (invited, redeemed). Default: X-Auth-Guest-Status.
-	Status string `json:"status,omitempty"`
-}
-
-// applyDefaults names every header left unnamed.
-func (h *HeaderNames) applyDefaults() {
-	for _, n := range []struct {
-		field *string
-		def   string
-	}{
-		{&h.Email, "X-Auth-Email"},
-		{&h.Tenant, "X-Auth-Tenant"},
-		{&h.Method, "X-Auth-Method"},
-		{&h.Expires, "X-Auth-Session-Expires"},
-		{&h.Status, "X-Auth-Guest-Status"},
-	} {
-		if *n.field == "" {
-			*n.field = n.def
-		}
-	}
-}
-
-func (h *HeaderNames) all() []string {
-	return []string{h.Email, h.Tenant, h.Method, h.Expires, h.Status}
-}
-
-func (h *HeaderNames) canonical() identityNames {
-	names := h.all()
-	for i, n := range names {
-		names[i] = http.CanonicalHeaderKey(n)
-	}
-	return names
-}
-
 // CaddyModule returns the Caddy module information.
 func (Gateway) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  "http.handlers.email_otp",
 		New: func() caddy.Module { return new(Gateway) },
 	}
-}
-
-func (g *Gateway) applyDefaults() {
-	if g.Tenant == nil {
-		g.Tenant = &TenantConfig{}
-	}
-	if g.Tenant.From == "" {
-		g.Tenant.From = TenantFromHost
-	}
-	if g.Tenant.From == TenantFromPath && g.Tenant.Prefix == "" {
-		g.Tenant.Prefix = defaultPathPrefix
-	}
-	if g.CodeTTL == 0 {
-		g.CodeTTL = caddy.Duration(DefaultCodeTTL)
-	}
-	if g.SessionTTL == 0 {
-		g.SessionTTL = caddy.Duration(DefaultSessionTTL)
-	}
-	if g.CodeLength == 0 {
-		g.CodeLength = DefaultCodeLength
-	}
-	if g.MaxAttempts == 0 {
-		g.MaxAttempts = DefaultMaxAttempts
-	}
-	if g.Headers == nil {
-		g.Headers = &HeaderNames{}
-	}
-	if g.Limits == nil {
-		g.Limits = &LimitsConfig{}
-	}
-	g.Limits.applyDefaults()
-	g.Headers.applyDefaults()
-}
-
-// checkOptions reports the first wrong option by its Caddyfile name.
-func (g *Gateway) checkOptions() error {
-	switch g.Tenant.From {
-	case TenantFromHost:
-	case TenantFromStatic:
-		if g.Tenant.Name == "" || !validTenantSegment(g.Tenant.Name) {
-			return fmt.Errorf("tenant static: name %q must be letters, digits, '-', '_' or '.'", g.Tenant.Name)
-		}
-	case TenantFromPath:
-		p := g.Tenant.Prefix
-		if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") || !isCleanPath(p) {
-			return fmt.Errorf("tenant path: prefix %q must start and end with '/', like /t/", p)
-		}
-	default:
-		return fmt.Errorf("tenant %q: use host, path [/prefix/] or static NAME", g.Tenant.From)
-	}
-	if ns := g.Tenant.Namespace; ns != "" && !validTenantSegment(ns) {
-		return fmt.Errorf("namespace %q: use letters, digits, '-', '_' or '.'", ns)
-	}
-	if g.CodeTTL <= 0 {
-		return errors.New("code_ttl: must be a positive duration, like 30m")
-	}
-	if g.SessionTTL <= 0 {
-		return errors.New("session_ttl: must be a positive duration, like 24h")
-	}
-	if g.CodeLength < 6 || g.CodeLength > 12 {
-		return fmt.Errorf("code_length %d: use 6 to 12 digits (NIST SP 800-63B asks for at least 6)", g.CodeLength)
-	}
-	if g.MaxAttempts < 1 || g.MaxAttempts > 100 {
-		return fmt.Errorf("max_attempts %d: use 1 to 100", g.MaxAttempts)
-	}
-	if err := g.Limits.check(); err != nil {
-		return err
-	}
-	if _, err := flow.NewPolicy(g.Allow, g.Block, g.InviteOnly); err != nil {
-		return fmt.Errorf("allow/block: %w", err)
-	}
-	if _, err := parseBaseURL(g.BaseURL); err != nil {
-		return err
-	}
-	for _, h := range g.Headers.all() {
-		if !validHeaderName(h) {
-			return fmt.Errorf("headers: %q is not a valid header name", h)
-		}
-	}
-	return nil
 }
 
 // Provision implements caddy.Provisioner. It never contacts a mail server,
@@ -369,40 +245,6 @@ func (g *Gateway) Cleanup() error {
 	return err
 }
 
-// displayName is what guests see for tenant id.
-func (g *Gateway) displayName(id string) string {
-	if n, ok := g.DisplayNames[id]; ok {
-		return n
-	}
-	if g.DisplayName != "" {
-		return g.DisplayName
-	}
-	return id
-}
-
-func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
-	notMe, err := g.notMeLink(c)
-	if err != nil {
-		return flow.Message{}, err
-	}
-	subject, text, html, err := g.pages.Email(templates.EmailData{
-		Code:      c.Code,
-		NotMeLink: notMe,
-		Tenant:    g.displayName(directory.TenantName(c.Tenant)),
-		Resource:  mailResource(c.Resource),
-		Host:      c.Host,
-		ClientIP:  c.ClientIP,
-		UserAgent: browserName(c.UserAgent),
-		ExpiresIn: c.ExpiresIn,
-		ExpiresAt: c.ExpiresAt,
-		Lang:      emailLanguage(c.Language),
-	})
-	if err != nil {
-		return flow.Message{}, err
-	}
-	return flow.Message{To: c.To, Subject: subject, Text: text, HTML: html}, nil
-}
-
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Client-sent identity headers go first, whatever happens next.
@@ -458,13 +300,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	r = g.passIdentity(r, t, sess, guest)
 	return next.ServeHTTP(&cookieGuard{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}, r)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // Interface guards

@@ -212,3 +212,47 @@ func withoutGatewayCookies(line string) string {
 	}
 	return strings.Join(kept, "; ")
 }
+
+// HeaderNames are the identity headers' names.
+type HeaderNames struct {
+	// Default: X-Auth-Email.
+	Email string `json:"email,omitempty"`
+	// Default: X-Auth-Tenant.
+	Tenant string `json:"tenant,omitempty"`
+	// Default: X-Auth-Method.
+	Method string `json:"method,omitempty"`
+	// Default: X-Auth-Session-Expires.
+	Expires string `json:"expires,omitempty"`
+	// The guest's directory status (invited, redeemed). Default: X-Auth-Guest-Status.
+	Status string `json:"status,omitempty"`
+}
+
+// applyDefaults names every header left unnamed.
+func (h *HeaderNames) applyDefaults() {
+	for _, n := range []struct {
+		field *string
+		def   string
+	}{
+		{&h.Email, "X-Auth-Email"},
+		{&h.Tenant, "X-Auth-Tenant"},
+		{&h.Method, "X-Auth-Method"},
+		{&h.Expires, "X-Auth-Session-Expires"},
+		{&h.Status, "X-Auth-Guest-Status"},
+	} {
+		if *n.field == "" {
+			*n.field = n.def
+		}
+	}
+}
+
+func (h *HeaderNames) all() []string {
+	return []string{h.Email, h.Tenant, h.Method, h.Expires, h.Status}
+}
+
+func (h *HeaderNames) canonical() identityNames {
+	names := h.all()
+	for i, n := range names {
+		names[i] = http.CanonicalHeaderKey(n)
+	}
+	return names
+}

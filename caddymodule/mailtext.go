@@ -7,6 +7,10 @@ import (
 	"slices"
 
 	"github.com/mileusna/useragent"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
+	"github.com/otpgate/caddy-email-otp/templates"
 )
 
 // What a code email says about the request that asked for it. Every part of
@@ -84,4 +88,34 @@ func browserName(ua string) string {
 		return p.Name + " (" + p.OS + ")"
 	}
 	return p.Name
+}
+
+func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
+	notMe, err := g.notMeLink(c)
+	if err != nil {
+		return flow.Message{}, err
+	}
+	subject, text, html, err := g.pages.Email(templates.EmailData{
+		Code:      c.Code,
+		NotMeLink: notMe,
+		Tenant:    g.displayName(directory.TenantName(c.Tenant)),
+		Resource:  mailResource(c.Resource),
+		Host:      c.Host,
+		ClientIP:  c.ClientIP,
+		UserAgent: browserName(c.UserAgent),
+		ExpiresIn: c.ExpiresIn,
+		ExpiresAt: c.ExpiresAt,
+		Lang:      emailLanguage(c.Language),
+	})
+	if err != nil {
+		return flow.Message{}, err
+	}
+	return flow.Message{To: c.To, Subject: subject, Text: text, HTML: html}, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -107,3 +107,14 @@ func maskAddress(addr string) string {
 	}
 	return addr[:1] + "***" + addr[at:]
 }
+
+// displayName is what guests see for tenant id.
+func (g *Gateway) displayName(id string) string {
+	if n, ok := g.DisplayNames[id]; ok {
+		return n
+	}
+	if g.DisplayName != "" {
+		return g.DisplayName
+	}
+	return id
+}

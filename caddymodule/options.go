@@ -1,0 +1,91 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+)
+
+func (g *Gateway) applyDefaults() {
+	if g.Tenant == nil {
+		g.Tenant = &TenantConfig{}
+	}
+	if g.Tenant.From == "" {
+		g.Tenant.From = TenantFromHost
+	}
+	if g.Tenant.From == TenantFromPath && g.Tenant.Prefix == "" {
+		g.Tenant.Prefix = defaultPathPrefix
+	}
+	if g.CodeTTL == 0 {
+		g.CodeTTL = caddy.Duration(DefaultCodeTTL)
+	}
+	if g.SessionTTL == 0 {
+		g.SessionTTL = caddy.Duration(DefaultSessionTTL)
+	}
+	if g.CodeLength == 0 {
+		g.CodeLength = DefaultCodeLength
+	}
+	if g.MaxAttempts == 0 {
+		g.MaxAttempts = DefaultMaxAttempts
+	}
+	if g.Headers == nil {
+		g.Headers = &HeaderNames{}
+	}
+	if g.Limits == nil {
+		g.Limits = &LimitsConfig{}
+	}
+	g.Limits.applyDefaults()
+	g.Headers.applyDefaults()
+}
+
+// checkOptions reports the first wrong option by its Caddyfile name.
+func (g *Gateway) checkOptions() error {
+	switch g.Tenant.From {
+	case TenantFromHost:
+	case TenantFromStatic:
+		if g.Tenant.Name == "" || !validTenantSegment(g.Tenant.Name) {
+			return fmt.Errorf("tenant static: name %q must be letters, digits, '-', '_' or '.'", g.Tenant.Name)
+		}
+	case TenantFromPath:
+		p := g.Tenant.Prefix
+		if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") || !isCleanPath(p) {
+			return fmt.Errorf("tenant path: prefix %q must start and end with '/', like /t/", p)
+		}
+	default:
+		return fmt.Errorf("tenant %q: use host, path [/prefix/] or static NAME", g.Tenant.From)
+	}
+	if ns := g.Tenant.Namespace; ns != "" && !validTenantSegment(ns) {
+		return fmt.Errorf("namespace %q: use letters, digits, '-', '_' or '.'", ns)
+	}
+	if g.CodeTTL <= 0 {
+		return errors.New("code_ttl: must be a positive duration, like 30m")
+	}
+	if g.SessionTTL <= 0 {
+		return errors.New("session_ttl: must be a positive duration, like 24h")
+	}
+	if g.CodeLength < 6 || g.CodeLength > 12 {
+		return fmt.Errorf("code_length %d: use 6 to 12 digits (NIST SP 800-63B asks for at least 6)", g.CodeLength)
+	}
+	if g.MaxAttempts < 1 || g.MaxAttempts > 100 {
+		return fmt.Errorf("max_attempts %d: use 1 to 100", g.MaxAttempts)
+	}
+	if err := g.Limits.check(); err != nil {
+		return err
+	}
+	if _, err := flow.NewPolicy(g.Allow, g.Block, g.InviteOnly); err != nil {
+		return fmt.Errorf("allow/block: %w", err)
+	}
+	if _, err := parseBaseURL(g.BaseURL); err != nil {
+		return err
+	}
+	for _, h := range g.Headers.all() {
+		if !validHeaderName(h) {
+			return fmt.Errorf("headers: %q is not a valid header name", h)
+		}
+	}
+	return nil
+}
