@@ -57,7 +57,7 @@ func (g *Gateway) getNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 	}
 	g.page(w, r, t, http.StatusOK, templates.PageNotMe, templates.PageData{
 		Email: tok.Email, CSRF: g.csrfToken(t, "notme:"+token), Token: token,
-		Notice: fmt.Sprintf("We will cancel the code and send no codes to this address for %s.", humanize(time.Duration(g.Limits.NotMe))),
+		Notice: fmt.Sprintf("We will cancel the code and send no codes to this address for %s.", templates.Duration("en", time.Duration(g.Limits.NotMe))),
 	})
 }
 
@@ -92,14 +92,4 @@ func (g *Gateway) postNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 		Message: fmt.Sprintf("The code was cancelled, and no codes will be sent to %s until %s. Nobody can sign in as you without a code.",
 			tok.Email, until.UTC().Format("15:04 MST")),
 	})
-}
-
-func humanize(d time.Duration) string {
-	switch {
-	case d%time.Hour == 0:
-		return plural(int(d/time.Hour), "hour", "hours")
-	case d%time.Minute == 0:
-		return plural(int(d/time.Minute), "minute", "minutes")
-	}
-	return d.String()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/otpgate/caddy-email-otp/flow"
 )
 
+// applyDefaults fills every option left unset with its default.
 func (g *Gateway) applyDefaults() {
 	if g.Tenant == nil {
 		g.Tenant = &TenantConfig{}

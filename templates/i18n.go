@@ -90,11 +90,21 @@ type Localized struct {
 	Subject, Intro, Validity, Resource, Origin, NotYou, NotYouLink, Never string
 }
 
-func localize(lang string, d EmailData) Localized {
-	c, ok := catalogs[lang]
-	if !ok {
-		c = catalogs["en"]
+// catalogFor is the catalog of lang, or English's.
+func catalogFor(lang string) catalog {
+	if c, ok := catalogs[lang]; ok {
+		return c
 	}
+	return catalogs["en"]
+}
+
+// Duration says d in words in language lang, in its largest whole unit
+// ("30 minutes", "1 Stunde"); an unknown language gets English. Pages and
+// emails say durations through it alone.
+func Duration(lang string, d time.Duration) string { return catalogFor(lang).duration(d) }
+
+func localize(lang string, d EmailData) Localized {
+	c := catalogFor(lang)
 	l := Localized{
 		Subject:  fmt.Sprintf(c.Subject, d.Tenant),
 		Intro:    fmt.Sprintf(c.Intro, d.Tenant),
