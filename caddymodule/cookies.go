@@ -181,37 +181,20 @@ func (g *Gateway) setSession(w http.ResponseWriter, r *http.Request, t tenant, s
 	return nil
 }
 
-// pendingState is the pre-authentication cookie: the CSRF nonce, the challenge
-// this browser is answering, and the address and destination it asked for.
-// It is never promoted to a session: a sign-in issues a fresh session value.
-type pendingState struct {
-	Nonce     string `json:"n"`
-	Challenge string `json:"c,omitempty"`
-	Email     string `json:"e,omitempty"`
-	RD        string `json:"r,omitempty"`
-	Expires   int64  `json:"x"`
-	// Held is a verified session waiting for the guest's consent.
-	Held *flow.Session `json:"h,omitempty"`
-	// HeldUntil: a send was held by a limit about the address until then.
-	HeldUntil int64 `json:"hu,omitempty"`
-}
-
-func (p pendingState) held(now time.Time) bool { return now.Unix() < p.HeldUntil }
-
 // loadPending returns this browser's pending state for t, or a fresh one.
-func (g *Gateway) loadPending(r *http.Request, t tenant) (pendingState, bool) {
+func (g *Gateway) loadPending(r *http.Request, t tenant) (flow.Pending, bool) {
 	name := cookieName(r, t, pendingCookie)
 	now := g.service.Now().Unix()
 	for v := range cookieValues(r, name) {
-		var p pendingState
+		var p flow.Pending
 		if g.pending.Open(sealName(name, t), v, &p) == nil && p.Nonce != "" && now < p.Expires {
 			return p, true
 		}
 	}
-	return pendingState{Nonce: flow.RandomToken()}, false
+	return flow.NewPending(), false
 }
 
-func (g *Gateway) savePending(w http.ResponseWriter, r *http.Request, t tenant, p pendingState) error {
+func (g *Gateway) savePending(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending) error {
 	exp := g.service.Now().Add(pendingLifetime)
 	p.Expires = exp.Unix()
 	name := cookieName(r, t, pendingCookie)

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/otpgate/caddy-email-otp/flow"
 )
 
 const maxFormBytes = 8 << 10
@@ -100,7 +102,7 @@ func (g *Gateway) checkFormOrigin(w http.ResponseWriter, r *http.Request, t tena
 
 // readPendingForm reads a sign-in form (its csrf and one field) and checks it
 // came from this browser's own page; on failure it has answered the request.
-func (g *Gateway) readPendingForm(w http.ResponseWriter, r *http.Request, t tenant, field string, retry link) (pendingState, map[string]string, bool) {
+func (g *Gateway) readPendingForm(w http.ResponseWriter, r *http.Request, t tenant, field string, retry link) (flow.Pending, map[string]string, bool) {
 	p, _ := g.loadPending(r, t)
 	form, err := readForm(w, r, "csrf", field)
 	if err != nil {

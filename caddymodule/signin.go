@@ -50,9 +50,7 @@ func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
 	} else if q.Get("change") != "" {
 		email = ""
 	}
-	// The challenge and any held session are abandoned; the nonce and the
-	// remembered address stay.
-	p.Challenge, p.Held = "", nil
+	p.Restart()
 	if err := g.savePending(w, r, t, p); err != nil {
 		g.internalError(w, r, t, err)
 		return
@@ -127,10 +125,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		// Answered as a send, for every address alike; a challenge this
 		// browser already waits on for the address stays.
 		g.logger.Info("code not sent: held by a limit", g.eventFields(r, t, res.Email, zap.String("why", res.HeldWhy), zap.Time("until", res.Held))...)
-		if p.Email != res.Email {
-			p.Challenge = ""
-		}
-		p.Email, p.RD, p.HeldUntil = res.Email, rd, res.Held.Unix()
+		p.Sent(res, rd)
 		if err := g.savePending(w, r, t, p); err != nil {
 			g.internalError(w, r, t, err)
 			return
@@ -138,13 +133,12 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		http.Redirect(w, r, t.Base()+"verify", http.StatusSeeOther)
 		return
 	}
-	p.HeldUntil = 0
 	if res.Permitted {
 		g.logger.Info("code queued", g.eventFields(r, t, res.Challenge.Email)...)
 	} else {
 		g.logger.Info("code not sent: address may not sign in", g.eventFields(r, t, res.Challenge.Email)...)
 	}
-	p.Challenge, p.Email, p.RD = res.Challenge.ID, res.Challenge.Email, rd
+	p.Sent(res, rd)
 	if err := g.savePending(w, r, t, p); err != nil {
 		g.internalError(w, r, t, err)
 		return

@@ -20,7 +20,7 @@ func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 			g.internalError(w, r, t, err)
 			return
 		}
-		if p.held(g.service.Now()) {
+		if p.HeldAt(g.service.Now()) {
 			// Held by a limit with no code of this browser's: the page a
 			// sent code would show, with when to ask again.
 			g.verifyPage(w, r, t, p, flow.Challenge{Delivery: flow.DeliverySent, MaxAttempts: 1}, http.StatusOK, "")
@@ -43,7 +43,7 @@ func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 // reloads.
 var deliveryRefresh = map[flow.DeliveryState]int{flow.DeliveryRetrying: 5}
 
-func (g *Gateway) verifyPage(w http.ResponseWriter, r *http.Request, t tenant, p pendingState, ch flow.Challenge, status int, fieldError string) {
+func (g *Gateway) verifyPage(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, ch flow.Challenge, status int, fieldError string) {
 	data := templates.PageData{
 		CSRF:       g.csrfToken(t, p.Nonce),
 		RD:         safeRD(p.RD, t),
@@ -57,7 +57,7 @@ func (g *Gateway) verifyPage(w http.ResponseWriter, r *http.Request, t tenant, p
 	if fieldError == "" {
 		data.Refresh = deliveryRefresh[ch.Delivery]
 	}
-	if p.held(g.service.Now()) {
+	if p.HeldAt(g.service.Now()) {
 		data.Notice = "A code was sent to this address a short while ago. Check your inbox and spam folder; you can ask for a new code after " +
 			time.Unix(p.HeldUntil, 0).UTC().Format("15:04:05 MST") + "."
 	}
@@ -67,7 +67,7 @@ func (g *Gateway) verifyPage(w http.ResponseWriter, r *http.Request, t tenant, p
 	g.page(w, r, t, status, templates.PageVerify, data)
 }
 
-func (g *Gateway) backToSignIn(w http.ResponseWriter, r *http.Request, t tenant, p pendingState, reason string) {
+func (g *Gateway) backToSignIn(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, reason string) {
 	target := t.Base() + "signin?rd=" + url.QueryEscape(safeRD(p.RD, t))
 	if reason != "" {
 		target += "&reason=" + reason
@@ -80,7 +80,7 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 	if !ok {
 		return
 	}
-	if p.Challenge == "" && !p.held(g.service.Now()) {
+	if !p.Waiting(g.service.Now()) {
 		g.backToSignIn(w, r, t, p, "")
 		return
 	}
@@ -92,7 +92,7 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 	switch res.Outcome {
 	case flow.Verified:
 		if res.NeedsConsent {
-			p.Challenge, p.Held = "", &res.Session
+			p.AwaitConsent(res.Session)
 			if err := g.savePending(w, r, t, p); err != nil {
 				g.internalError(w, r, t, err)
 				return
@@ -120,7 +120,7 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 
 // issueSession sets the session cookie and sends the guest on to the link
 // they first opened.
-func (g *Gateway) issueSession(w http.ResponseWriter, r *http.Request, t tenant, p pendingState, s flow.Session) {
+func (g *Gateway) issueSession(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, s flow.Session) {
 	if err := g.setSession(w, r, t, s); err != nil {
 		g.internalError(w, r, t, err)
 		return
@@ -131,7 +131,7 @@ func (g *Gateway) issueSession(w http.ResponseWriter, r *http.Request, t tenant,
 	}
 	// A fresh nonce: nothing from before sign-in carries over.
 	rd := safeRD(p.RD, t)
-	if err := g.savePending(w, r, t, pendingState{Nonce: flow.RandomToken(), Email: s.Email}); err != nil {
+	if err := g.savePending(w, r, t, p.SignedIn(s.Email)); err != nil {
 		g.internalError(w, r, t, err)
 		return
 	}
