@@ -3,6 +3,9 @@ package caddymodule
 import (
 	"strings"
 	"testing"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/templates"
 )
 
 func TestParseBaseURL(t *testing.T) {
@@ -48,5 +51,19 @@ func TestMailResourceDropsQueryAndCuts(t *testing.T) {
 	}
 	if got := mailResource("/" + strings.Repeat("a", 100)); len(got) > maxMailResource+len("…") {
 		t.Errorf("%d bytes", len(got))
+	}
+}
+
+// Every reason flow gives for refusing an address has its own words for the
+// guest, and a character the guest typed is named.
+func TestEveryAddressReasonHasWords(t *testing.T) {
+	fallback := templates.AddressProblem("", "")
+	for _, reason := range flow.AddressReasons() {
+		if got := templates.AddressProblem(string(reason), "%"); got == fallback || got == "" || strings.Contains(got, "%!") {
+			t.Errorf("reason %q: %q", reason, got)
+		}
+	}
+	if got := addressProblem(func() error { _, err := flow.ParseAddress("victim%evil.example@contoso.com"); return err }()); !strings.Contains(got, `"%" routes mail`) {
+		t.Errorf("routing: %q", got)
 	}
 }

@@ -93,7 +93,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 	case errors.Is(err, flow.ErrInvalidAddress):
 		g.page(w, r, t, http.StatusUnprocessableEntity, templates.PageSignIn, templates.PageData{
 			CSRF: form["csrf"], RD: rd, Email: templates.OneLine(truncate(form["email"], 254)),
-			FieldError: sentence(strings.TrimPrefix(err.Error(), flow.ErrInvalidAddress.Error()+": ")),
+			FieldError: addressProblem(err),
 			Trouble:    g.queue.Troubled(),
 		})
 		return
@@ -145,4 +145,14 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 	}
 	http.Redirect(w, r, t.Base()+"verify", http.StatusSeeOther)
 	_ = http.NewResponseController(w).Flush()
+}
+
+// addressProblem is what the guest reads next to the field for an address
+// flow refused.
+func addressProblem(err error) string {
+	var ae *flow.AddressError
+	if !errors.As(err, &ae) {
+		return templates.AddressProblem("", "")
+	}
+	return templates.AddressProblem(string(ae.Reason), ae.Detail)
 }

@@ -3,6 +3,7 @@ package flow
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -12,6 +13,50 @@ import (
 // ErrInvalidAddress is wrapped by every error ParseAddress returns, so callers can
 // tell a guest's typo from a server fault.
 var ErrInvalidAddress = errors.New("invalid email address")
+
+// AddressReason says why ParseAddress refused an address. The words a guest
+// reads for each live with the pages (templates.AddressProblem), in the
+// guest's language; Error() is English, for logs and the admin API.
+type AddressReason string
+
+// The reasons ParseAddress gives.
+const (
+	AddressEmpty         AddressReason = "empty"
+	AddressTooLong       AddressReason = "too_long"
+	AddressControl       AddressReason = "control"
+	AddressAtSign        AddressReason = "at_sign"
+	AddressLocalEmpty    AddressReason = "local_empty"
+	AddressLocalTooLong  AddressReason = "local_too_long"
+	AddressLocalDots     AddressReason = "local_dots"
+	AddressLocalNonASCII AddressReason = "local_non_ascii"
+	AddressRouting       AddressReason = "routing"
+	AddressLocalChar     AddressReason = "local_char"
+	AddressDomain        AddressReason = "domain"
+)
+
+// AddressReasons lists every reason ParseAddress gives, for those who must
+// have words for each.
+func AddressReasons() []AddressReason {
+	return []AddressReason{AddressEmpty, AddressTooLong, AddressControl, AddressAtSign, AddressLocalEmpty,
+		AddressLocalTooLong, AddressLocalDots, AddressLocalNonASCII, AddressRouting, AddressLocalChar, AddressDomain}
+}
+
+// AddressError is a refused address: the reason, the character or limit it
+// is about where there is one, and the English text.
+type AddressError struct {
+	Reason AddressReason
+	Detail string // the offending character, or the limit, or the domain's problem
+	text   string
+}
+
+func (e *AddressError) Error() string { return ErrInvalidAddress.Error() + ": " + e.text }
+
+// Unwrap makes errors.Is(err, ErrInvalidAddress) true.
+func (e *AddressError) Unwrap() error { return ErrInvalidAddress }
+
+func addressError(reason AddressReason, detail, format string, args ...any) error {
+	return &AddressError{Reason: reason, Detail: detail, text: fmt.Sprintf(format, args...)}
+}
 
 const (
 	maxAddressLen = 254 // RFC 5321 path limit less the angle brackets
@@ -27,19 +72,19 @@ const (
 func ParseAddress(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return "", fmt.Errorf("%w: enter your email address", ErrInvalidAddress)
+		return "", addressError(AddressEmpty, "", "enter your email address")
 	}
 	if len(s) > maxAddressLen {
-		return "", fmt.Errorf("%w: an address is at most %d characters", ErrInvalidAddress, maxAddressLen)
+		return "", addressError(AddressTooLong, strconv.Itoa(maxAddressLen), "an address is at most %d characters", maxAddressLen)
 	}
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || r == utf8.RuneError {
-			return "", fmt.Errorf("%w: it contains a control character", ErrInvalidAddress)
+			return "", addressError(AddressControl, "", "it contains a control character")
 		}
 	}
 	at := strings.IndexByte(s, '@')
 	if at < 0 || strings.Count(s, "@") != 1 {
-		return "", fmt.Errorf("%w: an address has exactly one @, like name@example.com", ErrInvalidAddress)
+		return "", addressError(AddressAtSign, "", "an address has exactly one @, like name@example.com")
 	}
 	local, domain := s[:at], s[at+1:]
 	if err := checkLocalPart(local); err != nil {
@@ -47,33 +92,33 @@ func ParseAddress(s string) (string, error) {
 	}
 	domain, err := CanonicalDomain(domain)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidAddress, err)
+		return "", addressError(AddressDomain, err.Error(), "%v", err)
 	}
 	return strings.ToLower(local) + "@" + domain, nil
 }
 
 func checkLocalPart(local string) error {
 	if local == "" {
-		return fmt.Errorf("%w: the part before @ is empty", ErrInvalidAddress)
+		return addressError(AddressLocalEmpty, "", "the part before @ is empty")
 	}
 	if len(local) > maxLocalLen {
-		return fmt.Errorf("%w: the part before @ is at most %d characters", ErrInvalidAddress, maxLocalLen)
+		return addressError(AddressLocalTooLong, strconv.Itoa(maxLocalLen), "the part before @ is at most %d characters", maxLocalLen)
 	}
 	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
-		return fmt.Errorf("%w: dots may not start, end or repeat in the part before @", ErrInvalidAddress)
+		return addressError(AddressLocalDots, "", "dots may not start, end or repeat in the part before @")
 	}
 	for i := 0; i < len(local); i++ {
 		if local[i] >= 0x80 {
-			return fmt.Errorf("%w: only ASCII letters are accepted before @", ErrInvalidAddress)
+			return addressError(AddressLocalNonASCII, "", "only ASCII letters are accepted before @")
 		}
 		if local[i] == '%' || local[i] == '!' {
 			// "victim%evil.example@contoso.com" and bang paths ask a relay
 			// to pass the mail on to another host: a domain rule would
 			// admit an address whose mail goes elsewhere.
-			return fmt.Errorf("%w: %q routes mail through another host and is not accepted before @", ErrInvalidAddress, local[i])
+			return addressError(AddressRouting, string(local[i]), "%q routes mail through another host and is not accepted before @", local[i])
 		}
 		if !isAtext(local[i]) && local[i] != '.' {
-			return fmt.Errorf("%w: %q is not allowed before @", ErrInvalidAddress, local[i])
+			return addressError(AddressLocalChar, string(local[i]), "%q is not allowed before @", local[i])
 		}
 	}
 	return nil

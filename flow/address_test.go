@@ -40,3 +40,29 @@ func TestParseAddress(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAddressGivesReasons(t *testing.T) {
+	cases := map[string]AddressReason{
+		"":                                "empty",
+		strings.Repeat("a", 255):          AddressTooLong,
+		"a\x00b@example.com":              AddressControl,
+		"a@b@example.com":                 AddressAtSign,
+		"@example.com":                    AddressLocalEmpty,
+		strings.Repeat("a", 65) + "@x.io": AddressLocalTooLong,
+		"a..b@example.com":                AddressLocalDots,
+		"älice@example.com":               AddressLocalNonASCII,
+		"victim%evil.example@contoso.com": AddressRouting,
+		`"a b"@example.com`:               AddressLocalChar,
+		"alice@localhost":                 AddressDomain,
+	}
+	for in, want := range cases {
+		_, err := ParseAddress(in)
+		var ae *AddressError
+		if !errors.As(err, &ae) || ae.Reason != want || !errors.Is(err, ErrInvalidAddress) {
+			t.Errorf("ParseAddress(%q): %v, want reason %q", in, err, want)
+		}
+	}
+	if len(AddressReasons()) != len(cases) {
+		t.Errorf("%d reasons listed, %d tested", len(AddressReasons()), len(cases))
+	}
+}
