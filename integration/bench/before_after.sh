@@ -15,6 +15,8 @@ cd "$(dirname "$0")"
 rev=${1:?usage: before_after.sh GIT_REVISION}
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5s}
+# shellcheck source=signin.sh
+. ./signin.sh
 out=$PWD/out/before-after
 rm -rf "$out" && mkdir -p "$out/storage"
 for tool in wrk curl taskset; do
@@ -54,25 +56,12 @@ start() {
 	for _ in $(seq 1 100); do curl -fsS -o /dev/null http://localhost:9201/ 2>/dev/null && break; sleep 0.1; done
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; }
-signin() { # prints a session cookie value, signing in through the pages
-	local jar=$out/jar page csrf code
-	rm -f "$jar"
-	page=$(curl -fsS -c "$jar" -b "$jar" "http://localhost:9202/.email-otp/signin?rd=/")
-	csrf=$(printf '%s' "$page" | grep -o 'name="csrf" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//')
-	curl -fsS -o /dev/null -c "$jar" -b "$jar" --data-urlencode "csrf=$csrf" --data-urlencode "email=bench@example.com" http://localhost:9202/.email-otp/send
-	sleep 0.5
-	code=$(curl -fsS http://localhost:9202/.email-otp/outbox | grep -oE '^    [0-9]{8}$' | head -1 | tr -d ' ')
-	page=$(curl -fsS -c "$jar" -b "$jar" http://localhost:9202/.email-otp/verify)
-	csrf=$(printf '%s' "$page" | grep -o 'name="csrf" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//')
-	curl -fsS -o /dev/null -c "$jar" -b "$jar" --data-urlencode "csrf=$csrf" --data-urlencode "code=$code" http://localhost:9202/.email-otp/verify
-	awk '$6 == "email_otp_session" { print $7 }' "$jar"
-}
 load_core=$(($(nproc) - 1))
 rps() { taskset -c "$load_core" wrk -t1 -c32 -d"$DURATION" -H "$2" "$1" | awk '/^Requests\/sec/ { print $2 }'; }
 
 # One session serves both: the keys live in the shared storage.
 start after
-session=$(signin)
+session=$(bench_signin http://localhost:9202 "$out/jar")
 stop
 [ -n "$session" ] || { echo "before_after: could not sign in" >&2; exit 1; }
 cookie="Cookie: email_otp_session=$session"

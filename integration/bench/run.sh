@@ -17,6 +17,8 @@ DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-32}
 out=$PWD/out
 mkdir -p "$out"
+# shellcheck source=signin.sh
+. ./signin.sh
 
 updated=
 need() {
@@ -63,17 +65,7 @@ measure_all() {
 	for _ in $(seq 1 100); do curl -fsS -o /dev/null http://localhost:9201/ 2>/dev/null && break; sleep 0.1; done
 
 	# A session: sign in through the pages, reading the code from the dev outbox.
-	jar="$out/jar"
-	rm -f "$jar"
-	page=$(curl -fsS -c "$jar" -b "$jar" "http://localhost:9202/.email-otp/signin?rd=/")
-	csrf=$(printf '%s' "$page" | grep -o 'name="csrf" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//')
-	curl -fsS -o /dev/null -c "$jar" -b "$jar" --data-urlencode "csrf=$csrf" --data-urlencode "email=bench@example.com" http://localhost:9202/.email-otp/send
-	sleep 0.5
-	code=$(curl -fsS http://localhost:9202/.email-otp/outbox | grep -oE '^    [0-9]{8}$' | head -1 | tr -d ' ')
-	page=$(curl -fsS -c "$jar" -b "$jar" http://localhost:9202/.email-otp/verify)
-	csrf=$(printf '%s' "$page" | grep -o 'name="csrf" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//')
-	curl -fsS -o /dev/null -c "$jar" -b "$jar" --data-urlencode "csrf=$csrf" --data-urlencode "code=$code" http://localhost:9202/.email-otp/verify
-	session=$(awk '$6 == "email_otp_session" { print $7 }' "$jar")
+	session=$(bench_signin http://localhost:9202 "$out/jar")
 	[ -n "$session" ] || { echo "bench: could not sign in" >&2; exit 1; }
 	cookie="Cookie: email_otp_session=$session"
 	[ "$(curl -s -o /dev/null -w '%{http_code}' -H "$cookie" http://localhost:9202/)" = 200 ] || { echo "bench: the session does not open 9202" >&2; exit 1; }
