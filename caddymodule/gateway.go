@@ -263,7 +263,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		g.serveTenantError(w, r, err)
 		return nil
 	}
-	if r.URL.Path+"/" == t.Root {
+	if len(r.URL.Path)+1 == len(t.Root) && strings.HasPrefix(t.Root, r.URL.Path) {
 		// The tenant root without its slash: cookies (Path=/t/acme/) would
 		// not be sent there, and the guest would loop through sign-in.
 		target := t.Root
