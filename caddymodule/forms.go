@@ -114,12 +114,3 @@ func (g *Gateway) readPendingForm(w http.ResponseWriter, r *http.Request, t tena
 	}
 	return p, form, true
 }
-
-func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return true
-		}
-	}
-	return false
-}

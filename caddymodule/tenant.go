@@ -70,7 +70,7 @@ var (
 // the gateway checks is what the backend serves.
 func checkPath(u *url.URL) error {
 	p := u.Path
-	if !strings.HasPrefix(p, "/") || !plainPathBytes(p) || !isCleanPath(p) {
+	if !strings.HasPrefix(p, "/") || !plainPathBytes(p) || !cleanSegments(p) {
 		return errBadPath
 	}
 	// Encoded separators survive decoding as '/' in Path but stay one
@@ -237,11 +237,15 @@ func validTenantSegment(s string) bool {
 
 // isCleanPath reports whether p is absolute, with no empty (but the last),
 // "." or ".." segments and no backslash or NUL, so what the gateway checks is
-// what the backend serves. It allocates nothing: it runs on every request.
+// what the backend serves.
 func isCleanPath(p string) bool {
-	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\\x00") {
-		return false
-	}
+	return strings.HasPrefix(p, "/") && !strings.ContainsAny(p, "\\\x00") && cleanSegments(p)
+}
+
+// cleanSegments reports whether the absolute path p has no empty (but the
+// last), "." or ".." segments. It allocates nothing: checkPath runs it on
+// every request, after plainPathBytes has refused backslashes and NUL.
+func cleanSegments(p string) bool {
 	rest := p[1:]
 	for rest != "" {
 		seg, after, more := strings.Cut(rest, "/")
