@@ -304,7 +304,7 @@ func TestNotMeLinkWorksOnceForItsOwnCode(t *testing.T) {
 		return other.post(contoso+hostBase+"notme", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "t": {formValue(t, page.body, "t")}})
 	}
 	expectStatus(t, confirm(), http.StatusOK, "The code was cancelled")
-	time.Sleep(1100 * time.Millisecond) // the stop (1s here) ends
+	waitPast(time.Now().Add(time.Second)) // the stop (1s here) has ended
 	// The owner asks again and gets a new code; the old link can't cancel it.
 	csrf := g.requestCode(contoso, hostBase, "/", "jane@contoso.com")
 	code := codeIn(t, e.smtp.Wait(t, "jane@contoso.com", 2, 10*time.Second).Text)
@@ -521,7 +521,7 @@ func TestEveryStateLooksTheSameForAllowedAndDenied(t *testing.T) {
 		page := g.get(contoso + hostBase + "signin")
 		sent := g.post(contoso+hostBase+"send", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "email": {email}})
 		first := g.get(contoso + hostBase + "verify")
-		time.Sleep(1500 * time.Millisecond)
+		waitMailIdle(t) // the real code is delivered, the decoy's wait is over
 		later := g.get(contoso + hostBase + "verify")
 		return view{shape(sent, email), shape(first, email), shape(later, email)}
 	}

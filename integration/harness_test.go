@@ -187,6 +187,14 @@ func storageDir(t *testing.T) string {
 	return dir
 }
 
+// waitPast returns once the clock has passed at. Caddy runs in this process,
+// so the server and the test read one clock: a deadline the server set from
+// an instant before the test's at (an answer's arrival plus a lifetime) has
+// passed for the server as well. Tests wait on it instead of a guessed sleep.
+func waitPast(at time.Time) {
+	time.Sleep(time.Until(at) + time.Millisecond)
+}
+
 // bare is a config without the gateway: loading it drops every pooled
 // value, as a new process would start without them.
 func (e *env) bare() string {

@@ -12,11 +12,12 @@ func TestExpiredCodeIsRefused(t *testing.T) {
 	e := start(t, gatewayOptions{extra: "code_ttl 2s"})
 	g := newGuest(t)
 	csrf := g.requestCode(contoso, hostBase, "/x", "quinn@contoso.com")
+	expires := time.Now().Add(2 * time.Second) // no earlier than the code's own end
 	mail := e.smtp.Wait(t, "quinn@contoso.com", 1, 10*time.Second)
 	if !strings.Contains(mail.Text, "2 seconds") {
 		t.Errorf("email does not say how long the code lasts:\n%s", mail.Text)
 	}
-	time.Sleep(2200 * time.Millisecond)
+	waitPast(expires)
 	loc := expectRedirect(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {codeIn(t, mail.Text)}}), http.StatusSeeOther)
 	if !strings.Contains(loc, "reason=expired") || !strings.Contains(loc, "rd=%2Fx") {
 		t.Errorf("expired code redirected to %q, want sign-in with reason=expired keeping rd", loc)
@@ -29,9 +30,10 @@ func TestExpiredSessionSendsGuestBackToTheSameLinkWithAddressFilled(t *testing.T
 	g := newGuest(t)
 	deep := "/t/acme/reports/2026.xlsx?sheet=3"
 	e.signIn(g, pathSite, acmeBase, deep, "rita@contoso.com")
+	expires := time.Now().Add(2 * time.Second)
 	kept := g.cookie(pathSite+"/t/acme/", "email_otp_session")
 	g.backendView(pathSite + deep)
-	time.Sleep(2200 * time.Millisecond)
+	waitPast(expires)
 
 	// The server enforces expiry even for a client that keeps the cookie.
 	expectRedirect(t, newGuest(t).get(pathSite+deep, "Cookie", kept.Name+"="+kept.Value), http.StatusFound)

@@ -25,11 +25,13 @@ type harness struct {
 
 	mu      sync.Mutex
 	reports []delivery.Report
+	// told has a value whenever a report arrived since a waiter last looked.
+	told chan struct{}
 }
 
 func newHarness(t *testing.T, sinkOpts smtpsink.Options, cfg delivery.Config) *harness {
 	t.Helper()
-	h := &harness{sink: smtpsink.StartWith(t, sinkOpts), store: memstore.New(memstore.Limits{})}
+	h := &harness{sink: smtpsink.StartWith(t, sinkOpts), store: memstore.New(memstore.Limits{}), told: make(chan struct{}, 1)}
 	m, err := smtpmail.New(smtpmail.Config{Host: "127.0.0.1", Port: h.sink.Port, TLS: smtpmail.TLSNone, From: "docs@example.com", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +44,10 @@ func newHarness(t *testing.T, sinkOpts smtpsink.Options, cfg delivery.Config) *h
 		h.mu.Lock()
 		h.reports = append(h.reports, r)
 		h.mu.Unlock()
+		select {
+		case h.told <- struct{}{}:
+		default:
+		}
 	}
 	h.q = delivery.New(cfg)
 	t.Cleanup(func() {
@@ -67,11 +73,22 @@ func (h *harness) dispatch(t *testing.T, to string, decoy bool) (flow.Envelope, 
 	return e, h.q.Dispatch(context.Background(), e)
 }
 
-// final waits for the envelope's last report (Delivered or Failed).
+// final waits for the envelope's last report (Delivered or Failed) and
+// returns it with every event the envelope went through.
 func (h *harness) final(t *testing.T, e flow.Envelope) (delivery.Report, []delivery.Event) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	r, events := h.await(t, e, func(r delivery.Report) bool {
+		return r.Event == delivery.Delivered || r.Event == delivery.Failed
+	})
+	return r, events
+}
+
+// await blocks until the queue reports an event for e that done accepts,
+// woken by the report itself rather than polling a clock.
+func (h *harness) await(t *testing.T, e flow.Envelope, done func(delivery.Report) bool) (delivery.Report, []delivery.Event) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
 		h.mu.Lock()
 		var events []delivery.Event
 		for _, r := range h.reports {
@@ -79,16 +96,19 @@ func (h *harness) final(t *testing.T, e flow.Envelope) (delivery.Report, []deliv
 				continue
 			}
 			events = append(events, r.Event)
-			if r.Event == delivery.Delivered || r.Event == delivery.Failed {
+			if done(r) {
 				h.mu.Unlock()
 				return r, events
 			}
 		}
 		h.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-h.told:
+		case <-deadline:
+			t.Fatalf("%s: the awaited report never came; events so far: %v", e.ChallengeID, events)
+			return delivery.Report{}, nil
+		}
 	}
-	t.Fatalf("no final report for %s", e.ChallengeID)
-	return delivery.Report{}, nil
 }
 
 func (h *harness) state(t *testing.T, e flow.Envelope) flow.DeliveryState {
@@ -201,10 +221,8 @@ func TestCloseDeliversWaitingRetriesAtOnce(t *testing.T) {
 	h := newHarness(t, smtpsink.Options{}, delivery.Config{FirstRetry: time.Hour})
 	h.sink.Refuse(tempFail)
 	e, _ := h.dispatch(t, "bob@contoso.com", false)
-	for h.sink.Attempts() < 1 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond) // the retry is scheduled an hour out
+	// The first attempt failed and its retry waits an hour.
+	h.await(t, e, func(r delivery.Report) bool { return r.Event == delivery.Retrying })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
