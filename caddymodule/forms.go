@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/internal/textcheck"
 )
 
 const maxFormBytes = 8 << 10
@@ -23,12 +24,10 @@ func safeRD(rd string, t tenant) string {
 	if rd == "" || len(rd) > 2048 || !strings.HasPrefix(rd, "/") || strings.HasPrefix(rd, "//") {
 		return t.Root
 	}
-	for i := 0; i < len(rd); i++ {
-		// '#': http.Redirect cleans what follows the path as if it were
-		// path, so "/t/acme/#/../../globex/x" would land in globex.
-		if rd[i] < 0x20 || rd[i] == 0x7f || rd[i] == '\\' || rd[i] == '#' {
-			return t.Root
-		}
+	// '#': http.Redirect cleans what follows the path as if it were path,
+	// so "/t/acme/#/../../globex/x" would land in globex.
+	if textcheck.HasControl(rd) || strings.ContainsAny(rd, `\#`) {
+		return t.Root
 	}
 	u, err := url.Parse(rd)
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {

@@ -63,7 +63,8 @@ func FuzzResolvePathTenant(f *testing.F) {
 }
 
 // hasControl is the fuzz oracle's own check for control characters (C0,
-// DEL, C1), written apart from the one the gateway uses (plainPathBytes).
+// DEL, C1), written apart from the one the gateway uses (textcheck), so a
+// mistake there is not repeated here.
 func hasControl(s string) bool {
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {

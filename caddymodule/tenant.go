@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/otpgate/caddy-email-otp/flow/directory"
+	"github.com/otpgate/caddy-email-otp/internal/textcheck"
 )
 
 // Tenant sources.
@@ -70,7 +71,7 @@ var (
 // the gateway checks is what the backend serves.
 func checkPath(u *url.URL) error {
 	p := u.Path
-	if !strings.HasPrefix(p, "/") || !plainPathBytes(p) || !cleanSegments(p) {
+	if !isCleanPath(p) {
 		return errBadPath
 	}
 	// Encoded separators survive decoding as '/' in Path but stay one
@@ -82,17 +83,9 @@ func checkPath(u *url.URL) error {
 }
 
 // plainPathBytes reports whether p has no backslash, no ';' and no control
-// character (C0, DEL, or C1 as UTF-8), in one pass: it runs on every request.
+// character (textcheck.IsControl).
 func plainPathBytes(p string) bool {
-	for i := 0; i < len(p); i++ {
-		switch c := p[i]; {
-		case c < 0x20 || c == 0x7f || c == '\\' || c == ';':
-			return false
-		case c == 0xc2 && i+1 < len(p) && p[i+1] >= 0x80 && p[i+1] < 0xa0:
-			return false // U+0080–U+009F
-		}
-	}
-	return true
+	return strings.IndexAny(p, `\;`) < 0 && !textcheck.HasControl(p)
 }
 
 // hasEncodedSeparator reports a %2f, %5c, %3b or %2e (any case) in s.
@@ -236,15 +229,15 @@ func validTenantSegment(s string) bool {
 }
 
 // isCleanPath reports whether p is absolute, with no empty (but the last),
-// "." or ".." segments and no backslash or NUL, so what the gateway checks is
-// what the backend serves.
+// "." or ".." segments, no backslash, ';' or control character, so what the
+// gateway checks is what the backend serves.
 func isCleanPath(p string) bool {
-	return strings.HasPrefix(p, "/") && !strings.ContainsAny(p, "\\\x00") && cleanSegments(p)
+	return strings.HasPrefix(p, "/") && plainPathBytes(p) && cleanSegments(p)
 }
 
 // cleanSegments reports whether the absolute path p has no empty (but the
 // last), "." or ".." segments. It allocates nothing: checkPath runs it on
-// every request, after plainPathBytes has refused backslashes and NUL.
+// every request, after plainPathBytes has refused backslashes and controls.
 func cleanSegments(p string) bool {
 	rest := p[1:]
 	for rest != "" {

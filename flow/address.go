@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+
+	"github.com/otpgate/caddy-email-otp/internal/textcheck"
 )
 
 // ErrInvalidAddress is wrapped by every error ParseAddress returns, so callers can
@@ -77,10 +79,8 @@ func ParseAddress(s string) (string, error) {
 	if len(s) > maxAddressLen {
 		return "", addressError(AddressTooLong, strconv.Itoa(maxAddressLen), "an address is at most %d characters", maxAddressLen)
 	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || r == utf8.RuneError {
-			return "", addressError(AddressControl, "", "it contains a control character")
-		}
+	if textcheck.HasControl(s) || !utf8.ValidString(s) {
+		return "", addressError(AddressControl, "", "it contains a control character")
 	}
 	at := strings.IndexByte(s, '@')
 	if at < 0 || strings.Count(s, "@") != 1 {

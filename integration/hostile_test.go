@@ -121,7 +121,7 @@ func redirectCases() []hostileCase {
 		"//evil.example", "///evil.example", "/\\evil.example", "\\\\evil.example", "https://evil.example/",
 		"http:evil.example", "javascript:alert(1)", "data:text/html,x", "/%2F%2Fevil.example", "/%5Cevil.example",
 		"/%09/evil.example", "/\t/evil.example", "/@evil.example/..", "/a/../../evil", "/.email-otp/signout",
-		"evil.example", "/x\r\nLocation: https://evil.example",
+		"evil.example", "/x\r\nLocation: https://evil.example", "/%E2%80%A8/evil.example", "/%C2%85/evil.example",
 	}
 	var cases []hostileCase
 	for _, rd := range rds {

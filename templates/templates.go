@@ -17,6 +17,8 @@ import (
 	"strings"
 	texttemplate "text/template"
 	"time"
+
+	"github.com/otpgate/caddy-email-otp/internal/textcheck"
 )
 
 //go:embed pages/*.html email/*
@@ -210,14 +212,10 @@ func (s *Set) Invitation(data InviteData) (subject, text, html string, err error
 	return subject, text, html, err
 }
 
-// OneLine replaces control characters (CR, LF, NUL, …) with spaces and trims.
+// OneLine makes s one trimmed line: every character that could end a line or
+// turn text around (textcheck.IsControl) becomes a space.
 func OneLine(s string) string {
-	return strings.TrimSpace(strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 {
-			return ' '
-		}
-		return r
-	}, s))
+	return strings.TrimSpace(textcheck.OneLine(s))
 }
 
 // overlay reads a file from top if it is there, else from base.

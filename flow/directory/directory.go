@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/otpgate/caddy-email-otp/internal/textcheck"
 )
 
 // Status of a guest.
@@ -98,7 +100,7 @@ func (g Guest) Opens(rel string) bool {
 // CheckPaths validates path prefixes: absolute, clean, no query.
 func CheckPaths(paths []string) error {
 	for _, p := range paths {
-		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#\\\x00") || path.Clean(p) != strings.TrimSuffix(p, "/") && p != "/" {
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#;\\") || textcheck.HasControl(p) || path.Clean(p) != strings.TrimSuffix(p, "/") && p != "/" {
 			return fmt.Errorf("path %q: use a clean absolute path such as /reports/", p)
 		}
 	}

@@ -101,7 +101,7 @@ func TestGuestRules(t *testing.T) {
 	if err := CheckPaths([]string{"/a/", "/b.pdf", "/"}); err != nil {
 		t.Error(err)
 	}
-	for _, bad := range []string{"a", "/a/../b", "/a?x", "//a"} {
+	for _, bad := range []string{"a", "/a/../b", "/a?x", "//a", "/a;b/", "/a\u2028b/", "/a\x00/"} {
 		if CheckPaths([]string{bad}) == nil {
 			t.Errorf("path %q accepted", bad)
 		}
