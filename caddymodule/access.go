@@ -22,7 +22,6 @@ func (g *Gateway) forbidden(w http.ResponseWriter, r *http.Request, t tenant, em
 // tenant: no one's identity goes to the backend, and signing out ends both.
 func (g *Gateway) sessionConflict(w http.ResponseWriter, r *http.Request, t tenant) {
 	g.logger.Warn("request refused: two different sessions for one tenant (a planted cookie?)", g.eventFields(r, t, "", zap.String("path", r.URL.Path))...)
-	g.errorPage(w, r, t, http.StatusBadRequest, "Two sign-ins at once",
-		"Your browser holds two different sign-ins for this shared space, so we can't tell who you are. Sign out, then sign in again.",
-		link{t.Base() + "signout", "Sign out"})
+	g.errorPage(w, r, t, http.StatusBadRequest, templates.TwoSessionsTitle, templates.TwoSessionsText, nil,
+		link{t.Base() + "signout", templates.ActionSignOut})
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/otpgate/caddy-email-otp/flow"
 	"github.com/otpgate/caddy-email-otp/flow/directory"
 	"github.com/otpgate/caddy-email-otp/templates"
 )
@@ -11,7 +12,7 @@ import (
 func (g *Gateway) getConsent(w http.ResponseWriter, r *http.Request, t tenant) {
 	p, _ := g.loadPending(r, t)
 	if p.Held == nil {
-		g.backToSignIn(w, r, t, p, "")
+		g.backToSignIn(w, r, t, p, flow.NoticeNone)
 		return
 	}
 	g.page(w, r, t, http.StatusOK, templates.PageConsent, templates.PageData{
@@ -22,13 +23,13 @@ func (g *Gateway) getConsent(w http.ResponseWriter, r *http.Request, t tenant) {
 // postConsent redeems the held session on "accept"; "cancel" drops it and
 // nothing is recorded.
 func (g *Gateway) postConsent(w http.ResponseWriter, r *http.Request, t tenant) {
-	p, form, ok := g.readPendingForm(w, r, t, "decision", link{t.Base() + "signin", "Go to sign-in"})
+	p, form, ok := g.readPendingForm(w, r, t, "decision", link{t.Base() + "signin", templates.ActionGoToSignin})
 	if !ok {
 		return
 	}
 	held := p.Held
 	if held == nil || held.Tenant != t.ID || g.service.Now().Unix() >= held.ExpiresAt {
-		g.backToSignIn(w, r, t, p, "")
+		g.backToSignIn(w, r, t, p, flow.NoticeNone)
 		return
 	}
 	if form["decision"] != "accept" {
@@ -39,12 +40,12 @@ func (g *Gateway) postConsent(w http.ResponseWriter, r *http.Request, t tenant) 
 		}
 		g.logger.Info("consent declined; not signed in", g.eventFields(r, t, held.Email)...)
 		g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{
-			Notice: "You did not sign in, and " + g.displayName(t.Name) + " was not told your address.",
+			Notice: g.words(r).Say(templates.ConsentDeclined, templates.Vars{"Tenant": g.displayName(t.Name)}),
 		})
 		return
 	}
 	if _, err := g.service.Redeem(r.Context(), *held); errors.Is(err, directory.ErrRevoked) {
-		g.backToSignIn(w, r, t, p, "")
+		g.backToSignIn(w, r, t, p, flow.NoticeNone)
 		return
 	} else if err != nil {
 		g.internalError(w, r, t, err)

@@ -8,9 +8,11 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow"
 	"github.com/otpgate/caddy-email-otp/internal/textcheck"
+	"github.com/otpgate/caddy-email-otp/templates"
 )
 
 const maxFormBytes = 8 << 10
@@ -91,9 +93,8 @@ func readForm(w http.ResponseWriter, r *http.Request, names ...string) (map[stri
 // belong to this browser.
 func (g *Gateway) checkFormOrigin(w http.ResponseWriter, r *http.Request, t tenant, binding, token string) bool {
 	if crossOrigin.Check(r) != nil || !g.csrfOK(t, binding, token) {
-		g.errorPage(w, r, t, http.StatusForbidden, "This form has expired",
-			"For your security the form was refused. Your browser must accept cookies for this site. Start again from the sign-in page.",
-			link{t.Base() + "signin", "Go to sign-in"})
+		g.errorPage(w, r, t, http.StatusForbidden, templates.FormExpiredTitle, templates.FormExpiredText, nil,
+			link{t.Base() + "signin", templates.ActionGoToSignin})
 		return false
 	}
 	return true
@@ -105,11 +106,18 @@ func (g *Gateway) readPendingForm(w http.ResponseWriter, r *http.Request, t tena
 	p, _ := g.loadPending(r, t)
 	form, err := readForm(w, r, "csrf", field)
 	if err != nil {
-		g.errorPage(w, r, t, http.StatusBadRequest, "The form was not understood", sentence(err.Error()), retry)
+		g.formUnreadable(w, r, t, err, retry)
 		return p, nil, false
 	}
 	if !g.checkFormOrigin(w, r, t, p.Nonce, form["csrf"]) {
 		return p, nil, false
 	}
 	return p, form, true
+}
+
+// formUnreadable answers a form that arrived incomplete, repeated or too
+// large; what exactly was wrong goes to the debug log, not to the page.
+func (g *Gateway) formUnreadable(w http.ResponseWriter, r *http.Request, t tenant, err error, retry ...link) {
+	g.logger.Debug("form refused", zap.String("tenant", t.Name), zap.String("path", r.URL.Path), zap.Error(err))
+	g.errorPage(w, r, t, http.StatusBadRequest, templates.FormUnreadableTitle, templates.FormUnreadableText, nil, retry...)
 }

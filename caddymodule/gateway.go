@@ -284,8 +284,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if err != nil {
 		g.logger.Error("session check failed; refusing the request", zap.String("tenant", t.Name), zap.Error(err))
-		g.errorPage(w, r, t, http.StatusServiceUnavailable, "Sign-in is unavailable",
-			"We could not check your session right now. Please try again in a minute.")
+		g.errorPage(w, r, t, http.StatusServiceUnavailable, templates.UnavailableTitle, templates.UnavailableSessionText, nil)
 		return nil
 	}
 	if !ok {

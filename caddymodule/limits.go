@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/templates"
 )
 
 // Limit is Count events per Window.
@@ -112,7 +113,7 @@ func (g *Gateway) rateLimited(w http.ResponseWriter, r *http.Request, t tenant, 
 	g.logger.Warn("code not sent: rate limit", g.eventFields(r, t, "", zap.String("scope", rl.Scope), zap.Time("until", rl.Until))...)
 	wait := max(time.Until(rl.Until).Round(time.Second), time.Second)
 	w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())))
-	g.errorPage(w, r, t, http.StatusTooManyRequests, "Too many codes requested",
-		fmt.Sprintf("Too many sign-in codes were asked for from here. Please try again after %s.", rl.Until.UTC().Format("15:04 MST")),
-		link{t.Base() + "signin?rd=" + url.QueryEscape(rd), "Back to sign-in"})
+	g.errorPage(w, r, t, http.StatusTooManyRequests, templates.RateLimitedTitle, templates.RateLimitedText,
+		templates.Vars{"Wait": g.words(r).Wait(wait)},
+		link{t.Base() + "signin?rd=" + url.QueryEscape(rd), templates.ActionBackToSignin})
 }

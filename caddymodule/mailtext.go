@@ -105,7 +105,7 @@ func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
 		UserAgent: browserName(c.UserAgent),
 		ExpiresIn: c.ExpiresIn,
 		ExpiresAt: c.ExpiresAt,
-		Lang:      emailLanguage(c.Language),
+		Lang:      g.pages.Language(c.Language),
 	})
 	if err != nil {
 		return flow.Message{}, err

@@ -57,13 +57,18 @@ func TestMailResourceDropsQueryAndCuts(t *testing.T) {
 // Every reason flow gives for refusing an address has its own words for the
 // guest, and a character the guest typed is named.
 func TestEveryAddressReasonHasWords(t *testing.T) {
-	fallback := templates.AddressProblem("", "")
+	set, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := set.Words("en")
+	fallback := words.AddressProblem("", "")
 	for _, reason := range flow.AddressReasons() {
-		if got := templates.AddressProblem(string(reason), "%"); got == fallback || got == "" || strings.Contains(got, "%!") {
+		if got := words.AddressProblem(string(reason), "%"); got == fallback || got == "" || strings.Contains(got, "%!") {
 			t.Errorf("reason %q: %q", reason, got)
 		}
 	}
-	if got := addressProblem(func() error { _, err := flow.ParseAddress("victim%evil.example@contoso.com"); return err }()); !strings.Contains(got, `"%" routes mail`) {
+	if got := addressProblem(words, func() error { _, err := flow.ParseAddress("victim%evil.example@contoso.com"); return err }()); !strings.Contains(got, "“%” routes mail") {
 		t.Errorf("routing: %q", got)
 	}
 }

@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -51,25 +50,24 @@ func (g *Gateway) getNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 	token := r.URL.Query().Get("t")
 	tok, ok := g.openNotMe(t, token)
 	if !ok {
-		g.errorPage(w, r, t, http.StatusBadRequest, "This link does not work",
-			"The link is incomplete or too old. If you keep getting codes you did not ask for, you can ignore them: without the code nobody can sign in as you.")
+		g.errorPage(w, r, t, http.StatusBadRequest, templates.NotmeBadTitle, templates.NotmeBadText, nil)
 		return
 	}
 	g.page(w, r, t, http.StatusOK, templates.PageNotMe, templates.PageData{
 		Email: tok.Email, CSRF: g.csrfToken(t, "notme:"+token), Token: token,
-		Notice: fmt.Sprintf("We will cancel the code and send no codes to this address for %s.", templates.Duration("en", time.Duration(g.Limits.NotMe))),
+		Notice: g.words(r).Say(templates.NotmeNotice, templates.Vars{"Duration": g.words(r).Duration(time.Duration(g.Limits.NotMe))}),
 	})
 }
 
 func (g *Gateway) postNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 	form, err := readForm(w, r, "csrf", "t")
 	if err != nil {
-		g.errorPage(w, r, t, http.StatusBadRequest, "The form was not understood", sentence(err.Error()))
+		g.formUnreadable(w, r, t, err)
 		return
 	}
 	tok, ok := g.openNotMe(t, form["t"])
 	if !ok {
-		g.errorPage(w, r, t, http.StatusBadRequest, "This link does not work", "The link is incomplete or too old.")
+		g.errorPage(w, r, t, http.StatusBadRequest, templates.NotmeBadTitle, templates.NotmeBadText, nil)
 		return
 	}
 	if !g.checkFormOrigin(w, r, t, "notme:"+form["t"], form["csrf"]) {
@@ -77,8 +75,7 @@ func (g *Gateway) postNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 	}
 	until, err := g.service.NotMe(r.Context(), t.ID, tok.Email, tok.Challenge, time.Duration(g.CodeTTL)+notMeValidity)
 	if errors.Is(err, flow.ErrNotMeUsed) || errors.Is(err, flow.ErrChallengeNotFound) {
-		g.errorPage(w, r, t, http.StatusGone, "This link was used already",
-			"Codes to this address were stopped when the link was first used. If you keep getting codes you did not ask for, you can ignore them: without the code nobody can sign in as you.")
+		g.errorPage(w, r, t, http.StatusGone, templates.NotmeUsedTitle, templates.NotmeUsedText, nil)
 		return
 	}
 	if err != nil {
@@ -87,9 +84,9 @@ func (g *Gateway) postNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 	}
 	g.logger.Warn("code reported as not requested; codes to the address stopped",
 		g.eventFields(r, t, tok.Email, zap.Time("until", until))...)
+	words := g.words(r)
 	g.page(w, r, t, http.StatusOK, templates.PageError, templates.PageData{
-		Heading: "Thank you",
-		Message: fmt.Sprintf("The code was cancelled, and no codes will be sent to %s until %s. Nobody can sign in as you without a code.",
-			tok.Email, until.UTC().Format("15:04 MST")),
+		Heading: words.Say(templates.NotmeDoneTitle, nil),
+		Message: words.Say(templates.NotmeDoneText, templates.Vars{"Email": tok.Email, "Wait": words.Wait(until.Sub(g.service.Now()))}),
 	})
 }

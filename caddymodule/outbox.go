@@ -14,7 +14,7 @@ func (g *Gateway) serveOutbox(w http.ResponseWriter, r *http.Request, t tenant) 
 	dev, isDev := g.mailer.(*DevMailer)
 	ip := net.ParseIP(clientIP(r))
 	if !isDev || ip == nil || !ip.IsLoopback() {
-		g.errorPage(w, r, t, http.StatusNotFound, "Page not found", "There is no such page.")
+		g.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NotFoundText, nil)
 		return
 	}
 	var entries []templates.OutboxEntry

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
@@ -14,34 +13,42 @@ import (
 // serveTenantError answers a request whose tenant or path can't be read.
 func (g *Gateway) serveTenantError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errBadPath) {
-		g.errorPage(w, r, tenant{Root: "/"}, http.StatusBadRequest, "This link is malformed",
-			"The link contains a path that could lead somewhere else than it seems (such as \"..\", \"//\" or \";\"). Open the link exactly as you were sent it, or ask the person who shared it for a new one.")
+		g.errorPage(w, r, tenant{Root: "/"}, http.StatusBadRequest, templates.BadLinkTitle, templates.BadPathText, nil)
 		return
 	}
 	if errors.Is(err, errBadTenant) {
-		g.errorPage(w, r, tenant{Root: "/"}, http.StatusBadRequest, "This link is malformed",
-			"The part of the link that names the shared space is not valid. Ask the person who shared it for a new link.")
+		g.errorPage(w, r, tenant{Root: "/"}, http.StatusBadRequest, templates.BadLinkTitle, templates.BadTenantText, nil)
 		return
 	}
-	g.errorPage(w, r, tenant{Root: "/"}, http.StatusNotFound, "This link is incomplete",
-		"The link does not say which shared space it belongs to, so we can't sign you in. Open the full link you were sent, or ask the person who shared it for a new one.")
+	g.errorPage(w, r, tenant{Root: "/"}, http.StatusNotFound, templates.NoTenantTitle, templates.NoTenantText, nil)
 }
 
-type link struct{ href, text string }
+// link is a way on from an error page: where, and the words on it.
+type link struct {
+	href string
+	text templates.Message
+}
 
-func (g *Gateway) errorPage(w http.ResponseWriter, r *http.Request, t tenant, status int, heading, message string, action ...link) {
-	data := templates.PageData{Heading: heading, Message: message}
+// errorPage answers with a page that says, in the guest's language, what
+// went wrong (title, text filled with vars) and offers at most one way on.
+func (g *Gateway) errorPage(w http.ResponseWriter, r *http.Request, t tenant, status int, title, text templates.Message, vars templates.Vars, action ...link) {
+	words := g.words(r)
+	data := templates.PageData{Heading: words.Say(title, vars), Message: words.Say(text, vars)}
 	if len(action) > 0 {
-		data.Action, data.ActionText = action[0].href, action[0].text
+		data.Action, data.ActionText = action[0].href, words.Say(action[0].text, nil)
 	}
 	g.page(w, r, t, status, templates.PageError, data)
 }
 
+// words are the sentences in the language the guest's browser asks for.
+func (g *Gateway) words(r *http.Request) templates.Words {
+	return g.pages.Words(r.Header.Get("Accept-Language"))
+}
+
 func (g *Gateway) internalError(w http.ResponseWriter, r *http.Request, t tenant, err error) {
 	g.logger.Error("sign-in step failed", zap.String("tenant", t.Name), zap.String("path", r.URL.Path), zap.Error(err))
-	g.errorPage(w, r, t, http.StatusServiceUnavailable, "Sign-in is unavailable",
-		"Something went wrong on our side. Please try again in a minute.",
-		link{t.Base() + "signin", "Start again"})
+	g.errorPage(w, r, t, http.StatusServiceUnavailable, templates.UnavailableTitle, templates.UnavailableInternalText, nil,
+		link{t.Base() + "signin", templates.ActionStartAgain})
 }
 
 // page renders a gateway page with the headers every auth page carries.
@@ -82,22 +89,6 @@ func (g *Gateway) eventFields(r *http.Request, t tenant, email string, extra ...
 		zap.String("client_ip", clientIP(r)),
 	}, extra...)
 }
-
-func sentence(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:] + "."
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return itoa(n) + " " + many
-}
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // maskAddress keeps an address's first character and its domain.
 func maskAddress(addr string) string {

@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"net/http"
 	"strings"
+
+	"github.com/otpgate/caddy-email-otp/templates"
 )
 
 // endpoint is one of the gateway's own pages under <tenant root>/.email-otp/:
@@ -42,8 +44,7 @@ func (g *Gateway) endpointTable() map[string]endpoint {
 func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, t tenant, name string) {
 	e, ok := g.endpoints[name]
 	if !ok {
-		g.errorPage(w, r, t, http.StatusNotFound, "Page not found",
-			"There is no such sign-in page. Open the link you were sent again.")
+		g.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NoSuchStepText, nil)
 		return
 	}
 	switch {
@@ -53,7 +54,6 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, t tenant
 		e.post(w, r, t)
 	default:
 		w.Header().Set("Allow", e.allow)
-		g.errorPage(w, r, t, http.StatusMethodNotAllowed, "Not allowed",
-			"This page can't be used that way. Open the link you were sent again.")
+		g.errorPage(w, r, t, http.StatusMethodNotAllowed, templates.NotAllowedTitle, templates.NotAllowedText, nil)
 	}
 }

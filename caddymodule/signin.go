@@ -22,8 +22,7 @@ func (g *Gateway) askToSignIn(w http.ResponseWriter, r *http.Request, t tenant) 
 	}
 	w.Header().Set("WWW-Authenticate", `Email-OTP realm="`+strings.ReplaceAll(t.Name, `"`, "")+`", signin="`+t.Base()+`signin"`)
 	if wantsHTML(r) {
-		g.errorPage(w, r, t, http.StatusUnauthorized, "Please sign in",
-			"Your session has ended or you have not signed in yet.", link{signin, "Sign in"})
+		g.errorPage(w, r, t, http.StatusUnauthorized, templates.PleaseSignInTitle, templates.PleaseSignInText, nil, link{signin, templates.ActionSignIn})
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -36,9 +35,10 @@ func wantsHTML(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
-var notices = map[string]string{
-	"expired": "That code has expired or was replaced by a newer one. Get a new code below.",
-	"locked":  "Too many wrong codes. For your security that code no longer works. Get a new code below.",
+// noticeWords are the words for why a guest is back at the sign-in page.
+var noticeWords = map[flow.Notice]templates.Message{
+	flow.NoticeExpired: templates.NoticeExpired,
+	flow.NoticeLocked:  templates.NoticeLocked,
 }
 
 func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
@@ -59,13 +59,13 @@ func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
 		CSRF:    g.csrfToken(t, p.Nonce),
 		RD:      safeRD(q.Get("rd"), t),
 		Email:   email,
-		Notice:  notices[q.Get("reason")],
+		Notice:  g.notice(r, flow.ParseNotice(q.Get("reason"))),
 		Trouble: g.queue.Troubled(),
 	})
 }
 
 func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
-	p, form, ok := g.readPendingForm(w, r, t, "email", link{t.Base() + "signin", "Go to sign-in"})
+	p, form, ok := g.readPendingForm(w, r, t, "email", link{t.Base() + "signin", templates.ActionGoToSignin})
 	if !ok {
 		return
 	}
@@ -93,7 +93,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 	case errors.Is(err, flow.ErrInvalidAddress):
 		g.page(w, r, t, http.StatusUnprocessableEntity, templates.PageSignIn, templates.PageData{
 			CSRF: form["csrf"], RD: rd, Email: templates.OneLine(truncate(form["email"], 254)),
-			FieldError: addressProblem(err),
+			FieldError: addressProblem(g.words(r), err),
 			Trouble:    g.queue.Troubled(),
 		})
 		return
@@ -101,16 +101,15 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.logger.Info("code not sent: address may not sign in (revealed)", g.eventFields(r, t, res.Email)...)
 		g.page(w, r, t, http.StatusForbidden, templates.PageSignIn, templates.PageData{
 			CSRF: form["csrf"], RD: rd, Email: res.Email,
-			FieldError: res.Email + " may not sign in to " + g.displayName(t.Name) + ". Use the address you were invited with.",
+			FieldError: g.words(r).Say(templates.NotPermitted, templates.Vars{"Email": res.Email, "Tenant": g.displayName(t.Name)}),
 		})
 		return
 	case errors.Is(err, flow.ErrBusy):
 		mailEvents.WithLabelValues(g.mailerName, tenantLabel(t.Name), "refused").Inc()
 		g.logger.Warn("code not queued: the delivery queue is full", g.eventFields(r, t, "")...)
 		w.Header().Set("Retry-After", "60")
-		g.errorPage(w, r, t, http.StatusServiceUnavailable, "Please try again in a minute",
-			"Many sign-in codes are being sent right now, so yours could not be sent. Nothing was sent to you. Please try again in a minute.",
-			link{t.Base() + "signin?rd=" + url.QueryEscape(rd), "Try again"})
+		g.errorPage(w, r, t, http.StatusServiceUnavailable, templates.BusyTitle, templates.BusyText, nil,
+			link{t.Base() + "signin?rd=" + url.QueryEscape(rd), templates.ActionTryAgain})
 		return
 	case errors.Is(err, flow.ErrRateLimited):
 		var rl flow.RateLimitError
@@ -149,10 +148,18 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 
 // addressProblem is what the guest reads next to the field for an address
 // flow refused.
-func addressProblem(err error) string {
+func addressProblem(words templates.Words, err error) string {
 	var ae *flow.AddressError
 	if !errors.As(err, &ae) {
-		return templates.AddressProblem("", "")
+		return words.AddressProblem("", "")
 	}
-	return templates.AddressProblem(string(ae.Reason), ae.Detail)
+	return words.AddressProblem(string(ae.Reason), ae.Detail)
+}
+
+// notice is the sentence for why the guest is back at the sign-in page.
+func (g *Gateway) notice(r *http.Request, n flow.Notice) string {
+	if id, ok := noticeWords[n]; ok {
+		return g.words(r).Say(id, nil)
+	}
+	return ""
 }

@@ -15,25 +15,41 @@ import (
 func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 	p, _ := g.loadPending(r, t)
 	ch, err := g.service.Pending(r.Context(), t.ID, p.Challenge)
-	if err != nil {
-		if !errors.Is(err, flow.ErrChallengeNotFound) {
-			g.internalError(w, r, t, err)
-			return
-		}
-		if p.HeldAt(g.service.Now()) {
-			// Held by a limit with no code of this browser's: the page a
-			// sent code would show, with when to ask again.
-			g.verifyPage(w, r, t, p, flow.Challenge{Delivery: flow.DeliverySent, MaxAttempts: 1}, http.StatusOK, "")
-			return
-		}
-		reason := "expired"
-		if p.Challenge == "" {
-			reason = ""
-		}
-		g.backToSignIn(w, r, t, p, reason)
+	if err != nil && !errors.Is(err, flow.ErrChallengeNotFound) {
+		g.internalError(w, r, t, err)
 		return
 	}
-	g.verifyPage(w, r, t, p, ch, http.StatusOK, "")
+	g.show(w, r, t, p, p.CodeScreen(ch, err == nil, g.service.Now()), http.StatusOK, "")
+}
+
+// show answers with the screen flow chose: the enter-code page (with
+// fieldError, if any, next to the field) or the way back to sign-in.
+func (g *Gateway) show(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, s flow.Screen, status int, fieldError string) {
+	if s.Step != flow.StepEnterCode {
+		g.backToSignIn(w, r, t, p, s.Notice)
+		return
+	}
+	ch := s.Challenge
+	words := g.words(r)
+	data := templates.PageData{
+		CSRF:       g.csrfToken(t, p.Nonce),
+		RD:         safeRD(p.RD, t),
+		Email:      p.Email,
+		TriesLeft:  ch.TriesLeft(),
+		CodeLength: g.service.CodeLength(),
+		FieldError: fieldError,
+		Delivery:   ch.Delivery.String(),
+	}
+	if !ch.ExpiresAt.IsZero() {
+		data.ExpiresAt = ch.ExpiresAt.UTC().Format("15:04 MST")
+	}
+	if fieldError == "" {
+		data.Refresh = deliveryRefresh[ch.Delivery]
+	}
+	if now := g.service.Now(); p.HeldAt(now) {
+		data.Notice = words.Say(templates.HeldNotice, templates.Vars{"Wait": words.Wait(time.Unix(p.HeldUntil, 0).Sub(now))})
+	}
+	g.page(w, r, t, status, templates.PageVerify, data)
 }
 
 // deliveryRefresh is how often the enter-code page reloads itself while
@@ -43,45 +59,21 @@ func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 // reloads.
 var deliveryRefresh = map[flow.DeliveryState]int{flow.DeliveryRetrying: 5}
 
-func (g *Gateway) verifyPage(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, ch flow.Challenge, status int, fieldError string) {
-	data := templates.PageData{
-		CSRF:       g.csrfToken(t, p.Nonce),
-		RD:         safeRD(p.RD, t),
-		Email:      p.Email,
-		TriesLeft:  ch.TriesLeft(),
-		CodeLength: g.service.CodeLength(),
-		FieldError: fieldError,
-		Delivery:   ch.Delivery.String(),
-		ExpiresAt:  ch.ExpiresAt.UTC().Format("15:04 MST"),
-	}
-	if fieldError == "" {
-		data.Refresh = deliveryRefresh[ch.Delivery]
-	}
-	if p.HeldAt(g.service.Now()) {
-		data.Notice = "A code was sent to this address a short while ago. Check your inbox and spam folder; you can ask for a new code after " +
-			time.Unix(p.HeldUntil, 0).UTC().Format("15:04:05 MST") + "."
-	}
-	if ch.ExpiresAt.IsZero() {
-		data.ExpiresAt = ""
-	}
-	g.page(w, r, t, status, templates.PageVerify, data)
-}
-
-func (g *Gateway) backToSignIn(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, reason string) {
+func (g *Gateway) backToSignIn(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, n flow.Notice) {
 	target := t.Base() + "signin?rd=" + url.QueryEscape(safeRD(p.RD, t))
-	if reason != "" {
-		target += "&reason=" + reason
+	if n != flow.NoticeNone {
+		target += "&reason=" + string(n)
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
 func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
-	p, form, ok := g.readPendingForm(w, r, t, "code", link{t.Base() + "verify", "Enter the code again"})
+	p, form, ok := g.readPendingForm(w, r, t, "code", link{t.Base() + "verify", templates.ActionEnterCodeAgain})
 	if !ok {
 		return
 	}
 	if !p.Waiting(g.service.Now()) {
-		g.backToSignIn(w, r, t, p, "")
+		g.backToSignIn(w, r, t, p, flow.NoticeNone)
 		return
 	}
 	res, err := g.service.Verify(r.Context(), t.ID, p.Challenge, form["code"])
@@ -89,32 +81,34 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.internalError(w, r, t, err)
 		return
 	}
+	screen := p.AfterVerify(res)
 	switch res.Outcome {
-	case flow.Verified:
-		if res.NeedsConsent {
-			p.AwaitConsent(res.Session)
-			if err := g.savePending(w, r, t, p); err != nil {
-				g.internalError(w, r, t, err)
-				return
-			}
-			g.logger.Info("code verified; asking for consent", g.eventFields(r, t, res.Email)...)
-			http.Redirect(w, r, t.Base()+"consent", http.StatusSeeOther)
-			return
-		}
-		g.issueSession(w, r, t, p, res.Session)
 	case flow.WrongCode:
 		g.logger.Info("verify failed: wrong code", g.eventFields(r, t, res.Email, zap.Int("tries_left", res.TriesLeft))...)
-		msg := "That code is not right. You have " + plural(res.TriesLeft, "try", "tries") + " left."
-		g.verifyPage(w, r, t, p, res.Challenge, http.StatusUnprocessableEntity, msg)
-	case flow.Malformed:
-		msg := "Enter the " + itoa(g.service.CodeLength()) + "-digit code from the email."
-		g.verifyPage(w, r, t, p, res.Challenge, http.StatusUnprocessableEntity, msg)
 	case flow.Locked:
 		g.logger.Warn("verify failed: code locked after too many wrong tries", g.eventFields(r, t, res.Email)...)
-		g.backToSignIn(w, r, t, p, "locked")
-	default:
+	case flow.Expired:
 		g.logger.Info("verify failed: code expired or replaced", g.eventFields(r, t, p.Email)...)
-		g.backToSignIn(w, r, t, p, "expired")
+	}
+	switch screen.Step {
+	case flow.StepConsent:
+		if err := g.savePending(w, r, t, p); err != nil {
+			g.internalError(w, r, t, err)
+			return
+		}
+		g.logger.Info("code verified; asking for consent", g.eventFields(r, t, res.Email)...)
+		http.Redirect(w, r, t.Base()+"consent", http.StatusSeeOther)
+	case flow.StepSession:
+		g.issueSession(w, r, t, p, res.Session)
+	case flow.StepEnterCode:
+		words := g.words(r)
+		msg := words.Count(templates.WrongCode, res.TriesLeft, nil)
+		if res.Outcome == flow.Malformed {
+			msg = words.Count(templates.MalformedCode, g.service.CodeLength(), nil)
+		}
+		g.show(w, r, t, p, screen, http.StatusUnprocessableEntity, msg)
+	default:
+		g.backToSignIn(w, r, t, p, screen.Notice)
 	}
 }
 

@@ -73,3 +73,83 @@ func (p *Pending) Decline() { p.Held = nil }
 // SignedIn is the state after a session was issued: nothing from before
 // sign-in carries over but the address, which pre-fills the next sign-in.
 func (p Pending) SignedIn(email string) Pending { return Pending{Nonce: randomID(), Email: email} }
+
+// Notice says why a guest is back at the sign-in page.
+type Notice string
+
+const (
+	NoticeNone    Notice = ""
+	NoticeExpired Notice = "expired" // the code expired, was replaced or used
+	NoticeLocked  Notice = "locked"  // the last try was wrong: the code is dead
+)
+
+// ParseNotice reads a notice carried in a link; anything else is none.
+func ParseNotice(s string) Notice {
+	switch n := Notice(s); n {
+	case NoticeExpired, NoticeLocked:
+		return n
+	}
+	return NoticeNone
+}
+
+// Step is where a browser's sign-in goes next.
+type Step uint8
+
+const (
+	// StepEnterCode: the enter-code page, describing Screen.Challenge.
+	StepEnterCode Step = iota + 1
+	// StepConsent: the consent page; the verified session is held.
+	StepConsent
+	// StepSession: the code was right and needs no consent: issue the session.
+	StepSession
+	// StepSignIn: back to the sign-in page, with Screen.Notice.
+	StepSignIn
+)
+
+// Screen is what a browser is shown next.
+type Screen struct {
+	Step   Step
+	Notice Notice
+	// Challenge is what the enter-code page describes: this browser's code,
+	// or, for a send a limit held, one that looks sent.
+	Challenge Challenge
+}
+
+// heldLookAlike is the challenge a held send shows: to the browser (and to
+// anyone probing through it) a held send looks like a code on its way.
+var heldLookAlike = Challenge{Delivery: DeliverySent, MaxAttempts: 1}
+
+// CodeScreen decides the enter-code page for this browser, given its
+// challenge as the store has it (found false when it is gone).
+func (p Pending) CodeScreen(ch Challenge, found bool, now time.Time) Screen {
+	switch {
+	case found:
+		return Screen{Step: StepEnterCode, Challenge: ch}
+	case p.HeldAt(now):
+		return Screen{Step: StepEnterCode, Challenge: heldLookAlike}
+	case p.Challenge == "":
+		return Screen{Step: StepSignIn} // never asked for a code here
+	default:
+		return Screen{Step: StepSignIn, Notice: NoticeExpired}
+	}
+}
+
+// AfterVerify is the transition for a verify's result. A right code that
+// needs consent holds the session in p; a wrong or malformed one stays on the
+// enter-code page; a dead code sends the guest back to ask for a new one.
+func (p *Pending) AfterVerify(res VerifyResult) Screen {
+	switch res.Outcome {
+	case Verified:
+		if res.NeedsConsent {
+			p.AwaitConsent(res.Session)
+			return Screen{Step: StepConsent}
+		}
+		return Screen{Step: StepSession}
+	case WrongCode, Malformed:
+		return Screen{Step: StepEnterCode, Challenge: res.Challenge}
+	case Locked:
+		return Screen{Step: StepSignIn, Notice: NoticeLocked}
+	default:
+		return Screen{Step: StepSignIn, Notice: NoticeExpired}
+	}
+}

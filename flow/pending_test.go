@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -54,5 +55,59 @@ func TestPendingTransitions(t *testing.T) {
 	p.Restart()
 	if p.Challenge != "" || p.Held != nil || p.Email == "" {
 		t.Fatalf("after restart: %+v", p)
+	}
+}
+
+func TestCodeScreen(t *testing.T) {
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	live := Challenge{ID: "c1", Delivery: DeliveryRetrying, MaxAttempts: 5}
+	held := Pending{Challenge: "", HeldUntil: now.Add(time.Minute).Unix()}
+	for name, tc := range map[string]struct {
+		p     Pending
+		ch    Challenge
+		found bool
+		now   time.Time
+		want  Screen
+	}{
+		"its code":             {Pending{Challenge: "c1"}, live, true, now, Screen{Step: StepEnterCode, Challenge: live}},
+		"its code is gone":     {Pending{Challenge: "c1"}, Challenge{}, false, now, Screen{Step: StepSignIn, Notice: NoticeExpired}},
+		"never asked":          {Pending{}, Challenge{}, false, now, Screen{Step: StepSignIn}},
+		"held looks sent":      {held, Challenge{}, false, now, Screen{Step: StepEnterCode, Challenge: heldLookAlike}},
+		"hold over, never had": {held, Challenge{}, false, now.Add(time.Minute), Screen{Step: StepSignIn}},
+	} {
+		if got := tc.p.CodeScreen(tc.ch, tc.found, tc.now); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %+v, want %+v", name, got, tc.want)
+		}
+	}
+	if heldLookAlike.Delivery != DeliverySent || heldLookAlike.TriesLeft() < 1 {
+		t.Errorf("a held send must look like a sent code: %+v", heldLookAlike)
+	}
+}
+
+func TestAfterVerify(t *testing.T) {
+	s := Session{ID: "s", Tenant: "acme", Email: "eve@x.example", ExpiresAt: 1 << 40}
+	ch := Challenge{ID: "c1", Attempts: 1, MaxAttempts: 5}
+	for name, tc := range map[string]struct {
+		res      VerifyResult
+		want     Screen
+		consents bool
+	}{
+		"right":         {VerifyResult{Outcome: Verified, Session: s}, Screen{Step: StepSession}, false},
+		"right+consent": {VerifyResult{Outcome: Verified, Session: s, NeedsConsent: true}, Screen{Step: StepConsent}, true},
+		"wrong":         {VerifyResult{Outcome: WrongCode, Challenge: ch}, Screen{Step: StepEnterCode, Challenge: ch}, false},
+		"malformed":     {VerifyResult{Outcome: Malformed, Challenge: ch}, Screen{Step: StepEnterCode, Challenge: ch}, false},
+		"locked":        {VerifyResult{Outcome: Locked}, Screen{Step: StepSignIn, Notice: NoticeLocked}, false},
+		"expired":       {VerifyResult{Outcome: Expired}, Screen{Step: StepSignIn, Notice: NoticeExpired}, false},
+	} {
+		p := Pending{Nonce: "n", Challenge: "c1"}
+		if got := p.AfterVerify(tc.res); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %+v, want %+v", name, got, tc.want)
+		}
+		if _, ok := p.Consenting("acme", time.Unix(0, 0)); ok != tc.consents {
+			t.Errorf("%s: holds a session for consent: %v", name, ok)
+		}
+	}
+	if ParseNotice("locked") != NoticeLocked || ParseNotice("<script>") != NoticeNone {
+		t.Error("ParseNotice")
 	}
 }

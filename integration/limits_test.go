@@ -47,7 +47,7 @@ func TestResendCooldownHoldsQuietlyForEveryAddress(t *testing.T) {
 	if allowed != denied {
 		t.Errorf("held sends differ:\nallowed %+v\ndenied  %+v", allowed, denied)
 	}
-	if allowed.status != http.StatusSeeOther || !strings.Contains(allowed.page, "you can ask for a new code after") {
+	if allowed.status != http.StatusSeeOther || !strings.Contains(allowed.page, "you can ask for a new code in") {
 		t.Errorf("a held send: %+v", allowed)
 	}
 	waitMailIdle(t)
@@ -67,7 +67,7 @@ func TestPerIPLimitAnswers429(t *testing.T) {
 		}
 	}
 	r, _, _ := sendFrom(t, "a3@contoso.com", "X-Forwarded-For", "198.51.100.7")
-	expectStatus(t, r, http.StatusTooManyRequests, "Too many codes requested", "try again after")
+	expectStatus(t, r, http.StatusTooManyRequests, "Too many codes requested", "try again in")
 	if ra := r.Header.Get("Retry-After"); ra == "" || ra == "0" {
 		t.Errorf("Retry-After = %q", ra)
 	}
@@ -111,7 +111,7 @@ func (g *guest) requestCodeHeld(origin, email string) {
 	g.t.Helper()
 	page := g.get(origin + hostBase + "signin")
 	expectRedirect(g.t, g.post(origin+hostBase+"send", url.Values{"csrf": {formValue(g.t, page.body, "csrf")}, "email": {email}}), http.StatusSeeOther)
-	expectStatus(g.t, g.get(origin+hostBase+"verify"), http.StatusOK, "you can ask for a new code after")
+	expectStatus(g.t, g.get(origin+hostBase+"verify"), http.StatusOK, "you can ask for a new code in")
 }
 
 // TestSendTimingDoesNotTellAllowedFromDenied: the mail is queued, so the send

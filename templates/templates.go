@@ -1,7 +1,8 @@
-// Package templates holds the gateway's HTML pages and the code email, embedded
-// in the binary. An operator may override any of them by putting a file of the
-// same name in a directory (pages/signin.html, email/code.txt, …): the rest keep
-// their embedded defaults.
+// Package templates holds what a guest reads: the gateway's HTML pages, the
+// emails, and the sentences in every language (messages/<lang>.toml),
+// embedded in the binary. An operator may override any of them by putting a
+// file of the same name in a directory (pages/signin.html, email/code.txt,
+// messages/de.toml, …): the rest keep their embedded defaults.
 package templates
 
 import (
@@ -21,7 +22,7 @@ import (
 	"github.com/otpgate/caddy-email-otp/internal/textcheck"
 )
 
-//go:embed pages/*.html email/*
+//go:embed pages/*.html email/* messages/*.toml
 var embedded embed.FS
 
 // Page names.
@@ -80,7 +81,7 @@ type EmailData struct {
 	UserAgent string
 	ExpiresIn time.Duration
 	ExpiresAt time.Time
-	Lang      string    // the email's language, one of Languages()
+	Lang      string    // the email's language (Set.Language)
 	L         Localized // filled by Email: the sentences in Lang
 }
 
@@ -130,6 +131,7 @@ func (m mail) render(data any) (subject, text, html string, err error) {
 
 // Set is a parsed set of pages and email templates.
 type Set struct {
+	msgs   *messages
 	pages  map[string]*htmltemplate.Template
 	code   mail
 	invite mail
@@ -146,6 +148,10 @@ func Load(dir string) (*Set, error) {
 		fsys = overlay{top: os.DirFS(dir), base: embedded}
 	}
 	s := &Set{pages: make(map[string]*htmltemplate.Template)}
+	var err error
+	if s.msgs, err = loadMessages(dir); err != nil {
+		return nil, err
+	}
 	for _, name := range pageNames {
 		t, err := htmltemplate.New("layout.html").ParseFS(fsys, "pages/layout.html", "pages/"+name+".html")
 		if err != nil {
@@ -153,7 +159,6 @@ func Load(dir string) (*Set, error) {
 		}
 		s.pages[name] = t
 	}
-	var err error
 	if s.code, err = parseMail(fsys, "email/subject.txt", "email/code.txt", "email/code.html"); err != nil {
 		return nil, fmt.Errorf("code email: %w", err)
 	}
@@ -192,10 +197,8 @@ func (s *Set) Page(w io.Writer, name string, data PageData) error {
 
 // Email renders the code email in data.Lang (English if unknown).
 func (s *Set) Email(data EmailData) (subject, text, html string, err error) {
-	if _, ok := catalogs[data.Lang]; !ok {
-		data.Lang = "en"
-	}
-	data.L = localize(data.Lang, data)
+	w := s.Words(data.Lang)
+	data.Lang, data.L = w.Lang, w.codeEmail(data)
 	subject, text, html, err = s.code.render(data)
 	if err != nil {
 		err = fmt.Errorf("code email %w", err)

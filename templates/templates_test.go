@@ -16,9 +16,13 @@ func TestDurationInEveryLanguage(t *testing.T) {
 		"es": {time.Second: "1 segundo", 3 * time.Hour: "3 horas"},
 		"xx": {time.Hour: "1 hour"}, // unknown: English
 	}
+	s, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for lang, ds := range cases {
 		for d, want := range ds {
-			if got := Duration(lang, d); got != want {
+			if got := s.Words(lang).Duration(d); got != want {
 				t.Errorf("Duration(%s, %v) = %q, want %q", lang, d, got, want)
 			}
 		}
@@ -51,8 +55,11 @@ func TestEveryPageRendersAndEscapes(t *testing.T) {
 }
 
 func TestCodeEmailInEveryLanguage(t *testing.T) {
-	s, _ := Load("")
-	for _, lang := range Languages() {
+	s, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lang := range s.Languages() {
 		subject, text, html, err := s.Email(EmailData{
 			Code: "12345678", Tenant: "Contoso", Resource: "/docs/a", Host: "docs.example.com",
 			ClientIP: "192.0.2.1", UserAgent: "Firefox (Linux)", ExpiresIn: 30 * time.Minute,

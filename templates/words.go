@@ -1,0 +1,234 @@
+package templates
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/nicksnyder/go-i18n/v2/i18n"
+	"golang.org/x/text/language"
+)
+
+// Vars fills the {{.Name}} places of a message.
+type Vars map[string]any
+
+// Words are the messages in one language: the one of the guest's browser
+// that the message files have, else English. A sentence a language lacks
+// is said in English.
+type Words struct {
+	loc  *i18n.Localizer
+	msgs *messages
+	// Lang is the language the words are in (a BCP 47 tag such as "de").
+	Lang string
+}
+
+// messages is the parsed message files and how to choose among them.
+type messages struct {
+	bundle  *i18n.Bundle
+	tags    []language.Tag // English first: the fallback
+	matcher language.Matcher
+	ids     map[language.Tag]map[string]bool
+	plural  map[string]bool // messages with forms by count
+}
+
+// loadMessages reads messages/*.toml from the embedded files, then from dir
+// (if set), whose messages replace the embedded ones one by one and may add
+// languages. Every message must exist in English and render with sample
+// values, so a broken file fails at config load, not in front of a guest.
+func loadMessages(dir string) (*messages, error) {
+	m := &messages{bundle: i18n.NewBundle(language.English), ids: map[language.Tag]map[string]bool{}, plural: map[string]bool{}}
+	m.bundle.RegisterUnmarshalFunc("toml", toml.Unmarshal)
+	if err := m.parseFiles(embedded, "embedded"); err != nil {
+		return nil, err
+	}
+	if dir != "" {
+		if err := m.parseFiles(os.DirFS(dir), dir); err != nil {
+			return nil, err
+		}
+	}
+	m.tags = m.bundle.LanguageTags()
+	m.matcher = language.NewMatcher(m.tags)
+	return m, m.check()
+}
+
+func (m *messages) parseFiles(fsys fs.FS, where string) error {
+	names, err := fs.Glob(fsys, "messages/*.toml")
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path.Join(where, name), err)
+		}
+		f, err := m.bundle.ParseMessageFileBytes(data, name)
+		if err != nil {
+			return fmt.Errorf("%s: %w (a file is named after its language, like de.toml, and holds id = \"text\" lines)", path.Join(where, name), err)
+		}
+		if m.ids[f.Tag] == nil {
+			m.ids[f.Tag] = map[string]bool{}
+		}
+		for _, msg := range f.Messages {
+			m.ids[f.Tag][msg.ID] = true
+			if msg.Zero+msg.One+msg.Two+msg.Few+msg.Many != "" {
+				m.plural[msg.ID] = true
+			}
+		}
+	}
+	return nil
+}
+
+// check renders every message of every language with sample values.
+func (m *messages) check() error {
+	english := m.ids[language.English]
+	sample := Vars{"Tenant": "T", "Email": "a@b.c", "Detail": "x", "Duration": "1", "Time": "1", "Wait": "1", "Path": "/", "IP": "1", "Browser": "B", "Count": 2}
+	for _, tag := range m.tags {
+		w := m.words(tag)
+		for id := range m.ids[tag] {
+			if !english[id] {
+				return fmt.Errorf("messages/%s.toml: %q is not a message the gateway knows (see messages/en.toml)", tag, id)
+			}
+			lc := &i18n.LocalizeConfig{MessageID: id, TemplateData: sample}
+			for _, n := range []int{0, 1, 2, 5} {
+				if m.plural[id] {
+					sample["Count"], lc.PluralCount = n, n
+				}
+				if _, err := w.loc.Localize(lc); err != nil {
+					return fmt.Errorf("messages/%s.toml: %q: %w", tag, id, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (m *messages) words(tag language.Tag) Words {
+	return Words{loc: i18n.NewLocalizer(m.bundle, tag.String()), msgs: m, Lang: tag.String()}
+}
+
+// Words returns the messages in the language of an Accept-Language header
+// (or a plain tag such as "de") that the message files serve best.
+func (s *Set) Words(acceptLanguage string) Words {
+	return s.msgs.words(s.msgs.match(acceptLanguage))
+}
+
+// Language is the language Words would speak for acceptLanguage.
+func (s *Set) Language(acceptLanguage string) string {
+	return s.msgs.match(acceptLanguage).String()
+}
+
+// Languages lists the languages the message files have, English first.
+func (s *Set) Languages() []string {
+	out := make([]string, len(s.msgs.tags))
+	for i, t := range s.msgs.tags {
+		out[i] = t.String()
+	}
+	return out
+}
+
+func (m *messages) match(acceptLanguage string) language.Tag {
+	tags, _, _ := language.ParseAcceptLanguage(acceptLanguage)
+	_, i, conf := m.matcher.Match(tags...)
+	if conf == language.No {
+		return m.tags[0]
+	}
+	return m.tags[i]
+}
+
+// Say is message id with vars filled in. A message no file has is said as
+// its id, which the tests forbid.
+func (w Words) Say(id Message, vars Vars) string {
+	msg, err := w.loc.Localize(&i18n.LocalizeConfig{MessageID: string(id), TemplateData: vars})
+	if msg == "" {
+		return string(id) // the tests forbid this; a guest still reads something
+	}
+	_ = err // a sentence this language lacks comes in English, with err set
+	return msg
+}
+
+// Count is message id in the plural form for n, with {{.Count}} = n.
+func (w Words) Count(id Message, n int, vars Vars) string {
+	data := Vars{"Count": n}
+	for k, v := range vars {
+		data[k] = v
+	}
+	msg, _ := w.loc.Localize(&i18n.LocalizeConfig{MessageID: string(id), TemplateData: data, PluralCount: n})
+	if msg == "" {
+		return string(id)
+	}
+	return msg
+}
+
+// Duration says d in its largest whole unit ("30 minutes", "1 Stunde").
+// Pages and emails say durations through it alone.
+func (w Words) Duration(d time.Duration) string {
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return w.Count(DurationHours, int(d/time.Hour), nil)
+	case d >= time.Minute && d%time.Minute == 0:
+		return w.Count(DurationMinutes, int(d/time.Minute), nil)
+	}
+	return w.Count(DurationSeconds, int((d+time.Second-1)/time.Second), nil)
+}
+
+// AddressProblem is the sentence for an address the domain refused, by
+// its reason (flow.AddressReason) and detail (the character or the limit).
+func (w Words) AddressProblem(reason, detail string) string {
+	id := Message("address_" + reason)
+	if !w.msgs.ids[language.English][string(id)] {
+		id = AddressOther
+	}
+	return w.Say(id, Vars{"Detail": detail})
+}
+
+// Localized is the code email's sentences in one language, ready to print.
+type Localized struct {
+	Subject, Intro, Validity, Resource, Origin, NotYou, NotYouLink, Never string
+}
+
+func (w Words) codeEmail(d EmailData) Localized {
+	tenant := Vars{"Tenant": d.Tenant}
+	l := Localized{
+		Subject: w.Say(EmailSubject, tenant),
+		Intro:   w.Say(EmailIntro, tenant),
+		Validity: w.Say(EmailValidity, Vars{
+			"Duration": w.Duration(d.ExpiresIn),
+			"Time":     d.ExpiresAt.UTC().Format(w.Say(EmailTimeLayout, nil)),
+		}),
+		NotYou: w.Say(EmailNotYou, nil),
+		Never:  w.Say(EmailNeverShare, nil),
+	}
+	if d.Resource != "" {
+		l.Resource = w.Say(EmailResource, Vars{"Path": d.Resource})
+	}
+	if d.NotMeLink != "" {
+		l.NotYouLink = w.Say(EmailNotmeLink, nil)
+	}
+	ip := d.ClientIP
+	if ip == "" {
+		ip = w.Say(EmailUnknownClient, nil)
+	}
+	if d.UserAgent != "" {
+		l.Origin = w.Say(EmailOriginBrowser, Vars{"IP": ip, "Browser": d.UserAgent})
+	} else {
+		l.Origin = w.Say(EmailOrigin, Vars{"IP": ip})
+	}
+	return l
+}
+
+// Wait says how long until something may be done again, rounded up to a
+// unit a person counts in: seconds below two minutes, minutes below two
+// hours, then hours ("25 seconds", "4 minutes").
+func (w Words) Wait(d time.Duration) string {
+	up := func(unit time.Duration) int { return int((d + unit - 1) / unit) }
+	switch {
+	case d < 2*time.Minute:
+		return w.Count(DurationSeconds, max(up(time.Second), 1), nil)
+	case d < 2*time.Hour:
+		return w.Count(DurationMinutes, up(time.Minute), nil)
+	}
+	return w.Count(DurationHours, up(time.Hour), nil)
+}

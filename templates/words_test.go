@@ -1,0 +1,144 @@
+package templates
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// messageIDs reads the Message constants from messages.go, so the test
+// knows every id the Go code may ask for.
+func messageIDs(t *testing.T) []Message {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "messages.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []Message
+	ast.Inspect(f, func(n ast.Node) bool {
+		if v, ok := n.(*ast.ValueSpec); ok && len(v.Values) == 1 {
+			if lit, ok := v.Values[0].(*ast.BasicLit); ok {
+				s, _ := strconv.Unquote(lit.Value)
+				ids = append(ids, Message(s))
+			}
+		}
+		return true
+	})
+	if len(ids) < 40 {
+		t.Fatalf("only %d message ids read from messages.go", len(ids))
+	}
+	return ids
+}
+
+// Every id the code asks for has English words, and no rendered message
+// shows its id or an unfilled place.
+func TestEveryMessageHasWords(t *testing.T) {
+	s, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := Vars{"Tenant": "Contoso", "Email": "a@b.co", "Duration": "1 hour", "Time": "10:00", "Wait": "25 seconds", "Path": "/x", "IP": "192.0.2.1", "Browser": "Firefox", "Count": 2}
+	for _, lang := range s.Languages() {
+		w := s.Words(lang)
+		for _, id := range messageIDs(t) {
+			for _, got := range []string{w.Say(id, vars), w.Count(id, 1, vars), w.Count(id, 3, vars)} {
+				if got == "" || got == string(id) || strings.Contains(got, "<no value>") || strings.Contains(got, "{{") {
+					t.Errorf("%s %s: %q", lang, id, got)
+				}
+			}
+		}
+	}
+}
+
+func TestWordsPickTheGuestsLanguage(t *testing.T) {
+	s, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for accept, want := range map[string]string{
+		"de-DE,de;q=0.9,en;q=0.8": "de",
+		"fr-CH, fr;q=0.9":         "fr",
+		"es-419":                  "es",
+		"pt-BR":                   "en",
+		"":                        "en",
+		"*":                       "en",
+		"xx-invalid;;q=":          "en",
+		"ja":                      "en",
+		"en-GB":                   "en",
+		"pt-BR, de;q=0.3":         "de",
+	} {
+		if got := s.Language(accept); got != want {
+			t.Errorf("Language(%q) = %q, want %q", accept, got, want)
+		}
+	}
+	// A sentence a language lacks comes in English.
+	if got := s.Words("de").Say(BusyTitle, nil); got != "Please try again in a minute" {
+		t.Errorf("missing German sentence: %q", got)
+	}
+	if got := s.Words("en").Count(WrongCode, 1, nil); !strings.Contains(got, "1 try left") {
+		t.Errorf("singular: %q", got)
+	}
+	if got := s.Words("en").Count(WrongCode, 4, nil); !strings.Contains(got, "4 tries left") {
+		t.Errorf("plural: %q", got)
+	}
+}
+
+func TestAddressProblemForEveryReason(t *testing.T) {
+	s, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.Words("en")
+	other := w.Say(AddressOther, nil)
+	for _, reason := range []string{"empty", "too_long", "control", "at_sign", "local_empty", "local_too_long", "local_dots", "local_non_ascii", "routing", "local_char", "domain"} {
+		if got := w.AddressProblem(reason, "%"); got == other || strings.Contains(got, "address_") {
+			t.Errorf("%s: %q", reason, got)
+		}
+	}
+	if got := w.AddressProblem("no_such_reason", ""); got != other {
+		t.Errorf("unknown reason: %q", got)
+	}
+}
+
+// An operator's file changes one sentence, adds a language, and a broken
+// file fails at load with its name.
+func TestOperatorMessageFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(dir, "messages"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "messages", name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("en.toml", `busy_title = "Hold on a minute"`)
+	write("it.toml", "email_subject = \"Il tuo codice per {{.Tenant}}\"\n")
+	s, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Words("en").Say(BusyTitle, nil); got != "Hold on a minute" {
+		t.Errorf("override: %q", got)
+	}
+	if got := s.Words("en").Say(BusyText, nil); !strings.Contains(got, "Many sign-in codes") {
+		t.Errorf("the other sentences stay: %q", got)
+	}
+	if got := s.Words("it-IT").Say(EmailSubject, Vars{"Tenant": "Contoso"}); got != "Il tuo codice per Contoso" {
+		t.Errorf("added language: %q", got)
+	}
+	write("it.toml", `no_such_message = "x"`)
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "it.toml") || !strings.Contains(err.Error(), "no_such_message") {
+		t.Errorf("an unknown id: %v", err)
+	}
+	write("it.toml", `email_subject = "{{.Tenant"`)
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "it.toml") {
+		t.Errorf("a broken template: %v", err)
+	}
+}
