@@ -54,7 +54,7 @@ func (g *Gateway) getNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 		return
 	}
 	g.page(w, r, t, http.StatusOK, templates.PageNotMe, templates.PageData{
-		Email: tok.Email, CSRF: g.csrfToken(t, "notme:"+token), Token: token,
+		Email: tok.Email, CSRF: g.csrfToken(t, notMeBinding(token)), Token: token,
 		Notice: g.words(r).Say(templates.NotmeNotice, templates.Vars{"Duration": g.words(r).Duration(time.Duration(g.Limits.NotMe))}),
 	})
 }
@@ -70,7 +70,7 @@ func (g *Gateway) postNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.errorPage(w, r, t, http.StatusBadRequest, templates.NotmeBadTitle, templates.NotmeBadText, nil)
 		return
 	}
-	if !g.checkFormOrigin(w, r, t, "notme:"+form["t"], form["csrf"]) {
+	if !g.checkFormOrigin(w, r, t, notMeBinding(form["t"]), form["csrf"]) {
 		return
 	}
 	until, err := g.service.NotMe(r.Context(), t.ID, tok.Email, tok.Challenge, time.Duration(g.CodeTTL)+notMeValidity)
@@ -90,3 +90,7 @@ func (g *Gateway) postNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 		Message: words.Say(templates.NotmeDoneText, templates.Vars{"Email": tok.Email, "Wait": words.Wait(until.Sub(g.service.Now()))}),
 	})
 }
+
+// notMeBinding is what the "this wasn't me" form's CSRF token is bound to:
+// the link's token, as the page has no pending cookie of its own.
+func notMeBinding(token string) string { return "notme:" + token }
