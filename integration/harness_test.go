@@ -167,8 +167,15 @@ func (e *env) site(address, gatewayLines, handlers string) string {
 }
 
 // newEnv is an env with its own storage and backend, and no SMTP server yet.
+// newEnv starts a test's world: storage, a backend, and a Caddy that holds
+// nothing from earlier tests. The memory store lives in a pool that survives
+// reloads, so without the bare config first a test would meet the codes,
+// limits and sign-outs of the test before it (and of itself, under
+// go test -count=N).
 func newEnv(t *testing.T) *env {
-	return &env{t: t, storage: storageDir(t), backend: startBackend(t)}
+	e := &env{t: t, storage: storageDir(t), backend: startBackend(t)}
+	e.load(e.bare())
+	return e
 }
 
 // storageDir is a temporary directory for Caddy's storage. Not t.TempDir:
@@ -214,6 +221,36 @@ func (e *env) load(config any) {
 		e.t.FailNow()
 	}
 	settle(e.t)
+	guestConnections.closeIdle()
+}
+
+// guestConnections are the transports of every guest. After a reload their
+// kept-alive connections lead to the previous server, which closes them (1ns
+// grace period): a browser would open a new one, and so must the guests.
+var guestConnections = &transports{all: map[*http.Transport]bool{}}
+
+type transports struct {
+	mu  sync.Mutex
+	all map[*http.Transport]bool
+}
+
+func (ts *transports) add(t *testing.T, tr *http.Transport) {
+	ts.mu.Lock()
+	ts.all[tr] = true
+	ts.mu.Unlock()
+	t.Cleanup(func() {
+		ts.mu.Lock()
+		delete(ts.all, tr)
+		ts.mu.Unlock()
+	})
+}
+
+func (ts *transports) closeIdle() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for tr := range ts.all {
+		tr.CloseIdleConnections()
+	}
 }
 
 // settle waits until the new config alone answers on the HTTP port: with a
@@ -244,8 +281,10 @@ type guest struct {
 
 func newGuest(t *testing.T) *guest {
 	jar, _ := cookiejar.New(nil)
+	tr := caddytest.CreateTestingTransport()
+	guestConnections.add(t, tr)
 	return &guest{t: t, jar: jar, client: &http.Client{
-		Transport: caddytest.CreateTestingTransport(),
+		Transport: tr,
 		Jar:       jar,
 		Timeout:   10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
