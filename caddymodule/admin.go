@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -199,6 +200,9 @@ type inviteRequest struct {
 	ExpiresIn string   `json:"expires_in,omitempty"` // e.g. "7d"; none: no expiry
 	Paths     []string `json:"paths,omitempty"`
 	SendEmail *bool    `json:"send_email,omitempty"` // default true
+	// Language of the invitation email, e.g. "de"; default: the admin
+	// request's Accept-Language, else English.
+	Language string `json:"language,omitempty"`
 }
 
 // inviteResponse is the guest and the link the email carries.
@@ -248,7 +252,7 @@ func (a *AdminAPI) invite(w http.ResponseWriter, r *http.Request) error {
 		return apiError(http.StatusInternalServerError, "writing the guest: %v", err)
 	}
 	if send {
-		if err := gw.sendInvitation(r, g, link); err != nil {
+		if err := gw.sendInvitation(r, g, link, cmp.Or(req.Language, r.Header.Get("Accept-Language"))); err != nil {
 			// No partial write: the directory goes back to what it was.
 			_ = undo(r.Context())
 			return apiError(http.StatusServiceUnavailable, "the invitation email could not be queued (%v); nothing was changed, try again", err)
@@ -293,10 +297,13 @@ func invitationLink(rawURL, tenantID, email string) (*Gateway, string, error) {
 }
 
 // sendInvitation queues the invitation email through the gateway's mailer.
-func (g *Gateway) sendInvitation(r *http.Request, guest directory.Guest, link string) error {
-	data := templates.InviteData{Tenant: g.displayName(directory.TenantName(guest.Tenant)), Email: guest.Email, Link: link, InvitedBy: guest.InvitedBy}
+func (g *Gateway) sendInvitation(r *http.Request, guest directory.Guest, link, language string) error {
+	data := templates.InviteData{
+		Tenant: g.displayName(directory.TenantName(guest.Tenant)), Email: guest.Email, Link: link, InvitedBy: guest.InvitedBy,
+		Lang: g.pages.Language(language),
+	}
 	if guest.InviteExpires != nil {
-		data.ExpiresAt = guest.InviteExpires.UTC().Format("15:04 MST, 2 Jan 2006")
+		data.Expires = *guest.InviteExpires
 	}
 	subject, text, html, err := g.pages.Invitation(data)
 	if err != nil {

@@ -90,6 +90,7 @@ func guestCommands() []*cobra.Command {
 		req.InvitedBy, _ = f.GetString("invited-by")
 		req.ExpiresIn, _ = f.GetString("expires")
 		req.Paths, _ = f.GetStringSlice("path")
+		req.Language, _ = f.GetString("language")
 		if noEmail, _ := f.GetBool("no-email"); noEmail {
 			no := false
 			req.SendEmail = &no
@@ -102,6 +103,7 @@ func guestCommands() []*cobra.Command {
 	invite.Flags().String("expires", "", "how long the invitation may be redeemed, e.g. 7d")
 	invite.Flags().StringSlice("path", nil, "a path prefix the guest may open (repeatable); default: the whole tenant")
 	invite.Flags().Bool("no-email", false, "record the invitation without sending the email")
+	invite.Flags().String("language", "", "the invitation email's language, e.g. de (default English)")
 
 	list := newSub("list", "Lists a tenant's guests", false, func(c *cobra.Command, admin, tenant, _ string) error {
 		var out bytes.Buffer

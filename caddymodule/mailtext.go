@@ -76,18 +76,18 @@ var (
 
 // browserName is a short "Firefox on Windows" for a User-Agent, from a fixed
 // list, or "" when the browser is not one the list knows.
-func browserName(ua string) string {
+func browserName(ua string) (browser, system string) {
 	if len(ua) > 512 {
-		return ""
+		return "", ""
 	}
 	p := useragent.Parse(ua)
 	if !slices.Contains(knownBrowsers, p.Name) {
-		return ""
+		return "", ""
 	}
 	if slices.Contains(knownSystems, p.OS) {
-		return p.Name + " (" + p.OS + ")"
+		return p.Name, p.OS
 	}
-	return p.Name
+	return p.Name, ""
 }
 
 func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
@@ -95,6 +95,7 @@ func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
 	if err != nil {
 		return flow.Message{}, err
 	}
+	browser, system := browserName(c.UserAgent)
 	subject, text, html, err := g.pages.Email(templates.EmailData{
 		Code:      c.Code,
 		NotMeLink: notMe,
@@ -102,9 +103,9 @@ func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
 		Resource:  mailResource(c.Resource),
 		Host:      c.Host,
 		ClientIP:  c.ClientIP,
-		UserAgent: browserName(c.UserAgent),
+		Browser:   browser,
+		System:    system,
 		ExpiresIn: c.ExpiresIn,
-		ExpiresAt: c.ExpiresAt,
 		Lang:      g.pages.Language(c.Language),
 	})
 	if err != nil {

@@ -54,6 +54,9 @@ func (g *Gateway) internalError(w http.ResponseWriter, r *http.Request, t tenant
 // page renders a gateway page with the headers every auth page carries.
 func (g *Gateway) page(w http.ResponseWriter, r *http.Request, t tenant, status int, name string, data templates.PageData) {
 	data.Base = t.Base()
+	if data.Words.Lang == "" {
+		data.Words = g.words(r)
+	}
 	if t.Name != "" {
 		data.Tenant = g.displayName(t.Name)
 	}

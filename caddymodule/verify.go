@@ -37,11 +37,9 @@ func (g *Gateway) show(w http.ResponseWriter, r *http.Request, t tenant, p flow.
 		Email:      p.Email,
 		TriesLeft:  ch.TriesLeft(),
 		CodeLength: g.service.CodeLength(),
+		CodeTTL:    time.Duration(g.CodeTTL),
 		FieldError: fieldError,
 		Delivery:   ch.Delivery.String(),
-	}
-	if !ch.ExpiresAt.IsZero() {
-		data.ExpiresAt = ch.ExpiresAt.UTC().Format("15:04 MST")
 	}
 	if fieldError == "" {
 		data.Refresh = deliveryRefresh[ch.Delivery]

@@ -283,7 +283,7 @@ func TestAttackerTextStaysOutOfTheCodeEmail(t *testing.T) {
 		"csrf": {formValue(t, page.body, "csrf")}, "email": {"bob@contoso.com"}, "rd": {long},
 	}, "User-Agent", chrome), http.StatusSeeOther)
 	mail = e.smtp.Wait(t, "bob@contoso.com", 2, 10*time.Second)
-	if !strings.Contains(mail.Text, "Chrome (Windows)") || strings.Contains(mail.Text, "AppleWebKit") {
+	if !strings.Contains(mail.Text, "Chrome on Windows") || strings.Contains(mail.Text, "AppleWebKit") {
 		t.Errorf("browser not named by family:\n%s", mail.Text)
 	}
 	if strings.Contains(mail.Text, long) {

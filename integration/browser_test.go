@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -48,55 +50,91 @@ func newBrowser(t *testing.T) context.Context {
 }
 
 // TestBrowserGuestFlow walks the whole flow in a real browser, without
-// JavaScript on our pages: a deep link, the send-code form, the code from the
-// real mail, a wrong code, and the landing on the same link with the backend
-// seeing the guest.
+// JavaScript on our pages, for a host and a path tenant, in English and in
+// Arabic (right to left), on a phone and a desktop: a deep link, the
+// send-code form, the code from the real mail, a wrong code, and the landing
+// on the same link with the backend seeing the guest.
 func TestBrowserGuestFlow(t *testing.T) {
-	e := start(t, gatewayOptions{})
-	ctx := newBrowser(t)
-	deep := contoso + "/docs/Q3%20report.pdf?version=2"
-	verifyButton := chromedp.CSS(`form[action$="verify"] button`)
+	for _, tc := range []struct {
+		name, lang, origin, deep, wrong string
+		width, height                  int64
+	}{
+		{"en host desktop", "en", contoso, "/docs/Q3%20report.pdf?version=2", "4 tries left", 1280, 800},
+		{"ar path phone", "ar", pathSite, "/t/acme/docs/Q3%20report.pdf?version=2", "تبقّت لديك 4 محاولات", 360, 740},
+		{"en path phone", "en", pathSite, "/t/acme/docs/a.pdf", "4 tries left", 360, 740},
+		{"ar host desktop", "ar", contoso, "/docs/a.pdf", "تبقّت لديك 4 محاولات", 1280, 800},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := start(t, gatewayOptions{})
+			ctx := newBrowser(t)
+			deep := tc.origin + tc.deep
+			verifyButton := chromedp.CSS(`form[action$="verify"] button`)
+			// The guest's language, as their browser would send it.
+			speakAs := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+					return err
+				}
+				_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": tc.lang}})
+				return err
+			})
+			must(t, "opening the deep link", chromedp.Do(ctx,
+				speakAs,
+				chromedp.EmulateViewport(tc.width, tc.height),
+				chromedp.Navigate(deep),
+				chromedp.WaitVisible(chromedp.ID("email")),
+			))
+			checkPageFits(t, ctx, tc.lang)
+			if focused := run(t, ctx, chromedp.Evaluate[string](`document.activeElement.id`)); focused != "email" {
+				t.Errorf("the email field is not focused on the sign-in page (focus on %q)", focused)
+			}
 
-	must(t, "opening the deep link", chromedp.Do(ctx,
-		chromedp.Navigate(deep),
-		chromedp.WaitVisible(chromedp.ID("email")),
-	))
-	if focused := run(t, ctx, chromedp.Evaluate[string](`document.activeElement.id`)); focused != "email" {
-		t.Errorf("the email field is not focused on the sign-in page (focus on %q)", focused)
-	}
+			must(t, "sending the code", chromedp.Do(ctx,
+				chromedp.SendKeys(chromedp.ID("email"), "Alice@Contoso.com"),
+				chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+				chromedp.WaitVisible(chromedp.ID("code")),
+			))
+			checkPageFits(t, ctx, tc.lang)
+			code := codeIn(t, e.smtp.Wait(t, "alice@contoso.com", 1, 10*time.Second).Text)
 
-	must(t, "sending the code", chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.ID("email"), "Alice@Contoso.com"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.ID("code")),
-	))
-	if at := run(t, ctx, chromedp.Location()); at != contoso+"/.email-otp/verify" {
-		t.Errorf("after sending, the browser is at %q", at)
-	}
-	code := codeIn(t, e.smtp.Wait(t, "alice@contoso.com", 1, 10*time.Second).Text)
+			// A wrong code first: the error sits next to the field and says what is left.
+			must(t, "entering a wrong code", chromedp.Do(ctx,
+				chromedp.SendKeys(chromedp.ID("code"), wrongCode(code)),
+				chromedp.Click(verifyButton),
+				chromedp.WaitVisible(chromedp.ID("code-error")),
+			))
+			errText := run(t, ctx, chromedp.Text(chromedp.ID("code-error")))
+			describedBy := run(t, ctx, chromedp.AttributeValue(chromedp.ID("code"), "aria-describedby"))
+			if !strings.Contains(errText, tc.wrong) || describedBy.Value != "code-error" {
+				t.Errorf("wrong-code error %q (aria-describedby %q), want %q", errText, describedBy.Value, tc.wrong)
+			}
 
-	// A wrong code first: the error sits next to the field and says what is left.
-	must(t, "entering a wrong code", chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.ID("code"), wrongCode(code)),
-		chromedp.Click(verifyButton),
-		chromedp.WaitVisible(chromedp.ID("code-error")),
-	))
-	errText := run(t, ctx, chromedp.Text(chromedp.ID("code-error")))
-	describedBy := run(t, ctx, chromedp.AttributeValue(chromedp.ID("code"), "aria-describedby"))
-	if !strings.Contains(errText, "4 tries left") || describedBy.Value != "code-error" {
-		t.Errorf("wrong-code error %q (aria-describedby %q)", errText, describedBy.Value)
+			must(t, "entering the code", chromedp.Do(ctx,
+				chromedp.SendKeys(chromedp.ID("code"), code[:4]+" "+code[4:]),
+				chromedp.Click(verifyButton),
+				chromedp.WaitVisible(chromedp.CSS("pre")), // the browser shows the backend's JSON as text
+			))
+			if landed := run(t, ctx, chromedp.Location()); landed != deep {
+				t.Errorf("landed on %q, want the deep link %q", landed, deep)
+			}
+			if body := run(t, ctx, chromedp.Text(chromedp.CSS("body"))); !strings.Contains(body, `"X-Auth-Email":["alice@contoso.com"]`) {
+				t.Errorf("the backend did not see the guest; page:\n%s", body)
+			}
+		})
 	}
+}
 
-	must(t, "entering the code", chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.ID("code"), code[:4]+" "+code[4:]),
-		chromedp.Click(verifyButton),
-		chromedp.WaitVisible(chromedp.CSS("pre")), // the browser shows the backend's JSON as text
-	))
-	if landed := run(t, ctx, chromedp.Location()); landed != deep {
-		t.Errorf("landed on %q, want the deep link %q", landed, deep)
+// checkPageFits checks the gateway page in the browser: its language and
+// direction, and that nothing makes a phone scroll sideways.
+func checkPageFits(t *testing.T, ctx context.Context, lang string) {
+	t.Helper()
+	got := run(t, ctx, chromedp.Evaluate[map[string]any](`({lang: document.documentElement.lang, dir: getComputedStyle(document.documentElement).direction,
+		wide: document.scrollingElement.scrollWidth > window.innerWidth})`))
+	wantDir := "ltr"
+	if lang == "ar" {
+		wantDir = "rtl"
 	}
-	if body := run(t, ctx, chromedp.Text(chromedp.CSS("body"))); !strings.Contains(body, `"X-Auth-Email":["alice@contoso.com"]`) {
-		t.Errorf("the backend did not see the guest; page:\n%s", body)
+	if got["lang"] != lang || got["dir"] != wantDir || got["wide"] != false {
+		t.Errorf("page at %s: %v; want lang %s, direction %s, no sideways scroll", run(t, ctx, chromedp.Location()), got, lang, wantDir)
 	}
 }
 

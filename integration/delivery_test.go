@@ -137,7 +137,7 @@ func TestCodeEmailFormat(t *testing.T) {
 	if subj := m.Header.Get("Subject"); !strings.Contains(decodeHeader(subj), "Contoso Shared Docs") || strings.Contains(subj, code) {
 		t.Errorf("subject %q: want the display name and not the code", decodeHeader(subj))
 	}
-	if !strings.Contains(m.Text, "Ihr Anmeldecode für Contoso Shared Docs") || !strings.Contains(m.Text, "Firefox (Linux)") || !strings.Contains(m.Text, "/reports/q3") {
+	if !strings.Contains(m.Text, "Ihr Anmeldecode für Contoso Shared Docs") || !strings.Contains(m.Text, "Firefox unter Linux") || !strings.Contains(m.Text, "/reports/q3") {
 		t.Errorf("the text part is not German or lacks the details:\n%s", m.Text)
 	}
 	lines := strings.Split(strings.TrimRight(m.Text, "\r\n"), "\n")
@@ -161,7 +161,7 @@ func TestCodeEmailFormat(t *testing.T) {
 	// A language we lack falls back to English.
 	g2 := newGuest(t)
 	page = g2.get(contoso + hostBase + "signin")
-	g2.post(contoso+hostBase+"send", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "email": {"jo@contoso.com"}}, "Accept-Language", "ja")
+	g2.post(contoso+hostBase+"send", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "email": {"jo@contoso.com"}}, "Accept-Language", "pt-BR")
 	if m := e.smtp.Wait(t, "jo@contoso.com", 1, 10*time.Second); !strings.Contains(m.Text, "Your sign-in code for Contoso Shared Docs") {
 		t.Errorf("fallback email is not English:\n%s", m.Text)
 	}

@@ -106,7 +106,7 @@ func TestInvitationFromMailToDocument(t *testing.T) {
 	}
 	// The invitation opens /reports/ only.
 	r := g.get(contoso + "/finance/budget.xlsx")
-	expectStatus(t, r, http.StatusForbidden, "guest@outside.example", "use another address")
+	expectStatus(t, r, http.StatusForbidden, "guest@outside.example", "Use another address")
 	// Another tenant knows nothing of it.
 	expectRedirect(t, g.get(fabrikam+"/reports/q3.pdf"), http.StatusFound)
 }
@@ -258,7 +258,7 @@ func TestRouteLevelPolicy(t *testing.T) {
 	e.signIn(cfo, contoso, hostBase, "/finance/q3.xlsx", "cfo@contoso.com")
 	staff.backendView(contoso + "/wiki/")
 	r := staff.get(contoso + "/finance/q3.xlsx")
-	expectStatus(t, r, http.StatusForbidden, "staff@contoso.com", "use another address")
+	expectStatus(t, r, http.StatusForbidden, "staff@contoso.com", "Use another address")
 	if r.Header.Get("Location") != "" {
 		t.Error("the 403 redirects")
 	}

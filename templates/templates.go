@@ -41,8 +41,10 @@ const (
 var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox, PageConsent, PageForbidden, PageNotMe}
 
 // PageData is what every page template receives. Fields a page doesn't use are
-// zero. Everything is escaped by html/template.
+// zero. Everything is escaped by html/template. Pages say their sentences
+// with {{.T "id"}} and {{.B "id" "Email" .Email}} in the language of Words.
 type PageData struct {
+	Words      Words // the guest's language; English if unset
 	Title      string
 	Tenant     string
 	Base       string // the gateway's endpoint prefix, e.g. "/.email-otp/"
@@ -53,7 +55,7 @@ type PageData struct {
 	Notice     string // shown above the form
 	TriesLeft  int
 	CodeLength int
-	ExpiresAt  string
+	CodeTTL    time.Duration // how long a code works (ValidFor says it in words)
 	Delivery   string // verify page: queued, sent, retrying or failed
 	Refresh    int    // seconds after which the page reloads itself; 0: never
 	Trouble    bool   // sign-in page: mail delivery is failing right now
@@ -78,20 +80,34 @@ type EmailData struct {
 	Resource  string // the local path the guest asked for
 	Host      string // the site's host name, for the one-time-code line
 	ClientIP  string
-	UserAgent string
+	Browser   string // from a fixed list ("Chrome"), or empty
+	System    string // the browser's operating system ("Linux"), or empty
 	ExpiresIn time.Duration
-	ExpiresAt time.Time
 	Lang      string    // the email's language (Set.Language)
 	L         Localized // filled by Email: the sentences in Lang
 }
 
-// InviteData is what the invitation email templates receive.
+// InviteData is what the invitation email templates receive. They say
+// their sentences with {{.T "id"}} in Lang.
 type InviteData struct {
 	Tenant    string // the tenant's display name
 	Email     string // the invited address
 	Link      string // signs the guest in and lands on the shared resource
 	InvitedBy string
-	ExpiresAt string // empty: no expiry
+	Expires   time.Time // zero: no expiry
+	Lang      string    // the email's language (Set.Language)
+	words     Words
+}
+
+// T says message id in the invitation's language; see PageData.T.
+func (d InviteData) T(id string, kv ...any) string { return d.words.say(Message(id), pairs(kv)) }
+
+// Until says the invitation's last day, in the date style of its language.
+func (d InviteData) Until() string {
+	if d.Expires.IsZero() {
+		return ""
+	}
+	return d.Expires.UTC().Format(d.words.Say(DateLayout, nil))
 }
 
 // mail is the three templates of one email.
@@ -187,6 +203,9 @@ func (s *Set) Page(w io.Writer, name string, data PageData) error {
 	if !ok {
 		return fmt.Errorf("no page %q", name)
 	}
+	if data.Words.loc == nil {
+		data.Words = s.Words("en")
+	}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, data); err != nil {
 		return fmt.Errorf("page %s: %w", name, err)
@@ -208,6 +227,8 @@ func (s *Set) Email(data EmailData) (subject, text, html string, err error) {
 
 // Invitation renders the invitation email.
 func (s *Set) Invitation(data InviteData) (subject, text, html string, err error) {
+	data.words = s.Words(data.Lang)
+	data.Lang = data.words.Lang
 	subject, text, html, err = s.invite.render(data)
 	if err != nil {
 		err = fmt.Errorf("invitation email %w", err)

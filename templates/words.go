@@ -2,6 +2,8 @@ package templates
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"io/fs"
 	"os"
 	"path"
@@ -81,10 +83,26 @@ func (m *messages) parseFiles(fsys fs.FS, where string) error {
 	return nil
 }
 
+// SampleVars has a value for every place a message may use: {{.Tenant}},
+// {{.Email}}, … and {{.Count}}.
+func SampleVars() Vars {
+	return Vars{"Tenant": "Contoso", "Email": "ann@example.com", "Detail": "%", "Duration": "30 minutes", "Wait": "25 seconds",
+		"Path": "/docs/a", "IP": "192.0.2.1", "Browser": "Firefox", "System": "Linux", "InvitedBy": "Bob", "Date": "1 Dec 2026", "Count": 2}
+}
+
+func placeNames() []string {
+	var names []string
+	for k := range SampleVars() {
+		names = append(names, "{{."+k+"}}")
+	}
+	slices.Sort(names)
+	return names
+}
+
 // check renders every message of every language with sample values.
 func (m *messages) check() error {
 	english := m.ids[language.English]
-	sample := Vars{"Tenant": "T", "Email": "a@b.c", "Detail": "x", "Duration": "1", "Time": "1", "Wait": "1", "Path": "/", "IP": "1", "Browser": "B", "Count": 2}
+	sample := SampleVars()
 	for _, tag := range m.tags {
 		w := m.words(tag)
 		for id := range m.ids[tag] {
@@ -96,8 +114,12 @@ func (m *messages) check() error {
 				if m.plural[id] {
 					sample["Count"], lc.PluralCount = n, n
 				}
-				if _, err := w.loc.Localize(lc); err != nil {
+				out, err := w.loc.Localize(lc)
+				if err != nil {
 					return fmt.Errorf("messages/%s.toml: %q: %w", tag, id, err)
+				}
+				if strings.Contains(out, "<no value>") {
+					return fmt.Errorf("messages/%s.toml: %q uses a place the gateway does not fill; the places are %s", tag, id, strings.Join(placeNames(), ", "))
 				}
 			}
 		}
@@ -194,10 +216,7 @@ func (w Words) codeEmail(d EmailData) Localized {
 	l := Localized{
 		Subject: w.Say(EmailSubject, tenant),
 		Intro:   w.Say(EmailIntro, tenant),
-		Validity: w.Say(EmailValidity, Vars{
-			"Duration": w.Duration(d.ExpiresIn),
-			"Time":     d.ExpiresAt.UTC().Format(w.Say(EmailTimeLayout, nil)),
-		}),
+		Validity: w.Say(EmailValidity, Vars{"Duration": w.Duration(d.ExpiresIn)}),
 		NotYou: w.Say(EmailNotYou, nil),
 		Never:  w.Say(EmailNeverShare, nil),
 	}
@@ -211,8 +230,11 @@ func (w Words) codeEmail(d EmailData) Localized {
 	if ip == "" {
 		ip = w.Say(EmailUnknownClient, nil)
 	}
-	if d.UserAgent != "" {
-		l.Origin = w.Say(EmailOriginBrowser, Vars{"IP": ip, "Browser": d.UserAgent})
+	if browser := d.Browser; browser != "" {
+		if d.System != "" {
+			browser = w.Say(EmailBrowserOn, Vars{"Browser": d.Browser, "System": d.System})
+		}
+		l.Origin = w.Say(EmailOriginBrowser, Vars{"IP": ip, "Browser": browser})
 	} else {
 		l.Origin = w.Say(EmailOrigin, Vars{"IP": ip})
 	}

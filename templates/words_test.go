@@ -2,6 +2,8 @@ package templates
 
 import (
 	"go/ast"
+	"time"
+
 	"go/parser"
 	"go/token"
 	"os"
@@ -9,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/text/language"
 )
 
 // messageIDs reads the Message constants from messages.go, so the test
@@ -42,7 +46,7 @@ func TestEveryMessageHasWords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars := Vars{"Tenant": "Contoso", "Email": "a@b.co", "Duration": "1 hour", "Time": "10:00", "Wait": "25 seconds", "Path": "/x", "IP": "192.0.2.1", "Browser": "Firefox", "Count": 2}
+	vars := SampleVars()
 	for _, lang := range s.Languages() {
 		w := s.Words(lang)
 		for _, id := range messageIDs(t) {
@@ -68,17 +72,14 @@ func TestWordsPickTheGuestsLanguage(t *testing.T) {
 		"":                        "en",
 		"*":                       "en",
 		"xx-invalid;;q=":          "en",
-		"ja":                      "en",
+		"ja":                      "ja",
+		"ar-EG,ar;q=0.9":          "ar",
 		"en-GB":                   "en",
 		"pt-BR, de;q=0.3":         "de",
 	} {
 		if got := s.Language(accept); got != want {
 			t.Errorf("Language(%q) = %q, want %q", accept, got, want)
 		}
-	}
-	// A sentence a language lacks comes in English.
-	if got := s.Words("de").Say(BusyTitle, nil); got != "Please try again in a minute" {
-		t.Errorf("missing German sentence: %q", got)
 	}
 	if got := s.Words("en").Count(WrongCode, 1, nil); !strings.Contains(got, "1 try left") {
 		t.Errorf("singular: %q", got)
@@ -133,6 +134,10 @@ func TestOperatorMessageFiles(t *testing.T) {
 	if got := s.Words("it-IT").Say(EmailSubject, Vars{"Tenant": "Contoso"}); got != "Il tuo codice per Contoso" {
 		t.Errorf("added language: %q", got)
 	}
+	// A sentence the added language lacks comes in English.
+	if got := s.Words("it").Say(BusyText, nil); !strings.Contains(got, "Many sign-in codes") {
+		t.Errorf("missing Italian sentence: %q", got)
+	}
 	write("it.toml", `no_such_message = "x"`)
 	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "it.toml") || !strings.Contains(err.Error(), "no_such_message") {
 		t.Errorf("an unknown id: %v", err)
@@ -140,5 +145,66 @@ func TestOperatorMessageFiles(t *testing.T) {
 	write("it.toml", `email_subject = "{{.Tenant"`)
 	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "it.toml") {
 		t.Errorf("a broken template: %v", err)
+	}
+}
+
+// The six languages the gateway ships each say every sentence: a missing
+// one would reach a guest in English.
+func TestEveryLanguageHasEveryMessage(t *testing.T) {
+	s, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(s.Languages(), " "); got != "en ar de es fr ja" {
+		t.Errorf("languages: %s", got)
+	}
+	english := s.msgs.ids[language.English]
+	for _, lang := range s.Languages() {
+		have := s.msgs.ids[language.Make(lang)]
+		for id := range english {
+			if !have[id] {
+				t.Errorf("messages/%s.toml lacks %q", lang, id)
+			}
+		}
+	}
+}
+
+// Every page in every language: the sentences are there (no message id
+// shows), <html> names the language and its direction, values are escaped.
+func TestEveryPageInEveryLanguage(t *testing.T) {
+	s, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for id := range s.msgs.ids[language.English] {
+		ids = append(ids, id)
+	}
+	for _, lang := range s.Languages() {
+		w := s.Words(lang)
+		for _, name := range pageNames {
+			var b strings.Builder
+			data := PageData{Words: w, Base: "/.email-otp/", Tenant: "Contoso", Email: "<b>ann@example.com</b>", CSRF: "tok", RD: "/x",
+				CodeLength: 8, CodeTTL: 30 * time.Minute, Delivery: "queued", Heading: "h", Message: "m"}
+			if err := s.Page(&b, name, data); err != nil {
+				t.Fatalf("%s %s: %v", lang, name, err)
+			}
+			page := b.String()
+			dir := "ltr"
+			if lang == "ar" {
+				dir = "rtl"
+			}
+			if !strings.Contains(page, `<html lang="`+lang+`" dir="`+dir+`">`) {
+				t.Errorf("%s %s: <html> does not name the language and direction", lang, name)
+			}
+			for _, id := range ids {
+				if strings.Contains(page, ">"+id+"<") || strings.Contains(page, " "+id+" ") {
+					t.Errorf("%s %s: shows the id %q instead of its words", lang, name, id)
+				}
+			}
+			if strings.Contains(page, "<b>ann") || strings.Contains(page, "<no value>") {
+				t.Errorf("%s %s: a value is unescaped or missing", lang, name)
+			}
+		}
 	}
 }

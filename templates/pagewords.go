@@ -1,0 +1,84 @@
+package templates
+
+import (
+	"fmt"
+	htmltemplate "html/template"
+	"html"
+	"strconv"
+	"strings"
+
+	"golang.org/x/text/language"
+)
+
+// T says message id in the page's language. kv are pairs of a place's name
+// and its value ("Email", .Email); a "Count" picks the plural form.
+// html/template escapes the result like any other value.
+func (d PageData) T(id string, kv ...any) string {
+	return d.words().say(Message(id), pairs(kv))
+}
+
+// B is T for a sentence that shows the guest's address in bold: the
+// sentence and every value are escaped, then the address is wrapped in
+// <strong>. Translators keep the address as one place ({{.Email}}) and
+// write no markup.
+func (d PageData) B(id string, kv ...any) htmltemplate.HTML {
+	vars := pairs(kv)
+	var repl []string
+	marked := Vars{}
+	for k, v := range vars {
+		s, isText := v.(string)
+		if !isText || k == "Count" {
+			marked[k] = v
+			continue
+		}
+		mark := "\x00" + strconv.Itoa(len(repl)/2) + "\x00"
+		value := html.EscapeString(strings.ReplaceAll(s, "\x00", ""))
+		if k == "Email" {
+			value = "<strong>" + value + "</strong>"
+		}
+		marked[k] = mark
+		repl = append(repl, mark, value)
+	}
+	text := html.EscapeString(d.words().say(Message(id), marked))
+	return htmltemplate.HTML(strings.NewReplacer(repl...).Replace(text))
+}
+
+// Lang is the page's language, for <html lang>.
+func (d PageData) Lang() string { return d.words().Lang }
+
+// Dir is the page's writing direction, for <html dir>: "rtl" or "ltr".
+func (d PageData) Dir() string { return d.words().Dir() }
+
+// ValidFor says how long a code works, in words.
+func (d PageData) ValidFor() string { return d.words().Duration(d.CodeTTL) }
+
+// words are the page's Words; Set.Page fills in English when they are unset.
+func (d PageData) words() Words { return d.Words }
+
+// say is Say, or Count when the values hold one.
+func (w Words) say(id Message, vars Vars) string {
+	if n, ok := vars["Count"].(int); ok && w.msgs.plural[string(id)] {
+		return w.Count(id, n, vars)
+	}
+	return w.Say(id, vars)
+}
+
+func pairs(kv []any) Vars {
+	vars := make(Vars, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		vars[fmt.Sprint(kv[i])] = kv[i+1]
+	}
+	return vars
+}
+
+// rtlBases are the base languages written right to left.
+var rtlBases = map[string]bool{"ar": true, "he": true, "fa": true, "ur": true, "ps": true, "yi": true, "dv": true, "ckb": true, "sd": true, "ug": true}
+
+// Dir is "rtl" for a language written right to left, else "ltr".
+func (w Words) Dir() string {
+	base, _ := language.Make(w.Lang).Base()
+	if rtlBases[base.String()] {
+		return "rtl"
+	}
+	return "ltr"
+}
