@@ -57,7 +57,7 @@ func newBrowser(t *testing.T) context.Context {
 func TestBrowserGuestFlow(t *testing.T) {
 	for _, tc := range []struct {
 		name, lang, origin, deep, wrong string
-		width, height                  int64
+		width, height                   int64
 	}{
 		{"en host desktop", "en", contoso, "/docs/Q3%20report.pdf?version=2", "4 tries left", 1280, 800},
 		{"ar path phone", "ar", pathSite, "/t/acme/docs/Q3%20report.pdf?version=2", "تبقّت لديك 4 محاولات", 360, 740},

@@ -2,8 +2,8 @@ package templates
 
 import (
 	"fmt"
-	htmltemplate "html/template"
 	"html"
+	htmltemplate "html/template"
 	"strconv"
 	"strings"
 

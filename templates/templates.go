@@ -56,13 +56,13 @@ type PageData struct {
 	TriesLeft  int
 	CodeLength int
 	CodeTTL    time.Duration // how long a code works (ValidFor says it in words)
-	Delivery   string // verify page: queued, sent, retrying or failed
-	Refresh    int    // seconds after which the page reloads itself; 0: never
-	Trouble    bool   // sign-in page: mail delivery is failing right now
-	Token      string // "this wasn't me" page: the link's token
-	Heading    string // error pages
-	Message    string // error pages
-	Action     string // error pages: a link the guest can follow
+	Delivery   string        // verify page: queued, sent, retrying or failed
+	Refresh    int           // seconds after which the page reloads itself; 0: never
+	Trouble    bool          // sign-in page: mail delivery is failing right now
+	Token      string        // "this wasn't me" page: the link's token
+	Heading    string        // error pages
+	Message    string        // error pages
+	Action     string        // error pages: a link the guest can follow
 	ActionText string
 	Outbox     []OutboxEntry
 }

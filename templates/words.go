@@ -2,11 +2,11 @@ package templates
 
 import (
 	"fmt"
-	"slices"
-	"strings"
 	"io/fs"
 	"os"
 	"path"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -214,11 +214,11 @@ type Localized struct {
 func (w Words) codeEmail(d EmailData) Localized {
 	tenant := Vars{"Tenant": d.Tenant}
 	l := Localized{
-		Subject: w.Say(EmailSubject, tenant),
-		Intro:   w.Say(EmailIntro, tenant),
+		Subject:  w.Say(EmailSubject, tenant),
+		Intro:    w.Say(EmailIntro, tenant),
 		Validity: w.Say(EmailValidity, Vars{"Duration": w.Duration(d.ExpiresIn)}),
-		NotYou: w.Say(EmailNotYou, nil),
-		Never:  w.Say(EmailNeverShare, nil),
+		NotYou:   w.Say(EmailNotYou, nil),
+		Never:    w.Say(EmailNeverShare, nil),
 	}
 	if d.Resource != "" {
 		l.Resource = w.Say(EmailResource, Vars{"Path": d.Resource})
