@@ -42,7 +42,7 @@ func (g *Gateway) errorPage(w http.ResponseWriter, r *http.Request, t tenant, st
 
 // words are the sentences in the language the guest's browser asks for.
 func (g *Gateway) words(r *http.Request) templates.Words {
-	return g.pages.Words(r.Header.Get("Accept-Language"))
+	return g.pages.Words(r.Header.Get("Accept-Language")).ForPage()
 }
 
 func (g *Gateway) internalError(w http.ResponseWriter, r *http.Request, t tenant, err error) {

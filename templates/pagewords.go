@@ -17,10 +17,11 @@ func (d PageData) T(id string, kv ...any) string {
 	return d.words().say(Message(id), pairs(kv))
 }
 
-// B is T for a sentence that shows the guest's address in bold: the
-// sentence and every value are escaped, then the address is wrapped in
-// <strong>. Translators keep the address as one place ({{.Email}}) and
-// write no markup.
+// B is T for a sentence with values in it: the sentence and every value are
+// escaped, each value is isolated in <bdi> (an address or a Latin tenant name
+// keeps its order inside Arabic text, and the other way round), and the
+// address is in bold. Translators keep a value as one place ({{.Email}})
+// and write no markup.
 func (d PageData) B(id string, kv ...any) htmltemplate.HTML {
 	vars := pairs(kv)
 	var repl []string
@@ -32,7 +33,7 @@ func (d PageData) B(id string, kv ...any) htmltemplate.HTML {
 			continue
 		}
 		mark := "\x00" + strconv.Itoa(len(repl)/2) + "\x00"
-		value := html.EscapeString(strings.ReplaceAll(s, "\x00", ""))
+		value := "<bdi>" + html.EscapeString(strings.ReplaceAll(s, "\x00", "")) + "</bdi>"
 		if k == "Email" {
 			value = "<strong>" + value + "</strong>"
 		}

@@ -23,6 +23,9 @@ type Vars map[string]any
 type Words struct {
 	loc  *i18n.Localizer
 	msgs *messages
+	// isolate: values go into sentences between U+2068 and U+2069, so an
+	// address keeps its order inside right-to-left text (ForPage).
+	isolate bool
 	// Lang is the language the words are in (a BCP 47 tag such as "de").
 	Lang string
 }
@@ -163,7 +166,7 @@ func (m *messages) match(acceptLanguage string) language.Tag {
 // Say is message id with vars filled in. A message no file has is said as
 // its id, which the tests forbid.
 func (w Words) Say(id Message, vars Vars) string {
-	msg, err := w.loc.Localize(&i18n.LocalizeConfig{MessageID: string(id), TemplateData: vars})
+	msg, err := w.loc.Localize(&i18n.LocalizeConfig{MessageID: string(id), TemplateData: w.isolated(vars)})
 	if msg == "" {
 		return string(id) // the tests forbid this; a guest still reads something
 	}
@@ -177,7 +180,7 @@ func (w Words) Count(id Message, n int, vars Vars) string {
 	for k, v := range vars {
 		data[k] = v
 	}
-	msg, _ := w.loc.Localize(&i18n.LocalizeConfig{MessageID: string(id), TemplateData: data, PluralCount: n})
+	msg, _ := w.loc.Localize(&i18n.LocalizeConfig{MessageID: string(id), TemplateData: w.isolated(data), PluralCount: n})
 	if msg == "" {
 		return string(id)
 	}
@@ -253,4 +256,27 @@ func (w Words) Wait(d time.Duration) string {
 		return w.Count(DurationMinutes, up(time.Minute), nil)
 	}
 	return w.Count(DurationHours, up(time.Hour), nil)
+}
+
+// ForPage returns w for sentences shown on a page: in a right-to-left
+// language each text value is isolated (FSI … PDI), so "alice@contoso.com"
+// or a Latin tenant name does not reorder the Arabic around it. Mail
+// subjects keep plain values: they are folded to one line.
+func (w Words) ForPage() Words {
+	w.isolate = w.Dir() == "rtl"
+	return w
+}
+
+func (w Words) isolated(vars Vars) Vars {
+	if !w.isolate || len(vars) == 0 {
+		return vars
+	}
+	out := make(Vars, len(vars))
+	for k, v := range vars {
+		if s, ok := v.(string); ok && s != "" {
+			v = "\u2068" + s + "\u2069"
+		}
+		out[k] = v
+	}
+	return out
 }

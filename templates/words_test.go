@@ -208,3 +208,22 @@ func TestEveryPageInEveryLanguage(t *testing.T) {
 		}
 	}
 }
+
+// In Arabic an address inside a sentence on a page is isolated, so it keeps
+// its order; mail text keeps the plain value.
+func TestPageWordsIsolateValuesInRightToLeftText(t *testing.T) {
+	s, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := Vars{"Email": "ann@example.com", "Tenant": "Contoso"}
+	if got := s.Words("ar").ForPage().Say(NotPermitted, vars); !strings.Contains(got, "\u2068ann@example.com\u2069") {
+		t.Errorf("Arabic page sentence: %q", got)
+	}
+	if got := s.Words("ar").Say(NotPermitted, vars); strings.ContainsAny(got, "\u2068\u2069") {
+		t.Errorf("Arabic mail sentence: %q", got)
+	}
+	if got := s.Words("de").ForPage().Say(NotPermitted, vars); strings.ContainsAny(got, "\u2068\u2069") {
+		t.Errorf("German page sentence: %q", got)
+	}
+}
