@@ -63,7 +63,7 @@ func (g *Gateway) page(w http.ResponseWriter, r *http.Request, t tenant, status 
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", pagePolicy(data.Nonce))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
@@ -111,4 +111,15 @@ func (g *Gateway) displayName(id string) string {
 		return g.DisplayName
 	}
 	return id
+}
+
+// pagePolicy is the Content-Security-Policy of a gateway page: nothing but
+// its own inline styles, forms to itself, and with a nonce, its one script,
+// which may only ask the gateway (connect-src 'self').
+func pagePolicy(nonce string) string {
+	const base = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	if nonce == "" {
+		return base
+	}
+	return base + "; script-src 'nonce-" + nonce + "'; connect-src 'self'"
 }

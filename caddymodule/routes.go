@@ -20,6 +20,7 @@ func (g *Gateway) endpointTable() map[string]endpoint {
 		"signin":  {get: g.getSignIn},
 		"send":    {post: g.postSend},
 		"verify":  {get: g.getVerify, post: g.postVerify},
+		"status":  {get: g.getStatus},
 		"signout": {get: g.getSignOut, post: g.postSignOut},
 		"consent": {get: g.getConsent, post: g.postConsent},
 		"notme":   {get: g.getNotMe, post: g.postNotMe},

@@ -19,14 +19,7 @@ type sessionJSON struct {
 }
 
 func (g *Gateway) getSession(w http.ResponseWriter, r *http.Request, t tenant) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Type", "application/json")
-	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if !sessionReadAllowed(r, t) {
-		w.WriteHeader(http.StatusForbidden)
-		_, _ = w.Write([]byte(`{"error":"the session is shown only to this tenant's own pages"}` + "\n"))
+	if !jsonForOwnPages(w, r, t) {
 		return
 	}
 	s, guest, ok, err := g.authenticate(r, t)
@@ -48,13 +41,29 @@ func (g *Gateway) getSession(w http.ResponseWriter, r *http.Request, t tenant) {
 	}
 }
 
-// sessionReadAllowed lets the session's JSON go to plain clients and to
-// requests from this tenant's own pages, never to another site's script nor,
+// jsonForOwnPages sets the headers of a JSON answer and refuses (403) a
+// request ownPagesOnly does not allow; it reports whether to go on.
+func jsonForOwnPages(w http.ResponseWriter, r *http.Request, t tenant) bool {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "application/json")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if !ownPagesOnly(r, t) {
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(`{"error":"shown only to this tenant's own pages"}` + "\n"))
+		return false
+	}
+	return true
+}
+
+// ownPagesOnly lets the JSON endpoints (session, status) answer plain
+// clients and requests from this tenant's own pages, never to another site's script nor,
 // where the browser tells, to a page of another path tenant (same origin,
 // other tenant). A browser's request from a page (Sec-Fetch-Site:
 // same-origin, not a navigation) must show a Referer inside the tenant root
 // when tenants share the origin; browsers send it by default.
-func sessionReadAllowed(r *http.Request, t tenant) bool {
+func ownPagesOnly(r *http.Request, t tenant) bool {
 	site := r.Header.Get("Sec-Fetch-Site")
 	if site != "" && site != "same-origin" && site != "none" {
 		return false

@@ -39,23 +39,18 @@ func (g *Gateway) show(w http.ResponseWriter, r *http.Request, t tenant, p flow.
 		CodeLength: g.service.CodeLength(),
 		CodeTTL:    time.Duration(g.CodeTTL),
 		FieldError: fieldError,
-		Delivery:   ch.Delivery.String(),
-	}
-	if fieldError == "" {
-		data.Refresh = deliveryRefresh[ch.Delivery]
+		Delivery:   string(ch.Delivery.View()),
+		Words:      words,
 	}
 	if now := g.service.Now(); p.HeldAt(now) {
-		data.Notice = words.Say(templates.HeldNotice, templates.Vars{"Wait": words.Wait(time.Unix(p.HeldUntil, 0).Sub(now))})
+		data.HeldWait = words.Wait(time.Unix(p.HeldUntil, 0).Sub(now))
+	} else if ch.Delivery.View() != flow.ViewFailed {
+		// The page asks …/status how the code gets on and says so in place:
+		// no reload, so nothing the guest typed is lost.
+		data.Nonce = flow.RandomToken()
 	}
 	g.page(w, r, t, status, templates.PageVerify, data)
 }
-
-// deliveryRefresh is how often the enter-code page reloads itself while
-// delivery is in trouble, so a guest without JavaScript sees the outcome.
-// "Queued" and "sent" look alike (a decoy of an address that may not sign
-// in is "sent" at once, a real code is "queued" for a moment), so neither
-// reloads.
-var deliveryRefresh = map[flow.DeliveryState]int{flow.DeliveryRetrying: 5}
 
 func (g *Gateway) backToSignIn(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, n flow.Notice) {
 	target := t.Base() + "signin?rd=" + url.QueryEscape(safeRD(p.RD, t))

@@ -24,6 +24,30 @@ func (d DeliveryState) String() string {
 	return [...]string{"queued", "sent", "retrying", "failed"}[d]
 }
 
+// DeliveryView is what a guest may be told of a code's delivery.
+type DeliveryView string
+
+const (
+	ViewOnItsWay DeliveryView = "on_its_way" // queued or sent: they look alike
+	ViewRetrying DeliveryView = "retrying"   // the mailer failed for now; trying again
+	ViewFailed   DeliveryView = "failed"     // given up: a new code is the way on
+)
+
+// View is the state as a guest may see it. Queued and sent look alike: a
+// decoy for an address that may not sign in is "sent" at once while a real
+// code is "queued" for a moment, so showing the difference would tell who
+// may sign in. Decoys fare as the last real message did, so "retrying" and
+// "failed" tell nothing either.
+func (d DeliveryState) View() DeliveryView {
+	switch d {
+	case DeliveryRetrying:
+		return ViewRetrying
+	case DeliveryFailed:
+		return ViewFailed
+	}
+	return ViewOnItsWay
+}
+
 // ErrBusy means the delivery queue is full: the guest should try again shortly.
 var ErrBusy = errors.New("too many codes are being sent right now")
 

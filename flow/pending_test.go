@@ -111,3 +111,13 @@ func TestAfterVerify(t *testing.T) {
 		t.Error("ParseNotice")
 	}
 }
+
+func TestDeliveryViewHidesQueuedFromSent(t *testing.T) {
+	for d, want := range map[DeliveryState]DeliveryView{
+		DeliveryQueued: ViewOnItsWay, DeliverySent: ViewOnItsWay, DeliveryRetrying: ViewRetrying, DeliveryFailed: ViewFailed,
+	} {
+		if got := d.View(); got != want {
+			t.Errorf("%v: %q, want %q", d, got, want)
+		}
+	}
+}

@@ -123,6 +123,9 @@ func (s *Service) SessionTTL() time.Duration { return s.cfg.SessionTTL }
 // CodeLength is the number of digits in a code.
 func (s *Service) CodeLength() int { return s.cfg.CodeLength }
 
+// CodeTTL is how long a code works.
+func (s *Service) CodeTTL() time.Duration { return s.cfg.CodeTTL }
+
 // SendRequest asks for a code to be mailed.
 type SendRequest struct {
 	Tenant    string

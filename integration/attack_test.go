@@ -540,7 +540,7 @@ func shape(r reply, email string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d %s\n", r.StatusCode, r.Header.Get("Location"))
 	for _, name := range []string{"Content-Type", "Cache-Control", "Refresh", "Content-Security-Policy"} {
-		fmt.Fprintf(&b, "%s: %s\n", name, r.Header.Get(name))
+		fmt.Fprintf(&b, "%s: %s\n", name, scrub(r.Header.Get(name)))
 	}
 	for _, c := range r.Cookies() {
 		fmt.Fprintf(&b, "cookie %s len %d path %s\n", c.Name, len(c.Value), c.Path)

@@ -160,3 +160,51 @@ func wrongCode(code string) string {
 	}
 	return "00000000"
 }
+
+// While the code is still being sent, the enter-code page changes in place
+// (a script asks …/status): what the guest has typed stays, the page is not
+// reloaded, and the guest finishes with the code once it arrives.
+func TestBrowserTypedCodeSurvivesDeliveryUpdates(t *testing.T) {
+	e := start(t, gatewayOptions{extra: "delivery {\n\t\t\tfirst_retry 1500ms\n\t\t}"})
+	e.smtp.Refuse(tempFail, tempFail)
+	ctx := newBrowser(t)
+	deep := contoso + "/docs/a.pdf"
+	must(t, "asking for a code", chromedp.Do(ctx,
+		chromedp.EmulateViewport(360, 740),
+		chromedp.Navigate(deep),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), "zoe@contoso.com"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("code")),
+	))
+	// The guest starts typing while the mailer is still refusing.
+	must(t, "typing half the code", chromedp.Do(ctx,
+		void(chromedp.Evaluate[any](`window.sameDocument = true`)),
+		chromedp.SendKeys(chromedp.ID("code"), "1234"),
+		void(chromedp.Poll[any](`document.getElementById("delivery").textContent.includes("Still trying")`, chromedp.WithPollingTimeout(10*time.Second))),
+		void(chromedp.Poll[any](`document.getElementById("delivery").textContent.includes("is on its way")`, chromedp.WithPollingTimeout(15*time.Second))),
+	))
+	state := run(t, ctx, chromedp.Evaluate[map[string]any](`({typed: document.getElementById("code").value, same: window.sameDocument === true,
+		focused: document.activeElement.id, checkLinks: document.querySelectorAll("a.check").length})`))
+	if state["typed"] != "1234" || state["same"] != true || state["focused"] != "code" || state["checkLinks"] != float64(0) {
+		t.Fatalf("after the delivery changed: %v (want the typed digits kept, no reload, focus kept, no 'Check again' link with a script)", state)
+	}
+	code := codeIn(t, e.smtp.Wait(t, "zoe@contoso.com", 1, 10*time.Second).Text)
+	must(t, "finishing the code", chromedp.Do(ctx,
+		void(chromedp.Evaluate[any](`document.getElementById("code").value = ""`)),
+		chromedp.SendKeys(chromedp.ID("code"), code),
+		chromedp.Click(chromedp.CSS(`form[action$="verify"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("pre")),
+	))
+	if landed := run(t, ctx, chromedp.Location()); landed != deep {
+		t.Errorf("landed on %q, want %q", landed, deep)
+	}
+}
+
+// void runs a and drops its value, so it can be a step of chromedp.Do.
+func void[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := a(ctx, tg)
+		return chromedp.Void{}, err
+	}
+}

@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -30,14 +32,47 @@ func (g *guest) waitForPage(u, want string) reply {
 	}
 }
 
+// statusReply is GET …/status.
+type statusReply struct{ State, Message string }
+
+// waitForStatus GETs the delivery status until its state is want, for up
+// to 10s, as the enter-code page's script does.
+func (g *guest) waitForStatus(u, want string) statusReply {
+	g.t.Helper()
+	var s statusReply
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		r := g.get(u, "Accept", "application/json", "Sec-Fetch-Site", "same-origin", "Referer", u)
+		expectStatus(g.t, r, http.StatusOK)
+		s = statusReply{}
+		if err := json.Unmarshal([]byte(r.body), &s); err != nil {
+			g.t.Fatalf("status %q: %v", r.body, err)
+		}
+		if s.State == want {
+			return s
+		}
+	}
+	g.t.Fatalf("status never became %q: %+v", want, s)
+	return s
+}
+
 func TestGuestSeesStillTryingThenSignsIn(t *testing.T) {
 	e := start(t, gatewayOptions{extra: "delivery {\n\t\t\tfirst_retry 700ms\n\t\t}"})
 	e.smtp.Refuse(tempFail, tempFail)
 	g := newGuest(t)
 	csrf := g.requestCode(contoso, hostBase, "/doc", "zoe@contoso.com")
 	page := g.waitForPage(contoso+hostBase+"verify", "Still trying to send your code")
-	if !strings.Contains(page.body, `http-equiv="refresh"`) {
-		t.Error("the still-trying page does not refresh itself")
+	// The page never reloads itself (that would wipe a half-typed code): a
+	// script asks …/status, and without JavaScript the guest checks again.
+	if strings.Contains(page.body, `http-equiv="refresh"`) || !strings.Contains(page.body, `>Check again</a>`) || !strings.Contains(page.body, `data-status="/.email-otp/status"`) {
+		t.Errorf("the still-trying page:\n%s", page.body)
+	}
+	nonce := regexp.MustCompile(`<script nonce="([^"]+)">`).FindStringSubmatch(page.body)
+	if csp := page.Header.Get("Content-Security-Policy"); nonce == nil || !strings.Contains(csp, "script-src 'nonce-"+nonce[1]+"'") || !strings.Contains(csp, "connect-src 'self'") {
+		t.Errorf("the page's script and its policy do not match: %v, %q", nonce, csp)
+	}
+	status := g.waitForStatus(contoso+hostBase+"status", "on_its_way")
+	if !strings.Contains(status.Message, "zoe@contoso.com") || !strings.Contains(status.Message, "is on its way") {
+		t.Errorf("status message %q", status.Message)
 	}
 	g.waitForPage(contoso+hostBase+"verify", "a sign-in code (8 digits) is on its way")
 	code := codeIn(t, e.smtp.Wait(t, "zoe@contoso.com", 1, 10*time.Second).Text)
@@ -54,7 +89,12 @@ func TestUndeliverableCodeIsShownAndTroubleAnnounced(t *testing.T) {
 	start(t, gatewayOptions{smtpPort: closedPort(t), extra: "delivery {\n\t\t\tattempts 2\n\t\t\tfirst_retry 100ms\n\t\t}"})
 	g := newGuest(t)
 	g.requestCode(contoso, hostBase, "/doc", "ann@contoso.com")
-	g.waitForPage(contoso+hostBase+"verify", "We could not deliver a code to")
+	page := g.waitForPage(contoso+hostBase+"verify", "We could not deliver a code to")
+	// "Send a new code" is the main action now (the layout styles it so for
+	// this state), and nothing is left to wait for: no script.
+	if !strings.Contains(page.body, `class="verify" data-delivery="failed"`) || strings.Contains(page.body, "<script") {
+		t.Errorf("the failed page:\n%s", page.body)
+	}
 	// Two more failed attempts make three in a row: every guest is told.
 	other := newGuest(t)
 	other.requestCode(contoso, hostBase, "/doc", "ben@contoso.com")
@@ -93,8 +133,13 @@ func TestSamePagesForAllowedAndDeniedWhileMailerFails(t *testing.T) {
 // scrub blanks what differs between any two renderings of a page: tokens and times.
 func scrub(page string) string {
 	page = inputRE.ReplaceAllString(page, `<input name="$1" value="X"`)
+	page = nonceRE.ReplaceAllString(page, "nonce-N")
 	return timeRE.ReplaceAllString(page, "HH:MM")
 }
+
+// nonceRE finds a CSP nonce, in the header or on the script tag: a fresh
+// one per answer.
+var nonceRE = regexp.MustCompile(`nonce(-|=")[A-Za-z0-9_-]+`)
 
 func TestFullQueueAsksGuestToComeBack(t *testing.T) {
 	e := newEnv(t)

@@ -14,7 +14,7 @@ import (
 // and its value ("Email", .Email); a "Count" picks the plural form.
 // html/template escapes the result like any other value.
 func (d PageData) T(id string, kv ...any) string {
-	return d.words().say(Message(id), pairs(kv))
+	return d.words().Say(Message(id), pairs(kv))
 }
 
 // B is T for a sentence with values in it: the sentence and every value are
@@ -40,7 +40,7 @@ func (d PageData) B(id string, kv ...any) htmltemplate.HTML {
 		marked[k] = mark
 		repl = append(repl, mark, value)
 	}
-	text := html.EscapeString(d.words().say(Message(id), marked))
+	text := html.EscapeString(d.words().Say(Message(id), marked))
 	return htmltemplate.HTML(strings.NewReplacer(repl...).Replace(text))
 }
 
@@ -55,14 +55,6 @@ func (d PageData) ValidFor() string { return d.words().Duration(d.CodeTTL) }
 
 // words are the page's Words; Set.Page fills in English when they are unset.
 func (d PageData) words() Words { return d.Words }
-
-// say is Say, or Count when the values hold one.
-func (w Words) say(id Message, vars Vars) string {
-	if n, ok := vars["Count"].(int); ok && w.msgs.plural[string(id)] {
-		return w.Count(id, n, vars)
-	}
-	return w.Say(id, vars)
-}
 
 func pairs(kv []any) Vars {
 	vars := make(Vars, len(kv)/2)

@@ -56,8 +56,9 @@ type PageData struct {
 	TriesLeft  int
 	CodeLength int
 	CodeTTL    time.Duration // how long a code works (ValidFor says it in words)
-	Delivery   string        // verify page: queued, sent, retrying or failed
-	Refresh    int           // seconds after which the page reloads itself; 0: never
+	Delivery   string        // verify page: on_its_way, retrying or failed (flow.DeliveryView)
+	HeldWait   string        // verify page: a limit holds new codes for this long (in words)
+	Nonce      string        // the CSP nonce of the page's script; "": no script
 	Trouble    bool          // sign-in page: mail delivery is failing right now
 	Token      string        // "this wasn't me" page: the link's token
 	Heading    string        // error pages
@@ -100,7 +101,7 @@ type InviteData struct {
 }
 
 // T says message id in the invitation's language; see PageData.T.
-func (d InviteData) T(id string, kv ...any) string { return d.words.say(Message(id), pairs(kv)) }
+func (d InviteData) T(id string, kv ...any) string { return d.words.Say(Message(id), pairs(kv)) }
 
 // Until says the invitation's last day, in the date style of its language.
 func (d InviteData) Until() string {

@@ -1,0 +1,51 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/templates"
+)
+
+// statusJSON is the body of GET …/status: how this browser's code is
+// getting on, as the enter-code page would say it. The page's script reads
+// it so the page can change without reloading (and losing what the guest
+// typed).
+type statusJSON struct {
+	// State is on_its_way, retrying, failed, or gone (no code to wait for).
+	State   string `json:"state"`
+	Message string `json:"message,omitempty"` // the page's sentence for State
+}
+
+func (g *Gateway) getStatus(w http.ResponseWriter, r *http.Request, t tenant) {
+	if !jsonForOwnPages(w, r, t) {
+		return
+	}
+	p, _ := g.loadPending(r, t)
+	ch, err := g.service.Pending(r.Context(), t.ID, p.Challenge)
+	if err != nil && !errors.Is(err, flow.ErrChallengeNotFound) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"status unavailable"}` + "\n"))
+		return
+	}
+	screen := p.CodeScreen(ch, err == nil, g.service.Now())
+	out := statusJSON{State: "gone"}
+	if screen.Step == flow.StepEnterCode {
+		view := screen.Challenge.Delivery.View()
+		out = statusJSON{State: string(view), Message: g.words(r).Say(deliveryWords[view], templates.Vars{
+			"Email": p.Email, "Tenant": g.displayName(t.Name), "Count": g.service.CodeLength(),
+			"Duration": g.words(r).Duration(g.service.CodeTTL()),
+		})}
+	}
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// deliveryWords are the sentences of the delivery states, as the
+// enter-code page says them.
+var deliveryWords = map[flow.DeliveryView]templates.Message{
+	flow.ViewOnItsWay: templates.VerifyOnItsWay,
+	flow.ViewRetrying: templates.VerifyRetrying,
+	flow.ViewFailed:   templates.VerifyFailed,
+}
