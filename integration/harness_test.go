@@ -166,9 +166,8 @@ func (e *env) site(address, gatewayLines, handlers string) string {
 `, e.storage, address, gatewayLines, testLimits, e.smtp.Port, handlers, strings.TrimPrefix(e.backend.URL, "http://"))
 }
 
-// newEnv is an env with its own storage and backend, and no SMTP server yet.
-// newEnv starts a test's world: storage, a backend, and a Caddy that holds
-// nothing from earlier tests. The memory store lives in a pool that survives
+// newEnv starts a test's world: storage, a backend (no SMTP server yet), and
+// a Caddy that holds nothing from earlier tests. The memory store lives in a pool that survives
 // reloads, so without the bare config first a test would meet the codes,
 // limits and sign-outs of the test before it (and of itself, under
 // go test -count=N).

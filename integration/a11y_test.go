@@ -1,0 +1,125 @@
+package integration
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/emersion/go-smtp"
+
+	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
+)
+
+//go:embed testdata/axe-core/axe.min.js
+var axeSource string
+
+//go:embed testdata/contrast.js
+var contrastCheck string
+
+var permFail = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"}
+
+// TestPagesAreAccessibleLightAndDark walks every state of the guest's pages
+// in Chromium, in light and dark, in English and Arabic, and runs axe-core
+// (WCAG 2.0–2.2 A and AA) on each: no critical or serious violation. A
+// contrast check of the rendered colours runs beside it, because axe
+// misreads text on a dark canvas.
+func TestPagesAreAccessibleLightAndDark(t *testing.T) {
+	for _, scheme := range []string{"light", "dark"} {
+		for _, lang := range []string{"en", "ar"} {
+			t.Run(scheme+"/"+lang, func(t *testing.T) { walkPagesChecking(t, scheme, lang) })
+		}
+	}
+}
+
+func walkPagesChecking(t *testing.T, scheme, lang string) {
+	e := newEnv(t)
+	e.smtp = smtpsink.Start(t)
+	e.load(e.contosoSite("allow *@contoso.com\n\t\tconsent\n\t\tdelivery {\n\t\t\tfirst_retry 1h\n\t\t}", `route /finance/* {
+		email_otp {
+			allow cfo@contoso.com
+		}
+	}`))
+	ctx := newBrowser(t)
+	must(t, "setting up the browser", chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		if _, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": lang}}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+		return err
+	}), chromedp.EmulateViewport(360, 740)))
+
+	check := func(state string) {
+		t.Helper()
+		var issues []string
+		res := run(t, ctx, chromedp.Evaluate[map[string]any](axeSource+`;
+			axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]}, resultTypes: ["violations"]})
+			  .then(r => ({violations: r.violations.filter(v => v.impact === "critical" || v.impact === "serious")
+			    .map(v => v.id + " (" + v.impact + "): " + v.nodes.map(n => n.target.join(" ")).join(", "))}))`,
+			chromedp.EvalAwaitPromise))
+		for _, v := range res["violations"].([]any) {
+			issues = append(issues, "axe "+fmt.Sprint(v))
+		}
+		for _, f := range run(t, ctx, chromedp.Evaluate[[]string](contrastCheck)) {
+			issues = append(issues, "contrast "+f)
+		}
+		if len(issues) > 0 {
+			t.Errorf("%s (%s, %s) at %s:\n  %s", state, scheme, lang, run(t, ctx, chromedp.Location()), strings.Join(issues, "\n  "))
+		}
+	}
+	submit := chromedp.CSS(`main form button[type=submit]`)
+	email := "staff-" + scheme + "-" + lang + "@contoso.com"
+
+	must(t, "opening a deep link", chromedp.Do(ctx, chromedp.Navigate(contoso+"/finance/q3.xlsx"), chromedp.WaitVisible(chromedp.ID("email"))))
+	check("sign-in")
+	must(t, "a wrong address", chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("email"), "not an address"), chromedp.Click(submit), chromedp.WaitVisible(chromedp.ID("email-error"))))
+	check("sign-in with an error")
+	must(t, "sending the code", chromedp.Do(ctx,
+		void(chromedp.Evaluate[any](`document.getElementById("email").value = ""`)),
+		chromedp.SendKeys(chromedp.ID("email"), email), chromedp.Click(submit), chromedp.WaitVisible(chromedp.ID("code"))))
+	check("enter-code")
+	mail := e.smtp.Wait(t, email, 1, 10*time.Second)
+	code := codeIn(t, mail.Text)
+	must(t, "a wrong code", chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("code"), wrongCode(code)), chromedp.Click(submit), chromedp.WaitVisible(chromedp.ID("code-error"))))
+	check("enter-code with an error")
+	must(t, "the right code", chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("code"), code), chromedp.Click(submit), chromedp.WaitVisible(chromedp.CSS(`button[value=accept]`))))
+	check("consent")
+	must(t, "consenting", chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[value=accept]`)), chromedp.WaitVisible(chromedp.CSS(`a[href$="signout"]`))))
+	check("forbidden")
+	must(t, "the sign-out page", chromedp.Do(ctx, chromedp.Navigate(contoso+hostBase+"signout"), chromedp.WaitVisible(submit)))
+	check("sign-out")
+	must(t, "signing out", chromedp.Do(ctx, chromedp.Click(submit), chromedp.WaitVisible(chromedp.CSS(`a[href$="signin"]`))))
+	check("signed out")
+	must(t, "a malformed link", chromedp.Do(ctx, chromedp.Navigate(contoso+"/docs;jsessionid=1"), chromedp.WaitVisible(chromedp.CSS("h1"))))
+	check("error page")
+	must(t, "the 'this wasn't me' link", chromedp.Do(ctx, chromedp.Navigate(notMeRE.FindString(mail.Text)), chromedp.WaitVisible(submit)))
+	check("this wasn't me")
+
+	for _, tc := range []struct {
+		state, address, shows string
+		refuse                *smtp.SMTPError
+	}{
+		{"enter-code, still trying", "retry-" + email, "retrying", tempFail},
+		{"enter-code, not delivered", "failed-" + email, "failed", permFail},
+	} {
+		e.smtp.Refuse(tc.refuse)
+		must(t, tc.state, chromedp.Do(ctx,
+			chromedp.Navigate(contoso+hostBase+"signin?change=1"), chromedp.WaitVisible(chromedp.ID("email")),
+			chromedp.SendKeys(chromedp.ID("email"), tc.address), chromedp.Click(submit), chromedp.WaitVisible(chromedp.ID("code")),
+			// The page's script shows the change; the page as the server
+			// renders it for that state is checked.
+			void(chromedp.Poll[any](`document.querySelector(".verify").dataset.delivery === "`+tc.shows+`"`, chromedp.WithPollingTimeout(10*time.Second))),
+			chromedp.Navigate(contoso+hostBase+"verify"), chromedp.WaitVisible(chromedp.ID("code")),
+		))
+		check(tc.state)
+	}
+}
