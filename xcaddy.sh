@@ -135,12 +135,21 @@ run)
 	;;
 test) run_tests ;;
 bench) exec integration/bench/run.sh ;;
+screenshots)
+	# The README's pictures of the guest's pages: the accessibility walk in
+	# Chromium saves its main states into docs/screenshots.
+	ensure_test_deps
+	rm -f docs/screenshots/*.png
+	mkdir -p docs/screenshots
+	SCREENSHOTS="$PWD/docs/screenshots" go test -count=1 -run '^TestPagesAreAccessibleLightAndDark$' ./integration/
+	ls docs/screenshots
+	;;
 adapt)
 	build
 	./caddy adapt --config Caddyfile.example --adapter caddyfile --pretty
 	;;
 *)
-	echo "usage: ./xcaddy.sh [run|build|test|adapt]" >&2
+	echo "usage: ./xcaddy.sh [run|build|test|adapt|bench|screenshots]" >&2
 	exit 2
 	;;
 esac

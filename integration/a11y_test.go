@@ -4,6 +4,8 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,22 +28,49 @@ var contrastCheck string
 var permFail = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"}
 
 // TestPagesAreAccessibleLightAndDark walks every state of the guest's pages
-// in Chromium, in light and dark, in English and Arabic, and runs axe-core
-// (WCAG 2.0–2.2 A and AA) on each: no critical or serious violation. A
-// contrast check of the rendered colours runs beside it, because axe
-// misreads text on a dark canvas.
+// in Chromium, in light and dark, in English and Arabic, on a phone and a
+// desktop, and runs axe-core (WCAG 2.0–2.2 A and AA) on each: no critical
+// or serious violation. A contrast check of the rendered colours runs beside
+// it, because axe misreads text on a dark canvas.
+//
+// With SCREENSHOTS=DIR it also saves the main states as PNGs there
+// (./xcaddy.sh screenshots writes docs/screenshots).
 func TestPagesAreAccessibleLightAndDark(t *testing.T) {
-	for _, scheme := range []string{"light", "dark"} {
-		for _, lang := range []string{"en", "ar"} {
-			t.Run(scheme+"/"+lang, func(t *testing.T) { walkPagesChecking(t, scheme, lang) })
-		}
+	for _, look := range []pageLook{
+		{"light", "en", 360}, {"dark", "en", 360}, {"light", "ar", 360}, {"dark", "ar", 360},
+		{"light", "en", 1280}, {"dark", "en", 1280},
+	} {
+		t.Run(fmt.Sprintf("%s/%s/%d", look.scheme, look.lang, look.width), func(t *testing.T) { walkPagesChecking(t, look) })
 	}
 }
 
-func walkPagesChecking(t *testing.T, scheme, lang string) {
+// pageLook is how a guest sees the pages: colour scheme, language, width.
+type pageLook struct {
+	scheme, lang string
+	width        int64
+}
+
+// pictured: the looks the README shows (phone light and dark, desktop
+// light, and Arabic on a dark phone).
+func (l pageLook) pictured() bool {
+	switch l {
+	case pageLook{"light", "en", 360}, pageLook{"dark", "en", 360}, pageLook{"light", "en", 1280}, pageLook{"dark", "ar", 360}:
+		return true
+	}
+	return false
+}
+
+// screenshotStates are the states saved with SCREENSHOTS, by file name.
+var screenshotStates = map[string]string{
+	"sign-in": "signin", "enter-code": "verify", "enter-code, not delivered": "verify-failed",
+	"consent": "consent", "forbidden": "forbidden", "signed out": "signedout",
+}
+
+func walkPagesChecking(t *testing.T, look pageLook) {
+	scheme, lang := look.scheme, look.lang
 	e := newEnv(t)
 	e.smtp = smtpsink.Start(t)
-	e.load(e.contosoSite("allow *@contoso.com\n\t\tconsent\n\t\tdelivery {\n\t\t\tfirst_retry 1h\n\t\t}", `route /finance/* {
+	e.load(e.contosoSite("allow *@contoso.com\n\t\tdisplay_name \"Contoso Shared Docs\"\n\t\tconsent\n\t\tdelivery {\n\t\t\tfirst_retry 1h\n\t\t}", `route /finance/* {
 		email_otp {
 			allow cfo@contoso.com
 		}
@@ -56,7 +85,7 @@ func walkPagesChecking(t *testing.T, scheme, lang string) {
 		}
 		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
 		return err
-	}), chromedp.EmulateViewport(360, 740)))
+	}), chromedp.EmulateViewport(look.width, map[bool]int64{true: 740, false: 800}[look.width < 600])))
 
 	check := func(state string) {
 		t.Helper()
@@ -74,6 +103,13 @@ func walkPagesChecking(t *testing.T, scheme, lang string) {
 		}
 		if len(issues) > 0 {
 			t.Errorf("%s (%s, %s) at %s:\n  %s", state, scheme, lang, run(t, ctx, chromedp.Location()), strings.Join(issues, "\n  "))
+		}
+		if dir, name := os.Getenv("SCREENSHOTS"), screenshotStates[state]; dir != "" && name != "" && look.pictured() {
+			png := run(t, ctx, chromedp.CaptureScreenshot())
+			file := filepath.Join(dir, fmt.Sprintf("%s-%s-%s-%s.png", name, map[bool]string{true: "phone", false: "desktop"}[look.width < 600], scheme, lang))
+			if err := os.WriteFile(file, png, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	submit := chromedp.CSS(`main form button[type=submit]`)
