@@ -300,7 +300,7 @@ func invitationLink(rawURL, tenantID, email string) (*Gateway, string, error) {
 func (g *Gateway) sendInvitation(r *http.Request, guest directory.Guest, link, language string) error {
 	data := templates.InviteData{
 		Tenant: g.displayName(directory.TenantName(guest.Tenant)), Email: guest.Email, Link: link, InvitedBy: guest.InvitedBy,
-		Lang: g.pages.Language(language),
+		Lang: g.pages.Language(language), Brand: g.brand(directory.TenantName(guest.Tenant)),
 	}
 	if guest.InviteExpires != nil {
 		data.Expires = *guest.InviteExpires

@@ -69,6 +69,12 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //		base_url     <scheme://host[:port]> # default: the request's own
 //		namespace    <name>               # default: none; keeps tenants of other sites apart
 //		display_name [<tenant>] <name>    # default: the tenant id
+//		branding [<tenant>] {            # default: none
+//			logo    <https URL|/path|data:image/…>
+//			accent  <rrggbb> [<rrggbb>]    # light, dark; default 0b57a4 8cb8ff; 4.5:1 or a config error
+//			support <https URL|mailto:…>
+//			privacy <https URL>
+//		}
 //		delivery {
 //			workers       <n>              # default 4
 //			capacity      <n>              # default 1000
@@ -203,6 +209,10 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				g.DisplayNames[args[0]] = args[1]
 			default:
 				return d.Err("display_name takes a name, or a tenant id and a name")
+			}
+		case "branding":
+			if err := g.unmarshalBranding(d); err != nil {
+				return err
 			}
 		case "delivery":
 			if err := g.unmarshalDelivery(d); err != nil {

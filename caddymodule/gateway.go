@@ -110,6 +110,10 @@ type Gateway struct {
 	// Names for single tenants, by tenant id; they beat DisplayName.
 	// Default: none.
 	DisplayNames map[string]string `json:"display_names,omitempty"`
+	// Branding is every tenant's look (logo, accent, support and privacy
+	// links); Brandings, by tenant id, override it field by field.
+	Branding  *Branding            `json:"branding,omitempty"`
+	Brandings map[string]*Branding `json:"brandings,omitempty"`
 	// Names of the identity headers set for the backend.
 	// Default: X-Auth-Email, X-Auth-Tenant, X-Auth-Method, X-Auth-Session-Expires.
 	Headers *HeaderNames `json:"headers,omitempty"`

@@ -100,6 +100,7 @@ func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
 		Code:      c.Code,
 		NotMeLink: notMe,
 		Tenant:    g.displayName(directory.TenantName(c.Tenant)),
+		Brand:     g.brand(directory.TenantName(c.Tenant)),
 		Resource:  mailResource(c.Resource),
 		Host:      c.Host,
 		ClientIP:  c.ClientIP,

@@ -83,6 +83,14 @@ func (g *Gateway) checkOptions() error {
 	if _, err := parseBaseURL(g.BaseURL); err != nil {
 		return err
 	}
+	if err := g.Branding.check("branding"); err != nil {
+		return err
+	}
+	for id, b := range g.Brandings {
+		if err := b.check("branding " + id); err != nil {
+			return err
+		}
+	}
 	for _, h := range g.Headers.all() {
 		if !validHeaderName(h) {
 			return fmt.Errorf("headers: %q is not a valid header name", h)

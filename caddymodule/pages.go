@@ -60,10 +60,11 @@ func (g *Gateway) page(w http.ResponseWriter, r *http.Request, t tenant, status 
 	if t.Name != "" {
 		data.Tenant = g.displayName(t.Name)
 	}
+	data.Brand = g.brand(t.Name)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", pagePolicy(data.Nonce))
+	h.Set("Content-Security-Policy", pagePolicy(data.Nonce, logoOrigin(data.Brand.Logo)))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
@@ -114,12 +115,17 @@ func (g *Gateway) displayName(id string) string {
 }
 
 // pagePolicy is the Content-Security-Policy of a gateway page: nothing but
-// its own inline styles, forms to itself, and with a nonce, its one script,
-// which may only ask the gateway (connect-src 'self').
-func pagePolicy(nonce string) string {
-	const base = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-	if nonce == "" {
-		return base
+// its own inline styles, images from itself (and the tenant's logo origin),
+// forms to itself, and with a nonce, its one script, which may only ask the
+// gateway (connect-src 'self').
+func pagePolicy(nonce, logo string) string {
+	img := "img-src 'self' data:"
+	if strings.HasPrefix(logo, "https://") {
+		img += " " + logo
 	}
-	return base + "; script-src 'nonce-" + nonce + "'; connect-src 'self'"
+	policy := "default-src 'none'; style-src 'unsafe-inline'; " + img + "; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	if nonce == "" {
+		return policy
+	}
+	return policy + "; script-src 'nonce-" + nonce + "'; connect-src 'self'"
 }

@@ -13,13 +13,25 @@ func (g *Gateway) getSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.internalError(w, r, t, err)
 		return
 	}
+	rd := g.wayBack(r, t, r.URL.Query().Get("rd"))
 	if len(all) == 0 {
-		g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{})
+		g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{RD: rd})
 		return
 	}
 	g.page(w, r, t, http.StatusOK, templates.PageSignOut, templates.PageData{
-		CSRF: g.csrfToken(t, all[0].session.ID), Email: all[0].session.Email,
+		CSRF: g.csrfToken(t, all[0].session.ID), Email: all[0].session.Email, RD: rd,
 	})
+}
+
+// wayBack is the document a signing-out guest can return to: the rd the
+// link names (a backend's "sign out" link may pass the page it is on), else
+// the one they signed in for, else the tenant root.
+func (g *Gateway) wayBack(r *http.Request, t tenant, rd string) string {
+	if rd == "" {
+		p, _ := g.loadPending(r, t)
+		rd = p.RD
+	}
+	return safeRD(rd, t)
 }
 
 // postSignOut ends every session the request carries for the tenant: after a
@@ -47,5 +59,5 @@ func (g *Gateway) postSignOut(w http.ResponseWriter, r *http.Request, t tenant) 
 		}
 	}
 	g.setCookie(w, r, t, sessionCookie, "", time.Time{})
-	g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{})
+	g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{RD: g.wayBack(r, t, r.PostFormValue("rd"))})
 }

@@ -71,8 +71,11 @@ func (p Pending) Consenting(tenant string, now time.Time) (Session, bool) {
 func (p *Pending) Decline() { p.Held = nil }
 
 // SignedIn is the state after a session was issued: nothing from before
-// sign-in carries over but the address, which pre-fills the next sign-in.
-func (p Pending) SignedIn(email string) Pending { return Pending{Nonce: randomID(), Email: email} }
+// sign-in carries over but the address, which pre-fills the next sign-in,
+// and the link the guest came for, which sign-out offers as the way back.
+func (p Pending) SignedIn(email string) Pending {
+	return Pending{Nonce: randomID(), Email: email, RD: p.RD}
+}
 
 // Notice says why a guest is back at the sign-in page.
 type Notice string

@@ -46,7 +46,7 @@ func TestPendingTransitions(t *testing.T) {
 	}
 	// Signed in: a fresh nonce, nothing but the address carried over.
 	after := p.SignedIn("eve@x.example")
-	if after.Nonce == p.Nonce || after.Email != "eve@x.example" || after.Challenge != "" || after.RD != "" || after.Held != nil {
+	if after.Nonce == p.Nonce || after.Email != "eve@x.example" || after.Challenge != "" || after.RD != p.RD || after.Held != nil {
 		t.Fatalf("after sign-in: %+v", after)
 	}
 	// The sign-in page again abandons the challenge and any held session.

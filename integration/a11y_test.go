@@ -25,6 +25,9 @@ var axeSource string
 //go:embed testdata/contrast.js
 var contrastCheck string
 
+// demoLogo is the demo's Contoso logo (as in Caddyfile.example).
+const demoLogo = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='160' height='40'%3E%3Crect width='40' height='40' rx='8' fill='%23005a9e'/%3E%3Ctext x='50' y='27' font-family='sans-serif' font-size='20' font-weight='bold' fill='%23005a9e'%3EContoso%3C/text%3E%3C/svg%3E"
+
 var permFail = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"}
 
 // TestPagesAreAccessibleLightAndDark walks every state of the guest's pages
@@ -70,9 +73,18 @@ func walkPagesChecking(t *testing.T, look pageLook) {
 	scheme, lang := look.scheme, look.lang
 	e := newEnv(t)
 	e.smtp = smtpsink.Start(t)
-	e.load(e.contosoSite("allow *@contoso.com\n\t\tdisplay_name \"Contoso Shared Docs\"\n\t\tconsent\n\t\tdelivery {\n\t\t\tfirst_retry 1h\n\t\t}", `route /finance/* {
+	// A branded tenant: its accent must pass the same checks as the default.
+	brand := `display_name "Contoso Shared Docs"
+		branding {
+			logo "` + demoLogo + `"
+			accent 005a9e 7fbfff
+			support mailto:help@contoso.example
+			privacy https://contoso.example/privacy
+		}`
+	e.load(e.contosoSite("allow *@contoso.com\n\t\tconsent\n\t\tdelivery {\n\t\t\tfirst_retry 1h\n\t\t}\n\t\t"+brand, `route /finance/* {
 		email_otp {
 			allow cfo@contoso.com
+			`+brand+`
 		}
 	}`))
 	ctx := newBrowser(t)
@@ -133,7 +145,7 @@ func walkPagesChecking(t *testing.T, look pageLook) {
 	check("forbidden")
 	must(t, "the sign-out page", chromedp.Do(ctx, chromedp.Navigate(contoso+hostBase+"signout"), chromedp.WaitVisible(submit)))
 	check("sign-out")
-	must(t, "signing out", chromedp.Do(ctx, chromedp.Click(submit), chromedp.WaitVisible(chromedp.CSS(`a[href$="signin"]`))))
+	must(t, "signing out", chromedp.Do(ctx, chromedp.Click(submit), chromedp.WaitVisible(chromedp.CSS(`a[href*="signin?rd="]`))))
 	check("signed out")
 	must(t, "a malformed link", chromedp.Do(ctx, chromedp.Navigate(contoso+"/docs;jsessionid=1"), chromedp.WaitVisible(chromedp.CSS("h1"))))
 	check("error page")

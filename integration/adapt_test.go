@@ -91,6 +91,11 @@ func TestBadConfigIsRefusedWithTheOptionsName(t *testing.T) {
 		"email_otp {\n\t\tallow *\n\t\tkeys c2hvcnQ=\n\t}":                      "keys",
 		"email_otp {\n\t\tallow *\n\t\tmailer smtp {\n\t\t\thost x\n\t\t}\n\t}": "from",
 		"email_otp {\n\t\tallow *\n\t\ttemplates /nonexistent/dir\n\t}":         "templates",
+		// An accent that can't reach 4.5:1 names its ratio and what to change.
+		"email_otp {\n\t\tallow *\n\t\tbranding {\n\t\t\taccent ffcc00\n\t\t}\n\t}":               "accent #ffcc00 reaches only 1.",
+		"email_otp {\n\t\tallow *\n\t\tbranding acme {\n\t\t\taccent 0b57a4 0b57a4\n\t\t}\n\t}":   "branding acme: accent (dark) #0b57a4 reaches only 2.",
+		"email_otp {\n\t\tallow *\n\t\tbranding {\n\t\t\tlogo http://x.example/l.png\n\t\t}\n\t}": "logo",
+		"email_otp {\n\t\tallow *\n\t\tbranding {\n\t\t\tsupport javascript:alert(1)\n\t\t}\n\t}": "support",
 	}
 	for block, want := range cases {
 		cfg := "{\n\tadmin localhost:2999\n\thttp_port 9080\n\thttps_port 9443\n\tgrace_period 1ns\n\tstorage file_system " + storageDir(t) + "\n}\nhttp://localhost:9080 {\n\t" + block + "\n\trespond ok\n}\n"

@@ -20,6 +20,7 @@ const (
 	EmailNotmeLink          Message = "email_notme_link"
 	EmailNeverShare         Message = "email_never_share"
 	DateLayout              Message = "date_layout"
+	EmailSupport            Message = "email_support"
 	EmailBrowserOn          Message = "email_browser_on"
 	ActionSignIn            Message = "action_sign_in"
 	ActionSignOut           Message = "action_sign_out"

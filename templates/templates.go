@@ -45,6 +45,7 @@ var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, Pag
 // with {{.T "id"}} and {{.B "id" "Email" .Email}} in the language of Words.
 type PageData struct {
 	Words      Words // the guest's language; English if unset
+	Brand      Brand // the tenant's look
 	Title      string
 	Tenant     string
 	Base       string // the gateway's endpoint prefix, e.g. "/.email-otp/"
@@ -84,7 +85,8 @@ type EmailData struct {
 	Browser   string // from a fixed list ("Chrome"), or empty
 	System    string // the browser's operating system ("Linux"), or empty
 	ExpiresIn time.Duration
-	Lang      string    // the email's language (Set.Language)
+	Lang      string // the email's language (Set.Language)
+	Brand     Brand
 	L         Localized // filled by Email: the sentences in Lang
 }
 
@@ -97,6 +99,7 @@ type InviteData struct {
 	InvitedBy string
 	Expires   time.Time // zero: no expiry
 	Lang      string    // the email's language (Set.Language)
+	Brand     Brand
 	words     Words
 }
 

@@ -214,7 +214,7 @@ func (w Words) AddressProblem(reason, detail string) string {
 
 // Localized is the code email's sentences in one language, ready to print.
 type Localized struct {
-	Subject, Intro, Validity, Resource, Origin, NotYou, NotYouLink, Never string
+	Subject, Intro, Validity, Resource, Origin, NotYou, NotYouLink, Never, Support string
 }
 
 func (w Words) codeEmail(d EmailData) Localized {
@@ -225,6 +225,7 @@ func (w Words) codeEmail(d EmailData) Localized {
 		Validity: w.Say(EmailValidity, Vars{"Duration": w.Duration(d.ExpiresIn)}),
 		NotYou:   w.Say(EmailNotYou, nil),
 		Never:    w.Say(EmailNeverShare, nil),
+		Support:  w.Say(EmailSupport, nil),
 	}
 	if d.Resource != "" {
 		l.Resource = w.Say(EmailResource, Vars{"Path": d.Resource})

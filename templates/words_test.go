@@ -185,7 +185,8 @@ func TestEveryPageInEveryLanguage(t *testing.T) {
 		for _, name := range pageNames {
 			var b strings.Builder
 			data := PageData{Words: w, Base: "/.email-otp/", Tenant: "Contoso", Email: "<b>ann@example.com</b>", CSRF: "tok", RD: "/x",
-				CodeLength: 8, CodeTTL: 30 * time.Minute, Delivery: "queued", Heading: "h", Message: "m"}
+				CodeLength: 8, CodeTTL: 30 * time.Minute, Delivery: "queued", Heading: "h", Message: "m",
+				Brand: Brand{Logo: "data:image/svg+xml,%3Csvg%3E%3C/svg%3E", Accent: "#7a1fa2", AccentDark: "#d7a8ff", Support: "mailto:help@example.com", Privacy: "https://example.com/privacy"}}
 			if err := s.Page(&b, name, data); err != nil {
 				t.Fatalf("%s %s: %v", lang, name, err)
 			}
