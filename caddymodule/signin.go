@@ -51,16 +51,18 @@ func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
 		email = ""
 	}
 	p.Restart()
+	notice := flow.ParseNotice(q.Get("reason"))
 	if err := g.savePending(w, r, t, p); err != nil {
 		g.internalError(w, r, t, err)
 		return
 	}
 	g.page(w, r, t, http.StatusOK, templates.PageSignIn, templates.PageData{
-		CSRF:    g.csrfToken(t, p.Nonce),
-		RD:      safeRD(q.Get("rd"), t),
-		Email:   email,
-		Notice:  g.notice(r, flow.ParseNotice(q.Get("reason"))),
-		Trouble: g.queue.Troubled(),
+		CSRF:       g.csrfToken(t, p.Nonce),
+		RD:         safeRD(q.Get("rd"), t),
+		Email:      email,
+		Notice:     g.notice(r, notice),
+		NoticeWarn: notice == flow.NoticeLocked,
+		Trouble:    g.queue.Troubled(),
 	})
 }
 

@@ -254,7 +254,7 @@ func TestFiveWrongCodesKillTheCode(t *testing.T) {
 		t.Errorf("fifth wrong code redirected to %q, want reason=locked", loc)
 	}
 	r := g.get(contoso + loc)
-	expectStatus(t, r, http.StatusOK, "Too many wrong codes")
+	expectStatus(t, r, http.StatusOK, `<p class="notice warn" role="status">Too many wrong codes`)
 	// The right code no longer works.
 	r = g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}})
 	expectRedirect(t, r, http.StatusSeeOther)

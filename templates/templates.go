@@ -54,6 +54,7 @@ type PageData struct {
 	Email      string
 	FieldError string // shown next to the form field
 	Notice     string // shown above the form
+	NoticeWarn bool   // the notice is a warning (a locked code), not news
 	TriesLeft  int
 	CodeLength int
 	CodeTTL    time.Duration // how long a code works (ValidFor says it in words)

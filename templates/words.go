@@ -214,7 +214,8 @@ func (w Words) AddressProblem(reason, detail string) string {
 
 // Localized is the code email's sentences in one language, ready to print.
 type Localized struct {
-	Subject, Intro, Validity, Resource, Origin, NotYou, NotYouLink, Never, Support string
+	Subject, Intro, Validity, Resource, Origin, NotYou, Never, Support string
+	NotMeLabel, NotMeAfter                                             string // the "wasn't you?" link and what it does
 }
 
 func (w Words) codeEmail(d EmailData) Localized {
@@ -231,7 +232,7 @@ func (w Words) codeEmail(d EmailData) Localized {
 		l.Resource = w.Say(EmailResource, Vars{"Path": d.Resource})
 	}
 	if d.NotMeLink != "" {
-		l.NotYouLink = w.Say(EmailNotmeLink, nil)
+		l.NotMeLabel, l.NotMeAfter = w.Say(EmailNotmeLabel, nil), w.Say(EmailNotmeAfter, nil)
 	}
 	ip := d.ClientIP
 	if ip == "" {
