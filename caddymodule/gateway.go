@@ -129,7 +129,7 @@ type Gateway struct {
 	pages         *templates.Set
 	sessions      *flow.SessionSealer
 	pending       *flow.Sealer
-	notMe         *flow.Sealer
+	notMe         *flow.Signer
 	device        *flow.Sealer
 	csrfKey       []byte
 	baseURL       *url.URL // nil: links use the request's own origin
@@ -191,7 +191,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	g.sessions = keys.SessionSealer(10_000)
 	g.pending = keys.Sealer("pending")
-	g.notMe = keys.Sealer("notme")
+	g.notMe = keys.Signer("notme")
 	g.device = keys.Sealer("device")
 	g.csrfKey = keys.MAC("csrf")
 

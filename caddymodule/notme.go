@@ -1,9 +1,11 @@
 package caddymodule
 
 import (
+	"encoding/base64"
 	"errors"
 	"net/http"
-	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -12,36 +14,45 @@ import (
 	"github.com/otpgate/caddy-email-otp/templates"
 )
 
-// notMeToken is what the "this wasn't me" link carries, sealed.
+// notMeToken is what the "this wasn't me" link carries.
 type notMeToken struct {
-	Tenant    string `json:"t"`
-	Email     string `json:"e"`
-	Challenge string `json:"c"` // the code it cancels, and what makes it single-use
-	Expires   int64  `json:"x"`
+	Email     string
+	Challenge string // the code it cancels, and what makes it single-use
+	Expires   int64  // Unix seconds
 }
 
 // notMeValidity is how long a "this wasn't me" link works after its code expires.
 const notMeValidity = 24 * time.Hour
+
+// The link's token is "<challenge id>~<expiry, base 36>~<address, base64url>~<tag>",
+// the tag signing those and the tenant key: about 140 characters, short
+// enough for one line of a plain-text email. The address is the recipient's
+// own, so it needs no sealing; the tag stops anyone making or changing one.
+const notMeSep = "~"
 
 // notMeLink is the link of the code email that cancels the code.
 func (g *Gateway) notMeLink(c flow.CodeMail) (string, error) {
 	if c.Base == "" {
 		return "", nil
 	}
-	v, err := g.notMe.Seal("notme", notMeToken{Tenant: c.Tenant, Email: c.To, Challenge: c.ChallengeID, Expires: c.ExpiresAt.Add(notMeValidity).Unix()})
-	if err != nil {
-		return "", err
-	}
-	return c.Base + "notme?t=" + url.QueryEscape(v), nil
+	exp := strconv.FormatInt(c.ExpiresAt.Add(notMeValidity).Unix(), 36)
+	addr := base64.RawURLEncoding.EncodeToString([]byte(c.To))
+	token := strings.Join([]string{c.ChallengeID, exp, addr, g.notMe.Sign(c.Tenant, c.ChallengeID, exp, addr)}, notMeSep)
+	return c.Base + "notme?t=" + token, nil
 }
 
 // openNotMe reads the token of a "this wasn't me" request for tenant t.
 func (g *Gateway) openNotMe(t tenant, value string) (notMeToken, bool) {
-	var tok notMeToken
-	if len(value) > maxCookieLen || g.notMe.Open("notme", value, &tok) != nil || tok.Tenant != t.ID || tok.Challenge == "" || g.service.Now().Unix() >= tok.Expires {
+	parts := strings.Split(value, notMeSep)
+	if len(value) > 512 || len(parts) != 4 || !g.notMe.Verify(parts[3], t.ID, parts[0], parts[1], parts[2]) {
 		return notMeToken{}, false
 	}
-	return tok, true
+	exp, err1 := strconv.ParseInt(parts[1], 36, 64)
+	addr, err2 := base64.RawURLEncoding.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || parts[0] == "" || g.service.Now().Unix() >= exp {
+		return notMeToken{}, false
+	}
+	return notMeToken{Email: string(addr), Challenge: parts[0], Expires: exp}, true
 }
 
 // getNotMe shows the confirmation; the change is a POST, never a GET (mail

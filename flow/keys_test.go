@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bytes"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -116,5 +117,25 @@ func TestSealedValuesRefuseEveryAlteration(t *testing.T) {
 		if _, ok := opensTo("email_otp_session|t", strings.Repeat("A", 5000)); ok {
 			t.Error("an oversized value opens")
 		}
+	}
+}
+
+func TestSignerTags(t *testing.T) {
+	old, _ := NewKeys(bytes.Repeat([]byte{1}, 32))
+	rotated, _ := NewKeys(bytes.Repeat([]byte{2}, 32), bytes.Repeat([]byte{1}, 32))
+	tag := old.Signer("notme").Sign("acme", "id.1")
+	if len(tag) != 22 || !old.Signer("notme").Verify(tag, "acme", "id.1") {
+		t.Fatalf("tag %q does not verify", tag)
+	}
+	if !rotated.Signer("notme").Verify(tag, "acme", "id.1") {
+		t.Error("a tag of the older secret fails after a rotation")
+	}
+	for _, parts := range [][]string{{"globex", "id.1"}, {"acme", "id.2"}, {"acmei", "d.1"}, {"acme"}} {
+		if old.Signer("notme").Verify(tag, parts...) {
+			t.Errorf("the tag verifies for %q", parts)
+		}
+	}
+	if old.Signer("other").Verify(tag, "acme", "id.1") {
+		t.Error("a tag of one purpose verifies for another")
 	}
 }

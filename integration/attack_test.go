@@ -5,6 +5,7 @@ package integration
 // lists them by finding.
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -297,6 +298,16 @@ func TestNotMeLinkWorksOnceForItsOwnCode(t *testing.T) {
 	g := newGuest(t)
 	g.requestCode(contoso, hostBase, "/", "jane@contoso.com")
 	link := notMeRE.FindString(e.smtp.Wait(t, "jane@contoso.com", 1, 10*time.Second).Text)
+	// Short enough for a line of a plain-text email, and not to be forged:
+	// another address, or another tenant's gateway, gets the bad-link page.
+	if len(link) > 200 {
+		t.Errorf("the link is %d characters: %s", len(link), link)
+	}
+	token := strings.TrimPrefix(link[strings.Index(link, "?t="):], "?t=")
+	parts := strings.Split(token, "~")
+	forged := strings.Join([]string{parts[0], parts[1], base64.RawURLEncoding.EncodeToString([]byte("boss@contoso.com")), parts[3]}, "~")
+	expectStatus(t, newGuest(t).get(contoso+hostBase+"notme?t="+forged), http.StatusBadRequest, "This link does not work")
+	expectStatus(t, newGuest(t).get(fabrikam+hostBase+"notme?t="+token), http.StatusBadRequest, "This link does not work")
 	confirm := func() reply {
 		other := newGuest(t)
 		page := other.get(link)
