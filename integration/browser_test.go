@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -119,6 +120,29 @@ func TestBrowserGuestFlow(t *testing.T) {
 			if body := run(t, ctx, chromedp.Text(chromedp.CSS("body"))); !strings.Contains(body, `"X-Auth-Email":["alice@contoso.com"]`) {
 				t.Errorf("the backend did not see the guest; page:\n%s", body)
 			}
+
+			// Sign out, and back to the same document by signing in again.
+			base := strings.TrimSuffix(tc.deep, tc.deep[strings.Index(tc.deep, "docs/"):]) + ".email-otp/"
+			must(t, "signing out", chromedp.Do(ctx,
+				chromedp.Navigate(tc.origin+base+"signout"),
+				chromedp.WaitVisible(chromedp.CSS(`main form button[type=submit]`)),
+			))
+			back := run(t, ctx, chromedp.AttributeValue(chromedp.CSS(`.alt a`), "href"))
+			if back.Value != tc.deep {
+				t.Errorf("the sign-out page leads back to %q, want %q", back.Value, tc.deep)
+			}
+			must(t, "signed out, signing in again", chromedp.Do(ctx,
+				chromedp.Click(chromedp.CSS(`main form button[type=submit]`)),
+				chromedp.WaitVisible(chromedp.CSS(`a[href*="signin?rd="]`)),
+				chromedp.Click(chromedp.CSS(`a[href*="signin?rd="]`)),
+				chromedp.WaitVisible(chromedp.ID("email")),
+			))
+			if prefilled := run(t, ctx, chromedp.Evaluate[string](`document.getElementById("email").value`)); prefilled != "alice@contoso.com" {
+				t.Errorf("the sign-in page after sign-out holds %q", prefilled)
+			}
+			if rd := run(t, ctx, chromedp.Evaluate[string](`document.querySelector("input[name=rd]").value`)); rd != tc.deep {
+				t.Errorf("signing in again would land on %q, want %q", rd, tc.deep)
+			}
 		})
 	}
 }
@@ -207,4 +231,22 @@ func void[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
 		_, err := a(ctx, tg)
 		return chromedp.Void{}, err
 	}
+}
+
+// The dev outbox fits a phone: a long address or link never makes it
+// scroll sideways.
+func TestBrowserOutboxFitsAPhone(t *testing.T) {
+	start(t, gatewayOptions{mailer: "mailer dev"})
+	g := newGuest(t)
+	long := strings.Repeat("a", 60) + "@contoso.com"
+	g.requestCode(contoso, hostBase, "/"+strings.Repeat("very-long-folder-name/", 8)+"doc.pdf", long)
+	waitMailIdle(t)
+	expectStatus(t, g.get(pathSite+"/.email-otp/outbox"), http.StatusOK, long)
+	ctx := newBrowser(t)
+	must(t, "opening the outbox", chromedp.Do(ctx,
+		chromedp.EmulateViewport(360, 740),
+		chromedp.Navigate(pathSite+"/.email-otp/outbox"),
+		chromedp.WaitVisible(chromedp.CSS("article")),
+	))
+	checkPageFits(t, ctx, "en")
 }
