@@ -12,7 +12,6 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/emersion/go-smtp"
 
@@ -81,20 +80,9 @@ func walkPagesChecking(t *testing.T, look pageLook) {
 			support mailto:help@contoso.example
 			privacy https://contoso.example/privacy
 		}`
-	e.load(e.contosoSite("allow *@contoso.com\n\t\tconsent\n\t\tdelivery {\n\t\t\tfirst_retry 1h\n\t\t}\n\t\t"+brand, `route /finance/* {
-		email_otp {
-			allow cfo@contoso.com
-			`+brand+`
-		}
-	}`))
+	e.load(e.financeSite("allow *@contoso.com\n\t\tconsent\n\t\tdelivery {\n\t\t\tfirst_retry 1h\n\t\t}", brand))
 	ctx := newBrowser(t)
-	must(t, "setting up the browser", chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
-			return err
-		}
-		if _, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": lang}}); err != nil {
-			return err
-		}
+	must(t, "setting up the browser", chromedp.Do(ctx, speak(lang), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
 		return err
 	}), chromedp.EmulateViewport(look.width, map[bool]int64{true: 740, false: 800}[look.width < 600])))

@@ -16,8 +16,6 @@ import (
 func TestBrandingOnPagesAndEmails(t *testing.T) {
 	e := newEnv(t)
 	e.smtp = smtpsink.Start(t)
-	// A route's own gateway answers its "not allowed" page, so it carries
-	// the look too (a Caddyfile snippet and import keep one copy).
 	look := `display_name "Contoso Docs"
 		branding {
 			logo https://cdn.contoso.example/logo.png
@@ -25,12 +23,7 @@ func TestBrandingOnPagesAndEmails(t *testing.T) {
 			support mailto:help@contoso.example
 			privacy https://contoso.example/privacy
 		}`
-	e.load(e.contosoSite("allow *@contoso.com\n\t\t"+look, `route /finance/* {
-		email_otp {
-			allow cfo@contoso.com
-			`+look+`
-		}
-	}`))
+	e.load(e.financeSite("allow *@contoso.com", look))
 	g := newGuest(t)
 	page := g.get(contoso + hostBase + "signin")
 	expectStatus(t, page, http.StatusOK,

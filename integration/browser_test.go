@@ -70,16 +70,8 @@ func TestBrowserGuestFlow(t *testing.T) {
 			ctx := newBrowser(t)
 			deep := tc.origin + tc.deep
 			verifyButton := chromedp.CSS(`form[action$="verify"] button`)
-			// The guest's language, as their browser would send it.
-			speakAs := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-				if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
-					return err
-				}
-				_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": tc.lang}})
-				return err
-			})
 			must(t, "opening the deep link", chromedp.Do(ctx,
-				speakAs,
+				speak(tc.lang),
 				chromedp.EmulateViewport(tc.width, tc.height),
 				chromedp.Navigate(deep),
 				chromedp.WaitVisible(chromedp.ID("email")),
@@ -249,4 +241,16 @@ func TestBrowserOutboxFitsAPhone(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("article")),
 	))
 	checkPageFits(t, ctx, "en")
+}
+
+// speak makes the browser ask for pages in lang, as the guest's browser
+// would (Accept-Language).
+func speak(lang string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": lang}})
+		return err
+	})
 }

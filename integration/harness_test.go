@@ -139,6 +139,19 @@ func (e *env) contosoSite(policy, handlers string) string {
 	return e.site("http://contoso.localhost:9080", policy, handlers)
 }
 
+// financeSite is contoso with the gateway lines and look, and a /finance/*
+// route whose own gateway admits cfo@contoso.com alone. That gateway answers
+// the route's "not allowed" page, so it carries the same look (display name,
+// branding), as an operator's snippet would give it.
+func (e *env) financeSite(lines, look string) string {
+	return e.contosoSite(lines+"\n\t\t"+look, `route /finance/* {
+		email_otp {
+			allow cfo@contoso.com
+			`+look+`
+		}
+	}`)
+}
+
 // site is a config of one site at address whose gateway has the given lines
 // (policy and more), with more handlers before the proxy.
 func (e *env) site(address, gatewayLines, handlers string) string {
