@@ -8,7 +8,9 @@ import (
 
 var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 
-func sched() Schedule { return Schedule{TTL: 5 * time.Minute, Rotate: 7 * 24 * time.Hour, Lead: time.Hour} }
+func sched() Schedule {
+	return Schedule{TTL: 5 * time.Minute, Rotate: 7 * 24 * time.Hour, Lead: time.Hour}
+}
 
 // A new key is published Lead before it signs; the old one stays published
 // until its last assertion has expired, then goes.
