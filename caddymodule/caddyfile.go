@@ -69,6 +69,12 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //		base_url     <scheme://host[:port]> # default: the request's own
 //		namespace    <name>               # default: none; keeps tenants of other sites apart
 //		display_name [<tenant>] <name>    # default: the tenant id
+//		assertion {                      # default: off
+//			header   <name>               # default X-Auth-Assertion
+//			audience <name...>
+//			ttl      <duration>           # default 5m
+//			rotate   <duration>           # default 7d
+//		}
 //		branding [<tenant>] {            # default: none
 //			logo    <https URL|/path|data:image/…>
 //			accent  <rrggbb> [<rrggbb>]    # light, dark; default 0b57a4 8cb8ff; 4.5:1 or a config error
@@ -209,6 +215,10 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				g.DisplayNames[args[0]] = args[1]
 			default:
 				return d.Err("display_name takes a name, or a tenant id and a name")
+			}
+		case "assertion":
+			if err := g.unmarshalAssertion(d); err != nil {
+				return err
 			}
 		case "branding":
 			if err := g.unmarshalBranding(d); err != nil {

@@ -117,6 +117,9 @@ type Gateway struct {
 	// Names of the identity headers set for the backend.
 	// Default: X-Auth-Email, X-Auth-Tenant, X-Auth-Method, X-Auth-Session-Expires.
 	Headers *HeaderNames `json:"headers,omitempty"`
+	// Assertion, when set, sends the backend a signed JWT of the identity
+	// too (see AssertionConfig). Default: off.
+	Assertion *AssertionConfig `json:"assertion,omitempty"`
 
 	service       *flow.Service
 	mailer        Mailer
@@ -134,6 +137,7 @@ type Gateway struct {
 	csrfKey       []byte
 	baseURL       *url.URL // nil: links use the request's own origin
 	identityNames identityNames
+	assertion     *assertionState // nil: no assertion
 	endpoints     map[string]endpoint
 	logger        *zap.Logger
 }
@@ -226,9 +230,16 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 			"if this site answers more than one host name, set base_url (e.g. base_url https://docs.example.com)",
 			zap.String("tenant_from", g.Tenant.From))
 	}
+	if err := g.provisionAssertion(ctx); err != nil {
+		return err
+	}
 	g.endpoints = g.endpointTable()
 	registerGateway(g)
 	g.identityNames = g.Headers.canonical()
+	if g.assertion != nil {
+		// Last, so passIdentity's values line up with the other names.
+		g.identityNames = append(g.identityNames, g.assertion.header)
+	}
 	return nil
 }
 

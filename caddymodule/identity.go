@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow"
 	"github.com/otpgate/caddy-email-otp/flow/directory"
@@ -158,9 +159,18 @@ func (g *Gateway) sessionOf(r *http.Request, t tenant) (flow.Session, directory.
 // after the gateway, and keeps the gateway's cookies from reaching them. The
 // returned request carries the session for later gateways.
 func (g *Gateway) passIdentity(r *http.Request, t tenant, s flow.Session, guest directory.Guest) *http.Request {
-	// One backing array for the five values (in identityHeaders' order), set
+	// One backing array for the values (in identityNames' order), set
 	// under names canonicalized at provision: this runs on every request.
-	values := []string{s.Email, t.Name, AuthMethod, s.Expiry().Format(time.RFC3339), string(guest.Status)}
+	values := []string{s.Email, t.Name, AuthMethod, s.Expiry().Format(time.RFC3339), string(guest.Status), ""}
+	if g.assertion != nil {
+		// A remembered assertion costs no signature; a failure leaves the
+		// header empty, which a verifying backend refuses.
+		token, err := g.assertionFor(r, t, s, guest)
+		if err != nil {
+			g.logger.Error("assertion not signed", zap.String("tenant", t.Name), zap.Error(err))
+		}
+		values[5] = token
+	}
 	for i, name := range g.identityNames {
 		r.Header[name] = values[i : i+1 : i+1]
 	}

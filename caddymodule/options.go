@@ -83,6 +83,9 @@ func (g *Gateway) checkOptions() error {
 	if _, err := parseBaseURL(g.BaseURL); err != nil {
 		return err
 	}
+	if err := g.Assertion.check(); err != nil {
+		return err
+	}
 	if err := g.Branding.check("branding"); err != nil {
 		return err
 	}

@@ -17,15 +17,16 @@ type endpoint struct {
 // endpointTable is built once, at provision.
 func (g *Gateway) endpointTable() map[string]endpoint {
 	table := map[string]endpoint{
-		"signin":  {get: g.getSignIn},
-		"send":    {post: g.postSend},
-		"verify":  {get: g.getVerify, post: g.postVerify},
-		"status":  {get: g.getStatus},
-		"signout": {get: g.getSignOut, post: g.postSignOut},
-		"consent": {get: g.getConsent, post: g.postConsent},
-		"notme":   {get: g.getNotMe, post: g.postNotMe},
-		"session": {get: g.getSession},
-		"outbox":  {get: g.serveOutbox},
+		"signin":    {get: g.getSignIn},
+		"send":      {post: g.postSend},
+		"verify":    {get: g.getVerify, post: g.postVerify},
+		"status":    {get: g.getStatus},
+		"jwks.json": {get: g.getJWKS},
+		"signout":   {get: g.getSignOut, post: g.postSignOut},
+		"consent":   {get: g.getConsent, post: g.postConsent},
+		"notme":     {get: g.getNotMe, post: g.postNotMe},
+		"session":   {get: g.getSession},
+		"outbox":    {get: g.serveOutbox},
 	}
 	for name, e := range table {
 		var allow []string

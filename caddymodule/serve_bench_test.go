@@ -13,6 +13,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/filestorage"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/assertion"
 )
 
 // loadBenchGateway loads a real config (memory store, dev mailer) into Caddy
@@ -109,6 +110,24 @@ func BenchmarkServeHTTP(b *testing.B) {
 	})
 	b.Run("no-session", func(b *testing.B) {
 		serve(b, "theme=dark", http.StatusUnauthorized)
+	})
+	// The same signed-in request with the signed assertion on: the session's
+	// assertion is minted once and then remembered.
+	b.Run("signed-in+assertion", func(b *testing.B) {
+		ring := &assertion.Ring{}
+		if _, err := ring.Rotate(now); err != nil {
+			b.Fatal(err)
+		}
+		names := g.identityNames
+		g.Assertion = &AssertionConfig{Audience: []string{"reports-app"}}
+		g.assertion = &assertionState{header: "X-Auth-Assertion", minter: assertion.NewMinter(ring, 100)}
+		g.identityNames = append(names[:len(names):len(names)], g.assertion.header)
+		defer func() { g.Assertion, g.assertion, g.identityNames = nil, nil, names }()
+		reached = 0
+		serve(b, "theme=dark; "+sessionCookie+"="+value, http.StatusOK)
+		if reached != b.N {
+			b.Fatalf("the backend was reached %d times of %d", reached, b.N)
+		}
 	})
 }
 

@@ -1,0 +1,215 @@
+package caddymodule
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/assertion"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
+	"github.com/otpgate/caddy-email-otp/templates"
+)
+
+// AssertionConfig turns on the signed assertion: with every request it lets
+// through, the gateway sends the backend a JWT (ES256) saying who signed in,
+// which the backend checks against the keys at <tenant root>/.email-otp/jwks.json
+// instead of trusting the network (see examples/verifier).
+type AssertionConfig struct {
+	// Header carries the assertion. Default X-Auth-Assertion.
+	Header string `json:"header,omitempty"`
+	// Audience names the backends the assertion is for (the JWT's aud).
+	// Default: none.
+	Audience []string `json:"audience,omitempty"`
+	// TTL is how long one assertion is valid. Default 5m.
+	TTL caddy.Duration `json:"ttl,omitempty"`
+	// Rotate is how long a signing key is used before the next one takes
+	// over; keys live in Caddy's storage, shared by the nodes. Default 7d.
+	Rotate caddy.Duration `json:"rotate,omitempty"`
+}
+
+// assertionKeysKey is where the signing keys live in Caddy's storage.
+const assertionKeysKey = "email_otp/assertion_keys.json"
+
+// assertionLead is how long a new key is published before it signs: nodes
+// re-read the keys every quarter of it, backends cache the JWKS for less.
+const assertionLead = time.Hour
+
+type assertionState struct {
+	header string
+	minter *assertion.Minter
+	jwks   atomic.Pointer[[]byte]
+}
+
+func (c *AssertionConfig) schedule() assertion.Schedule {
+	return assertion.Schedule{TTL: time.Duration(c.TTL), Rotate: time.Duration(c.Rotate), Lead: assertionLead}
+}
+
+func (c *AssertionConfig) check() error {
+	if c == nil {
+		return nil
+	}
+	if c.Header != "" && !validHeaderName(c.Header) {
+		return fmt.Errorf("assertion: header %q is not a valid header name", c.Header)
+	}
+	if c.TTL < 0 || c.Rotate < 0 || c.Rotate != 0 && time.Duration(c.Rotate) < 2*assertionLead {
+		return fmt.Errorf("assertion: ttl must be positive and rotate at least %v", 2*assertionLead)
+	}
+	return nil
+}
+
+// provisionAssertion loads (or makes) the keys and keeps them current.
+func (g *Gateway) provisionAssertion(ctx caddy.Context) error {
+	if g.Assertion == nil {
+		return nil
+	}
+	st := &assertionState{header: http.CanonicalHeaderKey(cmp.Or(g.Assertion.Header, "X-Auth-Assertion"))}
+	ring, err := g.currentAssertionKeys(ctx, ctx.Storage())
+	if err != nil {
+		return fmt.Errorf("assertion keys (%s in Caddy's storage): %w", assertionKeysKey, err)
+	}
+	st.minter = assertion.NewMinter(ring, 10_000)
+	if err := st.publish(ring); err != nil {
+		return err
+	}
+	g.assertion = st
+	go g.refreshAssertionKeys(ctx, ctx.Storage())
+	return nil
+}
+
+func (s *assertionState) publish(r *assertion.Ring) error {
+	b, err := r.JWKS()
+	if err != nil {
+		return err
+	}
+	s.jwks.Store(&b)
+	return nil
+}
+
+// currentAssertionKeys reads the keys, rotating (and storing) them when due.
+// The lock makes nodes that rotate together agree on one new key.
+func (g *Gateway) currentAssertionKeys(ctx context.Context, st certmagic.Storage) (*assertion.Ring, error) {
+	sched := g.Assertion.schedule()
+	now := g.service.Now()
+	read := func() (*assertion.Ring, error) {
+		data, err := st.Load(ctx, assertionKeysKey)
+		if errors.Is(err, fs.ErrNotExist) {
+			return &assertion.Ring{Schedule: sched}, nil
+		} else if err != nil {
+			return nil, err
+		}
+		return assertion.Unmarshal(data, sched)
+	}
+	ring, err := read()
+	if err != nil {
+		return nil, err
+	}
+	if due, _ := (&assertion.Ring{Keys: ring.Keys, Schedule: sched}).Rotate(now); !due {
+		return ring, nil
+	}
+	if err := st.Lock(ctx, assertionKeysKey); err != nil {
+		return nil, err
+	}
+	defer st.Unlock(ctx, assertionKeysKey) //nolint:errcheck // nothing to do if unlocking fails
+	if ring, err = read(); err != nil {
+		return nil, err
+	}
+	changed, err := ring.Rotate(now)
+	if err != nil || !changed {
+		return ring, err
+	}
+	data, err := ring.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return ring, st.Store(ctx, assertionKeysKey, data)
+}
+
+// refreshAssertionKeys re-reads the keys every quarter of the lead time,
+// so a key another node made is published here before it signs.
+func (g *Gateway) refreshAssertionKeys(ctx caddy.Context, st certmagic.Storage) {
+	tick := time.NewTicker(assertionLead / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			ring, err := g.currentAssertionKeys(ctx, st)
+			if err == nil {
+				err = g.assertion.publish(ring)
+			}
+			if err != nil {
+				g.logger.Error("assertion keys not refreshed; the current ones go on signing", zap.Error(err))
+				continue
+			}
+			g.assertion.minter.SetRing(ring)
+		}
+	}
+}
+
+// assertionFor is the signed assertion of a session passing to the backend.
+func (g *Gateway) assertionFor(r *http.Request, t tenant, s flow.Session, guest directory.Guest) (string, error) {
+	return g.assertion.minter.Mint(assertion.Claims{
+		Issuer:    g.mailOrigin(r) + t.Root,
+		Audience:  g.Assertion.Audience,
+		Subject:   s.Email,
+		Email:     s.Email,
+		Tenant:    t.Name,
+		SessionID: s.ID,
+		Status:    string(guest.Status),
+		AuthTime:  s.IssuedAt,
+	}, g.service.Now())
+}
+
+// getJWKS publishes the public keys of the assertions; backends may cache
+// them for a few minutes (new keys appear an hour before they sign).
+func (g *Gateway) getJWKS(w http.ResponseWriter, r *http.Request, t tenant) {
+	if g.assertion == nil {
+		g.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NotFoundText, nil)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/jwk-set+json")
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(*g.assertion.jwks.Load())
+}
+
+// unmarshalAssertion reads `assertion { header NAME; audience AUD...; ttl D; rotate D }`.
+func (g *Gateway) unmarshalAssertion(d *caddyfile.Dispenser) error {
+	c := &AssertionConfig{}
+	g.Assertion = c
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		args := d.RemainingArgs()
+		var err error
+		switch {
+		case opt == "header" && len(args) == 1:
+			c.Header = args[0]
+		case opt == "audience" && len(args) > 0:
+			c.Audience = append(c.Audience, args...)
+		case opt == "ttl" && len(args) == 1:
+			c.TTL, err = parsePositiveDuration(opt, args[0])
+		case opt == "rotate" && len(args) == 1:
+			c.Rotate, err = parsePositiveDuration(opt, args[0])
+		default:
+			return d.Errf("assertion: %s %v: use header <name>, audience <name...>, ttl <duration>, rotate <duration>", opt, args)
+		}
+		if err != nil {
+			return d.Errf("assertion: %v", err)
+		}
+	}
+	return nil
+}
