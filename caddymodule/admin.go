@@ -180,6 +180,9 @@ func (a *AdminAPI) changer(event string, op func(*directory.Directory, context.C
 			return apiError(http.StatusInternalServerError, "changing the guest: %v", err)
 		}
 		a.logger.Info(event, zap.String("tenant", tenant), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
+		if event == "guest revoked" {
+			signinEvents.WithLabelValues(tenantLabel(directory.TenantName(tenant)), "revoked", "").Inc()
+		}
 		return writeJSON(w, http.StatusOK, g)
 	}
 }

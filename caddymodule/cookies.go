@@ -149,7 +149,11 @@ func (g *Gateway) eachSession(r *http.Request, t tenant, fn func(signedIn) bool)
 	n, last := 0, ""
 	for v := range cookieValues(r, name) {
 		s, err := g.sessions.OpenSession(name, t.ID, v)
-		if err != nil || s.ID == last {
+		if err != nil {
+			checks(t).invalid.Inc()
+			continue
+		}
+		if s.ID == last {
 			continue
 		}
 		guest, err := g.service.Authenticate(r.Context(), t.ID, s)
@@ -157,6 +161,7 @@ func (g *Gateway) eachSession(r *http.Request, t tenant, fn func(signedIn) bool)
 			if !isSessionRefusal(err) {
 				return n, err
 			}
+			countRefusal(t, err)
 			continue
 		}
 		n, last = n+1, s.ID
@@ -165,6 +170,19 @@ func (g *Gateway) eachSession(r *http.Request, t tenant, fn func(signedIn) bool)
 		}
 	}
 	return n, nil
+}
+
+// countRefusal counts a session the service refused, by why.
+func countRefusal(t tenant, err error) {
+	c := checks(t)
+	switch err {
+	case flow.ErrSessionExpired:
+		c.expired.Inc()
+	case flow.ErrSessionRevoked:
+		c.revoked.Inc()
+	default:
+		c.invalid.Inc()
+	}
 }
 
 func isSessionRefusal(err error) bool {

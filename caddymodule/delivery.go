@@ -133,7 +133,24 @@ func reportDelivery(logger *zap.Logger, mailer string, mask bool, r delivery.Rep
 		delivery.Queued: "queued", delivery.Delivered: "delivered",
 		delivery.Retrying: "retried", delivery.Failed: "failed",
 	}[r.Event]
-	mailEvents.WithLabelValues(mailer, tenantLabel(directory.TenantName(r.Envelope.Tenant)), event).Inc()
+	tenantName := tenantLabel(directory.TenantName(r.Envelope.Tenant))
+	mailEvents.WithLabelValues(mailer, tenantName, event).Inc()
+	switch r.Event {
+	case delivery.Queued:
+		queueDepth.Inc()
+	case delivery.Delivered, delivery.Failed:
+		queueDepth.Dec()
+	}
+	if r.Took > 0 {
+		result := "ok"
+		if r.Err != nil {
+			result = "error"
+		}
+		mailSeconds.WithLabelValues(mailer, result).Observe(r.Took.Seconds())
+	}
+	if !r.Envelope.Decoy && (r.Event == delivery.Delivered || r.Event == delivery.Failed) {
+		signinEvents.WithLabelValues(tenantName, map[delivery.Event]string{delivery.Delivered: "delivered", delivery.Failed: "delivery_failed"}[r.Event], "").Inc()
+	}
 	if r.StoreErr != nil {
 		logger.Error("could not record the delivery state on the challenge",
 			zap.String("tenant", r.Envelope.Tenant), zap.String("event", event), zap.Error(r.StoreErr))

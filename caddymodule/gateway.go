@@ -309,9 +309,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// The session is the tenant's; whether it opens this route is this
 	// handler's policy and the guest's own paths.
 	if !g.service.Admits(guest) || !guest.Opens("/"+strings.TrimPrefix(r.URL.Path, t.Root)) {
+		checks(t).forbidden.Inc()
 		g.forbidden(w, r, t, sess.Email)
 		return nil
 	}
+	checks(t).ok.Inc()
 	r = g.passIdentity(r, t, sess, guest)
 	return next.ServeHTTP(&cookieGuard{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}, r)
 }

@@ -16,6 +16,71 @@ var mailEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help:      "Code emails by mailer, tenant and event: queued, delivered, retried, failed, refused (queue full).",
 }, []string{"mailer", "tenant", "event"})
 
+// signinEvents is the sign-in funnel: how many guests reach each step.
+// reason says which limit held a code or refused a send; "" otherwise.
+var signinEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Namespace: "caddy",
+	Subsystem: "email_otp",
+	Name:      "signin_events_total",
+	Help: "Sign-in steps by tenant: page_shown, code_requested, code_sent, code_denied, code_held (reason: the limit), " +
+		"rate_limited (reason: client IP or tenant), delivered, delivery_failed, verified, wrong_code, code_dead, locked, " +
+		"consent_given, signed_out, revoked.",
+}, []string{"tenant", "event", "reason"})
+
+// sessionChecks counts what became of requests that carried a session
+// cookie: ok, expired, revoked, invalid (not ours, altered, another
+// tenant's), forbidden (a valid session this route's policy refuses).
+var sessionChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Namespace: "caddy",
+	Subsystem: "email_otp",
+	Name:      "session_checks_total",
+	Help:      "Session cookies checked, by tenant and result: ok, expired, revoked, invalid, forbidden.",
+}, []string{"tenant", "result"})
+
+// mailSeconds is how long the mailer takes per attempt.
+var mailSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	Namespace: "caddy",
+	Subsystem: "email_otp",
+	Name:      "mail_send_seconds",
+	Help:      "Time the mailer took per attempt to send a code email, by mailer and result (ok, error).",
+	Buckets:   []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+}, []string{"mailer", "result"})
+
+// queueDepth is how many code emails wait for delivery in this process.
+var queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
+	Namespace: "caddy",
+	Subsystem: "email_otp",
+	Name:      "delivery_queue_depth",
+	Help:      "Code emails queued or being retried in this process.",
+})
+
+// event counts one step of the sign-in funnel.
+func event(t tenant, name, reason string) {
+	signinEvents.WithLabelValues(tenantLabel(t.Name), name, reason).Inc()
+}
+
+// sessionResults are a tenant's session-check counters, looked up once:
+// they are counted on every signed-in request.
+type sessionResults struct{ ok, expired, revoked, invalid, forbidden prometheus.Counter }
+
+var sessionResultsOf sync.Map // tenant label → *sessionResults
+
+func checks(t tenant) *sessionResults {
+	if c, ok := sessionResultsOf.Load(t.Name); ok {
+		return c.(*sessionResults)
+	}
+	l := tenantLabel(t.Name)
+	c := &sessionResults{
+		ok: sessionChecks.WithLabelValues(l, "ok"), expired: sessionChecks.WithLabelValues(l, "expired"),
+		revoked: sessionChecks.WithLabelValues(l, "revoked"), invalid: sessionChecks.WithLabelValues(l, "invalid"),
+		forbidden: sessionChecks.WithLabelValues(l, "forbidden"),
+	}
+	if l == t.Name {
+		sessionResultsOf.Store(t.Name, c)
+	}
+	return c
+}
+
 // registerMetrics adds the collectors to Caddy's registry; a second config
 // loading them again is fine.
 func registerMetrics(ctx caddy.Context) error {
@@ -23,7 +88,7 @@ func registerMetrics(ctx caddy.Context) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{mailEvents} {
+	for _, c := range []prometheus.Collector{mailEvents, signinEvents, sessionChecks, mailSeconds, queueDepth} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

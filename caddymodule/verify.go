@@ -75,6 +75,9 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 		return
 	}
 	screen := p.AfterVerify(res)
+	if name, ok := verifyEvents[res.Outcome]; ok {
+		event(t, name, "")
+	}
 	switch res.Outcome {
 	case flow.WrongCode:
 		g.logger.Info("verify failed: wrong code", g.eventFields(r, t, res.Email, zap.Int("tries_left", res.TriesLeft))...)
@@ -124,4 +127,10 @@ func (g *Gateway) issueSession(w http.ResponseWriter, r *http.Request, t tenant,
 	}
 	g.logger.Info("session issued", g.eventFields(r, t, s.Email, zap.Time("expires", s.Expiry()))...)
 	http.Redirect(w, r, rd, http.StatusSeeOther)
+}
+
+// verifyEvents are the funnel's names for a verify's outcomes (a malformed
+// code used no try and counts as none).
+var verifyEvents = map[flow.Outcome]string{
+	flow.Verified: "verified", flow.WrongCode: "wrong_code", flow.Locked: "locked", flow.Expired: "code_dead",
 }

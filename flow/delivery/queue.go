@@ -65,6 +65,9 @@ type Report struct {
 	Err      error         // the attempt's error, for Retrying and Failed
 	RetryIn  time.Duration // for Retrying
 	StoreErr error         // recording the state on the challenge failed
+	// Took is how long the mailer took with the attempt (zero for Queued
+	// and for decoys, which no mailer sees).
+	Took time.Duration
 }
 
 var errDecoyTrouble = errors.New("mail delivery is failing")
@@ -76,7 +79,8 @@ var ErrShutdown = errors.New("the server shut down before the message could be d
 type job struct {
 	env     flow.Envelope
 	attempt int
-	last    bool // shutting down: no retry after this attempt
+	last    bool          // shutting down: no retry after this attempt
+	took    time.Duration // the mailer's time on the last attempt
 }
 
 // Queue delivers envelopes. It implements flow.Dispatcher.
@@ -183,7 +187,9 @@ func (q *Queue) attempt(j job) {
 		}
 	} else {
 		ctx, cancel := context.WithTimeout(q.sendCtx, q.cfg.AttemptTimeout)
+		start := time.Now()
 		err = q.cfg.Mailer.Send(ctx, j.env.Message)
+		j.took = time.Since(start)
 		cancel()
 		if err == nil {
 			q.failures.Store(0)
@@ -215,7 +221,7 @@ func (q *Queue) backoff(n int) time.Duration {
 func (q *Queue) retry(j job, err error) {
 	wait := q.backoff(j.attempt)
 	storeErr := q.record(j.env, flow.DeliveryRetrying)
-	q.report(Report{Event: Retrying, Envelope: j.env, Attempt: j.attempt, Err: err, RetryIn: wait, StoreErr: storeErr})
+	q.report(Report{Event: Retrying, Envelope: j.env, Attempt: j.attempt, Err: err, RetryIn: wait, StoreErr: storeErr, Took: j.took})
 	next := job{env: j.env, attempt: j.attempt + 1}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -239,7 +245,7 @@ func (q *Queue) retry(j job, err error) {
 
 func (q *Queue) finish(j job, ev Event, state flow.DeliveryState, err error) {
 	storeErr := q.record(j.env, state)
-	q.report(Report{Event: ev, Envelope: j.env, Attempt: j.attempt, Err: err, StoreErr: storeErr})
+	q.report(Report{Event: ev, Envelope: j.env, Attempt: j.attempt, Err: err, StoreErr: storeErr, Took: j.took})
 	q.mu.Lock()
 	q.pending--
 	if q.closed && q.pending == 0 {
