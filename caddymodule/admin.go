@@ -57,6 +57,7 @@ func (a *AdminAPI) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.mux = http.NewServeMux()
 	for pattern, h := range map[string]adminHandler{
+		"GET /email-otp/health":                          a.health,
 		"GET /email-otp/guests/{tenant}":                 a.list,
 		"POST /email-otp/guests/{tenant}":                a.invite,
 		"GET /email-otp/guests/{tenant}/{email}":         a.get,

@@ -47,6 +47,15 @@ type mailQueue struct {
 	logger atomic.Pointer[zap.Logger]
 	mask   atomic.Bool
 	drain  time.Duration
+	// last is the mailer's last answer to a real message, for health.
+	last atomic.Pointer[mailerAnswer]
+}
+
+// mailerAnswer is how the mailer last fared.
+type mailerAnswer struct {
+	Result string    `json:"result"` // delivered, retrying or failed
+	At     time.Time `json:"at"`
+	Error  string    `json:"error,omitempty"`
 }
 
 // Destruct drains the queue: what can't be delivered in time is reported.
@@ -107,7 +116,10 @@ func (g *Gateway) loadQueue(key string) (*mailQueue, error) {
 			MaxAttempts: dc.Attempts,
 			FirstRetry:  time.Duration(dc.FirstRetry),
 			MaxRetry:    time.Duration(dc.MaxRetry),
-			Report:      func(r delivery.Report) { reportDelivery(mq.logger.Load(), mailerName, mq.mask.Load(), r) },
+			Report: func(r delivery.Report) {
+				mq.remember(r)
+				reportDelivery(mq.logger.Load(), mailerName, mq.mask.Load(), r)
+			},
 		})
 		return mq, nil
 	})
@@ -176,4 +188,18 @@ func reportDelivery(logger *zap.Logger, mailer string, mask bool, r delivery.Rep
 	case delivery.Failed:
 		logger.Error("code email not delivered; giving up", append(fields, zap.Bool("permanent", flow.IsPermanent(r.Err)), zap.Error(r.Err))...)
 	}
+}
+
+// remember keeps the mailer's answer to a real message (decoys never reach
+// the mailer).
+func (q *mailQueue) remember(r delivery.Report) {
+	result := map[delivery.Event]string{delivery.Delivered: "delivered", delivery.Retrying: "retrying", delivery.Failed: "failed"}[r.Event]
+	if r.Envelope.Decoy || result == "" {
+		return
+	}
+	a := &mailerAnswer{Result: result, At: time.Now().UTC()}
+	if r.Err != nil {
+		a.Error = r.Err.Error()
+	}
+	q.last.Store(a)
 }

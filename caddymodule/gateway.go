@@ -125,6 +125,7 @@ type Gateway struct {
 	mailer        Mailer
 	store         Store
 	mailerName    string
+	storeName     string
 	queue         *mailQueue
 	guests        *directory.Directory
 	guestsKey     string
@@ -170,7 +171,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	// LoadModule clears the raw JSON: key the queue by it first.
 	queueKey := g.queueKeyOf()
-	g.mailerName = moduleName(g.MailerRaw)
+	g.mailerName, g.storeName = moduleName(g.MailerRaw), moduleName(g.StoreRaw)
 	m, err := ctx.LoadModule(g, "MailerRaw")
 	if err != nil {
 		return fmt.Errorf("mailer: %w", err)

@@ -22,6 +22,7 @@ func (g *Gateway) endpointTable() map[string]endpoint {
 		"verify":    {get: g.getVerify, post: g.postVerify},
 		"status":    {get: g.getStatus},
 		"jwks.json": {get: g.getJWKS},
+		"healthz":   {get: g.getHealthz},
 		"signout":   {get: g.getSignOut, post: g.postSignOut},
 		"consent":   {get: g.getConsent, post: g.postConsent},
 		"notme":     {get: g.getNotMe, post: g.postNotMe},

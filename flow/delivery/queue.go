@@ -209,6 +209,14 @@ func (q *Queue) attempt(j job) {
 	}
 }
 
+// Depth is how many envelopes the queue holds: waiting, being sent, or
+// waiting for a retry.
+func (q *Queue) Depth() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.pending
+}
+
 // backoff is the wait after the n-th failed attempt.
 func (q *Queue) backoff(n int) time.Duration {
 	d := q.cfg.FirstRetry

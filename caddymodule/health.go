@@ -1,0 +1,93 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/otpgate/caddy-email-otp/templates"
+)
+
+// health is how one gateway is doing: its store (reached, and how fast),
+// its mailer's last answer, its delivery queue.
+type health struct {
+	Status string        `json:"status"` // ok, or down when the store can't be reached
+	Store  storeHealth   `json:"store"`
+	Mailer *mailerAnswer `json:"mailer_last,omitempty"` // none yet: no message sent
+	Queue  int           `json:"queue_depth"`
+}
+
+type storeHealth struct {
+	Module    string  `json:"module"`
+	OK        bool    `json:"ok"`
+	LatencyMS float64 `json:"latency_ms"`
+	Error     string  `json:"error,omitempty"`
+}
+
+// checkHealth asks the store one real question (is a made-up session
+// revoked?), timing the round trip, within two seconds.
+func (g *Gateway) checkHealth(ctx context.Context) health {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := g.store.SessionRevoked(ctx, "healthz", g.service.Now())
+	h := health{Status: "ok", Store: storeHealth{Module: g.storeName, OK: err == nil, LatencyMS: float64(time.Since(start).Microseconds()) / 1000}}
+	if err != nil {
+		h.Status, h.Store.Error = "down", err.Error()
+	}
+	h.Mailer = g.queue.last.Load()
+	h.Queue = g.queue.Depth()
+	return h
+}
+
+// getHealthz answers …/healthz for loopback clients (a load balancer's check
+// on the same host, an operator's curl): 200 when the store answers, else 503.
+func (g *Gateway) getHealthz(w http.ResponseWriter, r *http.Request, t tenant) {
+	if ip := net.ParseIP(clientIP(r)); ip == nil || !ip.IsLoopback() {
+		g.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NotFoundText, nil)
+		return
+	}
+	h := g.checkHealth(r.Context())
+	writeHealth(w, h.Status == "ok", h)
+}
+
+// writeHealth answers 200 with v when ok, else 503.
+func writeHealth(w http.ResponseWriter, ok bool, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// gatewayHealth is one loaded gateway's health in the admin answer.
+type gatewayHealth struct {
+	Tenants string `json:"tenants"` // how the gateway finds tenants: host, path /t/, static docs
+	health
+}
+
+// health answers GET /email-otp/health on the admin endpoint: every loaded
+// gateway's health; 503 when any store is down.
+func (a *AdminAPI) health(w http.ResponseWriter, r *http.Request) error {
+	gateways.Lock()
+	all := make([]*Gateway, 0, len(gateways.set))
+	for g := range gateways.set {
+		all = append(all, g)
+	}
+	gateways.Unlock()
+	out := make([]gatewayHealth, 0, len(all))
+	ok := true
+	for _, g := range all {
+		h := g.checkHealth(r.Context())
+		ok = ok && h.Status == "ok"
+		out = append(out, gatewayHealth{Tenants: strings.TrimSpace(g.Tenant.From + " " + g.Tenant.Prefix + g.Tenant.Name), health: h})
+	}
+	slices.SortFunc(out, func(a, b gatewayHealth) int { return strings.Compare(a.Tenants, b.Tenants) })
+	writeHealth(w, ok, out)
+	return nil
+}
