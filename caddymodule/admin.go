@@ -183,6 +183,8 @@ func (a *AdminAPI) changer(event string, op func(*directory.Directory, context.C
 		a.logger.Info(event, zap.String("tenant", tenant), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
 		if event == "guest revoked" {
 			signinEvents.WithLabelValues(tenantLabel(directory.TenantName(tenant)), "revoked", "").Inc()
+			caddy.Log().Named("http.handlers.email_otp.audit").Info("revoked", zap.String("tenant", directory.TenantName(tenant)),
+				zap.String("email", email), zap.String("event", "revoked"), zap.String("admin_remote", r.RemoteAddr))
 		}
 		return writeJSON(w, http.StatusOK, g)
 	}

@@ -51,6 +51,6 @@ func (g *Gateway) postConsent(w http.ResponseWriter, r *http.Request, t tenant) 
 		g.internalError(w, r, t, err)
 		return
 	}
-	event(t, "consent_given", "")
+	g.step(r, t, "consent_given", "", held.Email)
 	g.issueSession(w, r, t, p, *held)
 }

@@ -161,7 +161,13 @@ func reportDelivery(logger *zap.Logger, mailer string, mask bool, r delivery.Rep
 		mailSeconds.WithLabelValues(mailer, result).Observe(r.Took.Seconds())
 	}
 	if !r.Envelope.Decoy && (r.Event == delivery.Delivered || r.Event == delivery.Failed) {
-		signinEvents.WithLabelValues(tenantName, map[delivery.Event]string{delivery.Delivered: "delivered", delivery.Failed: "delivery_failed"}[r.Event], "").Inc()
+		step := map[delivery.Event]string{delivery.Delivered: "delivered", delivery.Failed: "delivery_failed"}[r.Event]
+		signinEvents.WithLabelValues(tenantName, step, "").Inc()
+		to := r.Envelope.Message.To
+		if mask {
+			to = maskAddress(to)
+		}
+		logger.Named("audit").Info(step, zap.String("tenant", directory.TenantName(r.Envelope.Tenant)), zap.String("email", to), zap.String("event", step))
 	}
 	if r.StoreErr != nil {
 		logger.Error("could not record the delivery state on the challenge",

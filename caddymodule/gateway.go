@@ -141,6 +141,7 @@ type Gateway struct {
 	assertion     *assertionState // nil: no assertion
 	endpoints     map[string]endpoint
 	logger        *zap.Logger
+	audit         *zap.Logger // http.handlers.email_otp.audit: one line per sign-in step
 }
 
 // CaddyModule returns the Caddy module information.
@@ -157,6 +158,7 @@ func (Gateway) CaddyModule() caddy.ModuleInfo {
 // PING, so a config that can't reach Redis is refused at load.
 func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
+	g.audit = g.logger.Named("audit")
 	g.applyDefaults()
 	if err := g.checkOptions(); err != nil {
 		return err

@@ -2,7 +2,10 @@ package caddymodule
 
 import (
 	"errors"
+	"net/http"
 	"sync"
+
+	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,9 +57,16 @@ var queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
 	Help:      "Code emails queued or being retried in this process.",
 })
 
-// event counts one step of the sign-in funnel.
-func event(t tenant, name, reason string) {
+// step records one step of a sign-in: the funnel's counter, and one line
+// on the audit log (http.handlers.email_otp.audit) with the address (masked
+// with mask_addresses) and the client's IP, never a code or a cookie.
+func (g *Gateway) step(r *http.Request, t tenant, name, reason, email string) {
 	signinEvents.WithLabelValues(tenantLabel(t.Name), name, reason).Inc()
+	fields := g.eventFields(r, t, email, zap.String("event", name))
+	if reason != "" {
+		fields = append(fields, zap.String("reason", reason))
+	}
+	g.audit.Info(name, fields...)
 }
 
 // sessionResults are a tenant's session-check counters, looked up once:

@@ -56,7 +56,7 @@ func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.internalError(w, r, t, err)
 		return
 	}
-	event(t, "page_shown", "")
+	g.step(r, t, "page_shown", "", email)
 	g.page(w, r, t, http.StatusOK, templates.PageSignIn, templates.PageData{
 		CSRF:       g.csrfToken(t, p.Nonce),
 		RD:         safeRD(q.Get("rd"), t),
@@ -101,8 +101,8 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		})
 		return
 	case errors.Is(err, flow.ErrNotPermitted):
-		event(t, "code_requested", "")
-		event(t, "code_denied", "")
+		g.step(r, t, "code_requested", "", res.Email)
+		g.step(r, t, "code_denied", "", res.Email)
 		g.logger.Info("code not sent: address may not sign in (revealed)", g.eventFields(r, t, res.Email)...)
 		g.page(w, r, t, http.StatusForbidden, templates.PageSignIn, templates.PageData{
 			CSRF: form["csrf"], RD: rd, Email: res.Email,
@@ -119,16 +119,16 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 	case errors.Is(err, flow.ErrRateLimited):
 		var rl flow.RateLimitError
 		errors.As(err, &rl)
-		event(t, "rate_limited", rl.Scope)
+		g.step(r, t, "rate_limited", rl.Scope, "")
 		g.rateLimited(w, r, t, rl, rd)
 		return
 	case err != nil:
 		g.internalError(w, r, t, err)
 		return
 	}
-	event(t, "code_requested", "")
+	g.step(r, t, "code_requested", "", res.Email)
 	if !res.Held.IsZero() {
-		event(t, "code_held", res.HeldWhy)
+		g.step(r, t, "code_held", res.HeldWhy, res.Email)
 		// Answered as a send, for every address alike; a challenge this
 		// browser already waits on for the address stays.
 		g.logger.Info("code not sent: held by a limit", g.eventFields(r, t, res.Email, zap.String("why", res.HeldWhy), zap.Time("until", res.Held))...)
@@ -141,10 +141,10 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		return
 	}
 	if res.Permitted {
-		event(t, "code_sent", "")
+		g.step(r, t, "code_sent", "", res.Challenge.Email)
 		g.logger.Info("code queued", g.eventFields(r, t, res.Challenge.Email)...)
 	} else {
-		event(t, "code_denied", "")
+		g.step(r, t, "code_denied", "", res.Challenge.Email)
 		g.logger.Info("code not sent: address may not sign in", g.eventFields(r, t, res.Challenge.Email)...)
 	}
 	p.Sent(res, rd)

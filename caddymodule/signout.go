@@ -56,7 +56,7 @@ func (g *Gateway) postSignOut(w http.ResponseWriter, r *http.Request, t tenant) 
 				return
 			}
 			g.logger.Info("signed out", g.eventFields(r, t, s.session.Email)...)
-			event(t, "signed_out", "")
+			g.step(r, t, "signed_out", "", s.session.Email)
 		}
 	}
 	g.setCookie(w, r, t, sessionCookie, "", time.Time{})

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"net/url"
@@ -76,7 +77,7 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 	}
 	screen := p.AfterVerify(res)
 	if name, ok := verifyEvents[res.Outcome]; ok {
-		event(t, name, "")
+		g.step(r, t, name, "", cmp.Or(res.Email, p.Email))
 	}
 	switch res.Outcome {
 	case flow.WrongCode:

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -85,5 +86,27 @@ func TestMetricsFollowTheSignIn(t *testing.T) {
 	}
 	if sends != 1 {
 		t.Errorf("mail_send_seconds counted %v attempts, want 1", sends)
+	}
+}
+
+// The audit log is its own logger: one line per sign-in step, which an
+// operator can send apart (here to a file) with Caddy's `log` and `include`.
+func TestAuditLogHasOneLinePerStep(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "audit.log")
+	e := start(t, gatewayOptions{global: "log audit {\n\t\toutput file " + logFile + "\n\t\tformat json\n\t\tinclude http.handlers.email_otp.audit\n\t}"})
+	g := newGuest(t)
+	csrf := g.requestCode(contoso, hostBase, "/x", "ada@contoso.com")
+	code := codeIn(t, e.smtp.Wait(t, "ada@contoso.com", 1, 10*time.Second).Text)
+	expectRedirect(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}}), http.StatusSeeOther)
+	waitForLog(t, logFile, `"msg":"verified"`)
+	logs := waitForLog(t, logFile, `"msg":"delivered"`) // the whole file, once both are in
+	for _, step := range []string{"page_shown", "code_requested", "code_sent", "delivered", "verified"} {
+		line := grepLines(logs, `"msg":"`+step+`"`)
+		if !strings.Contains(line, `"logger":"http.handlers.email_otp.audit"`) || !strings.Contains(line, `"tenant":"contoso.localhost"`) {
+			t.Errorf("no audit line for %s:\n%s", step, logs)
+		}
+	}
+	if strings.Contains(logs, code) || strings.Contains(logs, "email_otp_session") || strings.Contains(logs, `"msg":"session issued"`) {
+		t.Errorf("the audit log holds a code, a cookie or other logs:\n%s", logs)
 	}
 }
