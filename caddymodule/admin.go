@@ -58,6 +58,7 @@ func (a *AdminAPI) Provision(ctx caddy.Context) error {
 	a.mux = http.NewServeMux()
 	for pattern, h := range map[string]adminHandler{
 		"GET /email-otp/health":                          a.health,
+		"GET /email-otp/why/{tenant}/{email}":            a.why,
 		"GET /email-otp/guests/{tenant}":                 a.list,
 		"POST /email-otp/guests/{tenant}":                a.invite,
 		"GET /email-otp/guests/{tenant}/{email}":         a.get,

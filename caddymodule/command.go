@@ -122,9 +122,19 @@ func guestCommands() []*cobra.Command {
 	})
 	list.Flags().Bool("json", false, "print JSON")
 
+	why := newSub("why", "Says why a guest can or can't get in: the deciding rule, the limits holding the address, the mailer's last answers", true, func(c *cobra.Command, admin, tenant, email string) error {
+		p := "/email-otp/why/" + url.PathEscape(tenant) + "/" + url.PathEscape(email)
+		if path, _ := c.Flags().GetString("path"); path != "" {
+			p += "?path=" + url.QueryEscape(path)
+		}
+		return adminCall(c.OutOrStdout(), admin, http.MethodGet, p, nil)
+	})
+	why.Flags().String("path", "", "also say whether the guest may open this path, e.g. /reports/q3.pdf")
+
 	return []*cobra.Command{
 		invite,
 		list,
+		why,
 		newSub("get", "Shows one guest", true, change(http.MethodGet, "")),
 		newSub("revoke", "Revokes a guest: no sign-in, sessions end at the next request", true, change(http.MethodPost, "/revoke")),
 		newSub("reset", "Resets a guest's redemption: sessions end, the next sign-in redeems again", true, change(http.MethodPost, "/reset")),

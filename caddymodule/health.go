@@ -85,7 +85,7 @@ func (a *AdminAPI) health(w http.ResponseWriter, r *http.Request) error {
 	for _, g := range all {
 		h := g.checkHealth(r.Context())
 		ok = ok && h.Status == "ok"
-		out = append(out, gatewayHealth{Tenants: strings.TrimSpace(g.Tenant.From + " " + g.Tenant.Prefix + g.Tenant.Name), health: h})
+		out = append(out, gatewayHealth{Tenants: g.tenantsLabel(), health: h})
 	}
 	slices.SortFunc(out, func(a, b gatewayHealth) int { return strings.Compare(a.Tenants, b.Tenants) })
 	writeHealth(w, ok, out)

@@ -9,7 +9,12 @@ import (
 // Policy says which canonical addresses may sign in. Block beats allow.
 type Policy struct {
 	allow, block []rule
+	inviteOnly   bool
 }
+
+// InviteOnly reports whether invitations alone admit (the allow list may be
+// empty).
+func (p Policy) InviteOnly() bool { return p.inviteOnly }
 
 type ruleKind uint8
 
@@ -33,7 +38,7 @@ func NewPolicy(allow, block []string, inviteOnly bool) (Policy, error) {
 	if len(allow) == 0 && !inviteOnly {
 		return Policy{}, errors.New("no one may sign in: add patterns such as '*@example.com' or 'alice@example.com', '*' for everyone, or invite_only to admit invited guests alone")
 	}
-	var p Policy
+	p := Policy{inviteOnly: inviteOnly}
 	var err error
 	if p.allow, err = parseRules(allow); err != nil {
 		return Policy{}, err
@@ -79,6 +84,38 @@ func parseRule(pattern string) (rule, error) {
 		return rule{}, fmt.Errorf("pattern %q: use '*', '*@example.com', '*@*.example.com' or a full address", pattern)
 	}
 	return rule{kind: ruleAddress, value: addr}, nil
+}
+
+// String is the rule as a pattern of the config.
+func (r rule) String() string {
+	switch r.kind {
+	case ruleEveryone:
+		return "*"
+	case ruleSubdomain:
+		return "*@*." + r.value
+	case ruleDomain:
+		return "*@" + r.value
+	}
+	return r.value
+}
+
+// Match returns the first allow and block patterns that match addr ("" for
+// none): which line of the config decides.
+func (p Policy) Match(addr string) (allowedBy, blockedBy string) {
+	domain := addr[strings.LastIndexByte(addr, '@')+1:]
+	for _, r := range p.allow {
+		if r.matches(addr, domain) {
+			allowedBy = r.String()
+			break
+		}
+	}
+	for _, r := range p.block {
+		if r.matches(addr, domain) {
+			blockedBy = r.String()
+			break
+		}
+	}
+	return allowedBy, blockedBy
 }
 
 func (r rule) matches(addr, domain string) bool {

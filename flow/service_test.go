@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -653,4 +654,18 @@ func wrongDigits(code string) string {
 		return "11111111"
 	}
 	return "00000000"
+}
+
+func TestExplainSaysWhichRuleDecides(t *testing.T) {
+	f := newFixture(t, nil)
+	for addr, want := range map[string]string{
+		"ann@contoso.com":         "allowed by the pattern *@contoso.com",
+		"eve@blocked.contoso.com": "blocked by the pattern *@blocked.contoso.com",
+		"joe@unlisted.io":         "on no allow pattern, and not invited",
+	} {
+		ex, err := f.svc.Explain(context.Background(), "acme", addr)
+		if err != nil || ex.Rule != want || ex.MayGetCodes != strings.HasPrefix(want, "allowed") {
+			t.Errorf("%s: %+v %v", addr, ex, err)
+		}
+	}
 }

@@ -72,6 +72,9 @@ type Store interface {
 	// Count adds one to the counter key in its fixed window (which starts at
 	// the first count) and returns the new count and when the window ends.
 	Count(ctx context.Context, key string, window time.Duration, now time.Time) (n int, resets time.Time, err error)
+	// Peek returns counter key's count and when its window ends, without
+	// counting (0 when no window is open at now): for explaining, not deciding.
+	Peek(ctx context.Context, key string, now time.Time) (n int, resets time.Time, err error)
 	// ResetCount forgets counter key.
 	ResetCount(ctx context.Context, key string) error
 	// SetFlag raises flag key until the given time.

@@ -152,6 +152,15 @@ func (e *env) financeSite(lines, look string) string {
 	}`)
 }
 
+// limitsUnlessGiven is testLimits, unless the gateway's lines set limits of
+// their own (a test of the limits).
+func limitsUnlessGiven(lines string) string {
+	if strings.Contains(lines, "limits {") {
+		return ""
+	}
+	return testLimits
+}
+
 // site is a config of one site at address whose gateway has the given lines
 // (policy and more), with more handlers before the proxy.
 func (e *env) site(address, gatewayLines, handlers string) string {
@@ -176,7 +185,7 @@ func (e *env) site(address, gatewayLines, handlers string) string {
 	%s
 	reverse_proxy %s
 }
-`, e.storage, address, gatewayLines, testLimits, e.smtp.Port, handlers, strings.TrimPrefix(e.backend.URL, "http://"))
+`, e.storage, address, gatewayLines, limitsUnlessGiven(gatewayLines), e.smtp.Port, handlers, strings.TrimPrefix(e.backend.URL, "http://"))
 }
 
 // newEnv starts a test's world: storage, a backend (no SMTP server yet), and

@@ -54,14 +54,9 @@ func TestHealthOfStoreAndMailer(t *testing.T) {
 	}
 	expectStatus(t, g.get(contoso+hostBase+"healthz", "X-Forwarded-For", "203.0.113.9"), http.StatusNotFound)
 
-	resp, err := http.Get("http://localhost:2999/email-otp/health")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var all []healthReply
-	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil || resp.StatusCode != http.StatusOK || len(all) != 2 {
-		t.Fatalf("admin health: %d %+v %v", resp.StatusCode, all, err)
+	if status := adminAPIAt(t, "/email-otp/health", &all); status != http.StatusOK || len(all) != 2 {
+		t.Fatalf("admin health: %d %+v", status, all)
 	}
 	if all[0].Tenants != "host" || !strings.HasPrefix(all[1].Tenants, "path /t/") || all[0].Status != "ok" {
 		t.Errorf("admin health: %+v", all)

@@ -217,6 +217,17 @@ func (s *Store) Count(_ context.Context, key string, window time.Duration, now t
 	return c.n, c.resets, nil
 }
 
+// Peek implements flow.Store.
+func (s *Store) Peek(_ context.Context, key string, now time.Time) (int, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.countersFor(key).Peek(key)
+	if !ok || !now.Before(c.resets) {
+		return 0, time.Time{}, nil
+	}
+	return c.n, c.resets, nil
+}
+
 // ResetCount implements flow.Store.
 func (s *Store) ResetCount(_ context.Context, key string) error {
 	s.mu.Lock()

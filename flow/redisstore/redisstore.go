@@ -252,6 +252,23 @@ func (s *Store) Count(ctx context.Context, key string, window time.Duration, now
 	return int(res[0]), now.Add(time.Duration(res[1]) * time.Millisecond), nil
 }
 
+// Peek implements flow.Store.
+func (s *Store) Peek(ctx context.Context, key string, now time.Time) (int, time.Time, error) {
+	k := s.counterKey(key)
+	pipe := s.rdb.Pipeline()
+	get, ttl := pipe.Get(ctx, k), pipe.PTTL(ctx, k)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, time.Time{}, err
+	}
+	n, err := get.Int()
+	if errors.Is(err, redis.Nil) || ttl.Val() <= 0 {
+		return 0, time.Time{}, nil
+	} else if err != nil {
+		return 0, time.Time{}, err
+	}
+	return n, now.Add(ttl.Val()), nil
+}
+
 // ResetCount implements flow.Store.
 func (s *Store) ResetCount(ctx context.Context, key string) error {
 	return s.rdb.Del(ctx, s.counterKey(key)).Err()

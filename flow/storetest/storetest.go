@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) flow.Store) {
 		"Revocation":             revocation,
 		"UnknownIDs":             unknownIDs,
 		"Counters":               counters,
+		"PeekDoesNotCount":       peekDoesNotCount,
 		"ParallelCounts":         parallelCounts,
 		"Flags":                  flags,
 	} {
@@ -366,4 +367,22 @@ func flags(t *testing.T, s flow.Store) {
 		_, up, err := s.Flag(ctx, "notme:x", time.Now())
 		return err == nil && !up
 	})
+}
+
+func peekDoesNotCount(t *testing.T, s flow.Store) {
+	now := time.Now()
+	if n, _, err := s.Peek(ctx, "send:p", now); err != nil || n != 0 {
+		t.Fatalf("an unknown counter: %d %v", n, err)
+	}
+	_, resets, _ := s.Count(ctx, "send:p", time.Minute, now)
+	_, _, _ = s.Count(ctx, "send:p", time.Minute, now)
+	for i := 0; i < 3; i++ {
+		n, until, err := s.Peek(ctx, "send:p", now)
+		if err != nil || n != 2 || until.Before(resets.Add(-time.Second)) || until.After(resets.Add(time.Second)) {
+			t.Fatalf("peek %d: %d until %v (resets %v) %v", i, n, until, resets, err)
+		}
+	}
+	if n, _, _ := s.Count(ctx, "send:p", time.Minute, now); n != 3 {
+		t.Errorf("peeking counted: the next count is %d, want 3", n)
+	}
 }
