@@ -184,6 +184,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	g.store = s.(Store)
+	if g.storeName != memoryStoreKey {
+		g.store = timedStore{Store: g.store, name: g.storeName}
+	}
 
 	if err := registerMetrics(ctx); err != nil {
 		return err

@@ -98,7 +98,7 @@ func registerMetrics(ctx caddy.Context) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{mailEvents, signinEvents, sessionChecks, mailSeconds, queueDepth} {
+	for _, c := range []prometheus.Collector{mailEvents, signinEvents, sessionChecks, mailSeconds, queueDepth, storeSeconds} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -74,6 +74,10 @@ func TestHealthSaysWhenTheStoreIsDown(t *testing.T) {
 	if h := healthOf(t, g.get(contoso+hostBase+"healthz")); h.Status != "ok" || h.Store.Module != "redis" || h.Store.MS <= 0 {
 		t.Fatalf("with Redis: %+v", h)
 	}
+	// Redis's latency is in the metrics, per operation.
+	if n := metrics(t)[`caddy_email_otp_store_seconds_count{op="session_revoked",store="redis"}`]; n < 1 {
+		t.Errorf("store_seconds counted %v session checks against Redis", n)
+	}
 	redis.Stop()
 	r := g.get(contoso + hostBase + "healthz")
 	expectStatus(t, r, http.StatusServiceUnavailable)
