@@ -201,7 +201,7 @@ func (g *Gateway) setSession(w http.ResponseWriter, r *http.Request, t tenant, s
 
 // loadPending returns this browser's pending state for t, or a fresh one.
 func (g *Gateway) loadPending(r *http.Request, t tenant) (flow.Pending, bool) {
-	name := cookieName(r, t, pendingCookie)
+	name := cookieNameAt(r, t.Base(), pendingCookie)
 	now := g.service.Now().Unix()
 	for v := range cookieValues(r, name) {
 		var p flow.Pending
@@ -215,12 +215,19 @@ func (g *Gateway) loadPending(r *http.Request, t tenant) (flow.Pending, bool) {
 func (g *Gateway) savePending(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending) error {
 	exp := g.service.Now().Add(pendingLifetime)
 	p.Expires = exp.Unix()
-	name := cookieName(r, t, pendingCookie)
+	name := cookieNameAt(r, t.Base(), pendingCookie)
 	v, err := g.pending.Seal(sealName(name, t), p)
 	if err != nil {
 		return err
 	}
-	g.setCookie(w, r, t, pendingCookie, v, exp)
+	// Only the gateway's own pages read it: scoped to them, it does not ride
+	// along on every request to the backend.
+	g.setCookieAt(w, r, t.Base(), pendingCookie, v, exp)
+	if _, err := r.Cookie(cookieName(r, t, pendingCookie)); err == nil {
+		// One from before it was scoped (Path = the tenant root) may still
+		// be in the browser: end it.
+		g.setCookie(w, r, t, pendingCookie, "", time.Time{})
+	}
 	return nil
 }
 

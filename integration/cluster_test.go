@@ -116,7 +116,7 @@ func TestClusterParallelVerificationIssuesOneSession(t *testing.T) {
 	c := startCluster(t, "")
 	g := newGuest(t)
 	csrf := g.requestCode(contoso, hostBase, "/", "cid@contoso.com")
-	pending := g.cookie(contoso+"/", "email_otp_pending")
+	pending := g.cookie(contoso+hostBase, "email_otp_pending")
 	code := codeIn(t, c.smtp.Wait(t, "cid@contoso.com", 1, 10*time.Second).Text)
 	sessions := verifyBurst(t, []string{contoso, nodeB}, csrf, code, pending)
 	if sessions != 1 {

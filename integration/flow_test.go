@@ -217,7 +217,7 @@ func TestCodeIsSingleUse(t *testing.T) {
 	e := start(t, gatewayOptions{})
 	g := newGuest(t)
 	csrf := g.requestCode(contoso, hostBase, "/x", "frank@contoso.com")
-	pending := g.cookie(contoso+"/", "email_otp_pending")
+	pending := g.cookie(contoso+hostBase, "email_otp_pending")
 	code := codeIn(t, e.smtp.Wait(t, "frank@contoso.com", 1, 10*time.Second).Text)
 	expectRedirect(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}}), http.StatusSeeOther)
 
@@ -280,7 +280,7 @@ func TestNewCodeSupersedesOlder(t *testing.T) {
 	g := newGuest(t)
 	csrf := g.requestCode(contoso, hostBase, "/x", "ivy@contoso.com")
 	old := codeIn(t, e.smtp.Wait(t, "ivy@contoso.com", 1, 10*time.Second).Text)
-	oldPending := g.cookie(contoso+"/", "email_otp_pending")
+	oldPending := g.cookie(contoso+hostBase, "email_otp_pending")
 	// "Send a new code" from the verify page.
 	expectRedirect(t, g.post(contoso+hostBase+"send", url.Values{"csrf": {csrf}, "email": {"ivy@contoso.com"}, "rd": {"/x"}}), http.StatusSeeOther)
 	fresh := codeIn(t, e.smtp.Wait(t, "ivy@contoso.com", 2, 10*time.Second).Text)

@@ -89,8 +89,8 @@ https://secure.localhost:9443 {
 		time.Sleep(200 * time.Millisecond)
 	}
 	for _, tc := range []struct{ base, cookie, path string }{
-		{hostBase, "__Host-email_otp_pending", "/"},
-		{acmeBase, "__Secure-email_otp_pending", "/t/acme/"},
+		{hostBase, "__Secure-email_otp_pending", "/.email-otp/"},
+		{acmeBase, "__Secure-email_otp_pending", "/t/acme/.email-otp/"},
 	} {
 		r := newGuest(t).get(origin + tc.base + "signin")
 		expectStatus(t, r, http.StatusOK)
@@ -125,7 +125,7 @@ func TestLogsNameEventsButNeverCodesOrCookies(t *testing.T) {
 		t.Error("event lines lack the address or tenant")
 	}
 	secrets := map[string]string{"the code": code, "the CSRF token": csrf}
-	if c := g.cookie(contoso+"/", "email_otp_pending"); c != nil {
+	if c := g.cookie(contoso+hostBase, "email_otp_pending"); c != nil {
 		secrets["the pending cookie"] = c.Value
 	}
 	for what, s := range secrets {
@@ -158,4 +158,30 @@ func waitForLog(t *testing.T, file, want string) string {
 	}
 	t.Fatalf("no %s in the log within 10s:\n%s", want, logs)
 	return ""
+}
+
+// The pending cookie (kept 30 days to pre-fill the address) is scoped to the
+// gateway's own pages: it does not ride along on every request for a
+// document. One an older version set at the tenant root is ended.
+func TestPendingCookieStaysOnTheGatewaysPages(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	g := newGuest(t)
+	e.signIn(g, contoso, hostBase, "/x", "pia@contoso.com")
+	doc, _ := url.Parse(contoso + "/docs/a.pdf")
+	for _, c := range g.jar.Cookies(doc) {
+		if c.Name == "email_otp_pending" {
+			t.Errorf("a document request carries the pending cookie")
+		}
+	}
+	if g.cookie(contoso+hostBase, "email_otp_pending") == nil {
+		t.Fatal("the gateway's pages lost the pending cookie")
+	}
+	r := newGuest(t).get(contoso+hostBase+"signin", "Cookie", "email_otp_pending=from-an-older-version")
+	ended := false
+	for _, c := range r.Cookies() {
+		ended = ended || c.Name == "email_otp_pending" && c.Path == "/" && c.MaxAge < 0
+	}
+	if !ended {
+		t.Errorf("the root-path pending cookie was not ended: %q", r.Header["Set-Cookie"])
+	}
 }

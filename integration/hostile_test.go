@@ -239,7 +239,7 @@ func cookieCases() []hostileCase {
 	}}, hostileCase{"cookie", "pending cookie value used as a session", "requirements: pre-auth cookies are never promoted", func(t *testing.T, h *hostileEnv) {
 		g := newGuest(t)
 		g.get(contoso + hostBase + "signin")
-		p := g.cookie(contoso+"/", "email_otp_pending")
+		p := g.cookie(contoso+hostBase, "email_otp_pending")
 		expectRedirect(t, newGuest(t).get(contoso+"/x", "Cookie", "email_otp_session="+p.Value), http.StatusFound)
 	}})
 	return cases
@@ -371,7 +371,7 @@ func TestParallelGuessesThroughCaddy(t *testing.T) {
 	e := start(t, gatewayOptions{extra: "max_attempts 30"})
 	g := newGuest(t)
 	csrf := g.requestCode(contoso, hostBase, "/", "para@contoso.com")
-	pending := g.cookie(contoso+"/", "email_otp_pending")
+	pending := g.cookie(contoso+hostBase, "email_otp_pending")
 	code := codeIn(t, e.smtp.Wait(t, "para@contoso.com", 1, 10*time.Second).Text)
 	verifyBurst(t, []string{contoso}, csrf, wrongCode(code), pending)
 	expectStatus(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {wrongCode(code)}}), http.StatusUnprocessableEntity, "9 tries left")
