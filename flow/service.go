@@ -205,7 +205,12 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		ExpiresAt:   now.Add(s.cfg.CodeTTL),
 		MaxAttempts: s.cfg.MaxAttempts,
 		Delivery:    DeliveryQueued,
-		Scope:       scope,
+	}
+	if scope != tag {
+		// Only a known device's own scope is kept: the identity tag, the
+		// usual scope, is in the id already (and in memory on every
+		// pending challenge).
+		ch.Scope = scope
 	}
 	permitted, err := s.admits(ctx, req.Tenant, addr, now)
 	if err != nil {
