@@ -64,9 +64,10 @@ func (g *Gateway) getNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.errorPage(w, r, t, http.StatusBadRequest, templates.NotmeBadTitle, templates.NotmeBadText, nil)
 		return
 	}
+	words := g.words(r)
 	g.page(w, r, t, http.StatusOK, templates.PageNotMe, templates.PageData{
-		Email: tok.Email, CSRF: g.csrfToken(t, notMeBinding(token)), Token: token,
-		Notice: g.words(r).Say(templates.NotmeNotice, templates.Vars{"Duration": g.words(r).Duration(time.Duration(g.Limits.NotMe))}),
+		Email: tok.Email, CSRF: g.csrfToken(t, notMeBinding(token)), Token: token, Words: words,
+		Notice: words.Say(templates.NotmeNotice, templates.Vars{"Duration": words.Duration(time.Duration(g.Limits.NotMe))}),
 	})
 }
 
@@ -97,6 +98,7 @@ func (g *Gateway) postNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.eventFields(r, t, tok.Email, zap.Time("until", until))...)
 	words := g.words(r)
 	g.page(w, r, t, http.StatusOK, templates.PageError, templates.PageData{
+		Words:   words,
 		Heading: words.Say(templates.NotmeDoneTitle, nil),
 		Message: words.Say(templates.NotmeDoneText, templates.Vars{"Email": tok.Email, "Wait": words.Wait(until.Sub(g.service.Now()))}),
 	})

@@ -33,7 +33,7 @@ type link struct {
 // went wrong (title, text filled with vars) and offers at most one way on.
 func (g *Gateway) errorPage(w http.ResponseWriter, r *http.Request, t tenant, status int, title, text templates.Message, vars templates.Vars, action ...link) {
 	words := g.words(r)
-	data := templates.PageData{Heading: words.Say(title, vars), Message: words.Say(text, vars)}
+	data := templates.PageData{Words: words, Heading: words.Say(title, vars), Message: words.Say(text, vars)}
 	if len(action) > 0 {
 		data.Action, data.ActionText = action[0].href, words.Say(action[0].text, nil)
 	}

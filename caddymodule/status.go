@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/otpgate/caddy-email-otp/flow"
@@ -23,20 +22,18 @@ func (g *Gateway) getStatus(w http.ResponseWriter, r *http.Request, t tenant) {
 	if !jsonForOwnPages(w, r, t) {
 		return
 	}
-	p, _ := g.loadPending(r, t)
-	ch, err := g.service.Pending(r.Context(), t.ID, p.Challenge)
-	if err != nil && !errors.Is(err, flow.ErrChallengeNotFound) {
+	p, screen, err := g.codeScreen(r, t)
+	if err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(`{"error":"status unavailable"}` + "\n"))
 		return
 	}
-	screen := p.CodeScreen(ch, err == nil, g.service.Now())
 	out := statusJSON{State: "gone"}
 	if screen.Step == flow.StepEnterCode {
-		view := screen.Challenge.Delivery.View()
-		out = statusJSON{State: string(view), Message: g.words(r).Say(deliveryWords[view], templates.Vars{
+		view, words := screen.Challenge.Delivery.View(), g.words(r)
+		out = statusJSON{State: string(view), Message: words.Say(deliveryWords[view], templates.Vars{
 			"Email": p.Email, "Tenant": g.displayName(t.Name), "Count": g.service.CodeLength(),
-			"Duration": g.words(r).Duration(g.service.CodeTTL()),
+			"Duration": words.Duration(g.service.CodeTTL()),
 		})}
 	}
 	_ = json.NewEncoder(w).Encode(out)

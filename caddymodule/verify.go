@@ -14,13 +14,23 @@ import (
 )
 
 func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
-	p, _ := g.loadPending(r, t)
-	ch, err := g.service.Pending(r.Context(), t.ID, p.Challenge)
-	if err != nil && !errors.Is(err, flow.ErrChallengeNotFound) {
+	p, screen, err := g.codeScreen(r, t)
+	if err != nil {
 		g.internalError(w, r, t, err)
 		return
 	}
-	g.show(w, r, t, p, p.CodeScreen(ch, err == nil, g.service.Now()), http.StatusOK, "")
+	g.show(w, r, t, p, screen, http.StatusOK, "")
+}
+
+// codeScreen is this browser's pending sign-in and what flow says its
+// enter-code step shows now; the page and …/status both answer from it.
+func (g *Gateway) codeScreen(r *http.Request, t tenant) (flow.Pending, flow.Screen, error) {
+	p, _ := g.loadPending(r, t)
+	ch, err := g.service.Pending(r.Context(), t.ID, p.Challenge)
+	if err != nil && !errors.Is(err, flow.ErrChallengeNotFound) {
+		return p, flow.Screen{}, err
+	}
+	return p, p.CodeScreen(ch, err == nil, g.service.Now()), nil
 }
 
 // show answers with the screen flow chose: the enter-code page (with
