@@ -114,7 +114,7 @@ func (g *Gateway) currentAssertionKeys(ctx context.Context, st certmagic.Storage
 	if err != nil {
 		return nil, err
 	}
-	if due, _ := (&assertion.Ring{Keys: ring.Keys, Schedule: sched}).Rotate(now); !due {
+	if !ring.Due(now) {
 		return ring, nil
 	}
 	if err := st.Lock(ctx, assertionKeysKey); err != nil {

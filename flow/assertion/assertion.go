@@ -103,7 +103,7 @@ func (r *Ring) signing(now time.Time) (Key, error) {
 func (r *Ring) Rotate(now time.Time) (bool, error) {
 	r.Schedule = r.Schedule.withDefaults()
 	changed := false
-	if len(r.Keys) == 0 || !now.Before(r.Keys[0].Created.Add(r.Schedule.Rotate-r.Schedule.Lead)) {
+	if r.needsKey(now) {
 		k, err := NewKey(now)
 		if err != nil {
 			return false, err
@@ -111,17 +111,37 @@ func (r *Ring) Rotate(now time.Time) (bool, error) {
 		r.Keys = append([]Key{k}, r.Keys...)
 		changed = true
 	}
-	// A key stops signing when a newer one starts; its assertions live TTL
-	// longer; then nobody needs it.
+	if i := r.unneeded(now); i > 0 {
+		r.Keys = r.Keys[:i]
+		changed = true
+	}
+	return changed, nil
+}
+
+// Due reports whether Rotate would change the ring at now, without making a
+// key: callers check it before taking a lock.
+func (r *Ring) Due(now time.Time) bool {
+	r.Schedule = r.Schedule.withDefaults()
+	return r.needsKey(now) || r.unneeded(now) > 0
+}
+
+// needsKey: the newest key will have signed for Rotate by the time a new
+// one, made now, may sign.
+func (r *Ring) needsKey(now time.Time) bool {
+	return len(r.Keys) == 0 || !now.Before(r.Keys[0].Created.Add(r.Schedule.Rotate-r.Schedule.Lead))
+}
+
+// unneeded is the index of the first key nobody needs any more (0: none).
+// A key stops signing when a newer one starts; its assertions live TTL
+// longer; then nobody needs it, nor any older key.
+func (r *Ring) unneeded(now time.Time) int {
 	for i := 1; i < len(r.Keys); i++ {
 		newerSigns := r.Keys[i-1].Created.Add(r.Schedule.Lead)
 		if now.After(newerSigns.Add(r.Schedule.TTL)) {
-			r.Keys = r.Keys[:i]
-			changed = true
-			break
+			return i
 		}
 	}
-	return changed, nil
+	return 0
 }
 
 // JWKS is the public keys as a JSON Web Key Set.

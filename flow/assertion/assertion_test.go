@@ -123,3 +123,16 @@ func BenchmarkMint(b *testing.B) {
 		}
 	})
 }
+
+func TestDueSaysWhatRotateWouldDo(t *testing.T) {
+	r := &Ring{Schedule: sched()}
+	for _, at := range []time.Duration{0, 6 * 24 * time.Hour, 7*24*time.Hour - time.Hour, 7*24*time.Hour + 4*time.Minute, 7*24*time.Hour + 6*time.Minute} {
+		now := t0.Add(at)
+		due := r.Due(now)
+		keys := len(r.Keys)
+		changed, err := r.Rotate(now)
+		if err != nil || changed != due {
+			t.Errorf("at +%v: Due %v, Rotate changed %v (%d → %d keys) %v", at, due, changed, keys, len(r.Keys), err)
+		}
+	}
+}
