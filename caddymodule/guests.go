@@ -43,6 +43,18 @@ func registerGateway(g *Gateway) {
 	gateways.set[g] = struct{}{}
 }
 
+// loadedGateways is a snapshot of the gateways loaded now, for work that
+// should not hold the lock (a store round trip each).
+func loadedGateways() []*Gateway {
+	gateways.Lock()
+	defer gateways.Unlock()
+	all := make([]*Gateway, 0, len(gateways.set))
+	for g := range gateways.set {
+		all = append(all, g)
+	}
+	return all
+}
+
 func unregisterGateway(g *Gateway) {
 	gateways.Lock()
 	defer gateways.Unlock()

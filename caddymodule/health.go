@@ -74,12 +74,7 @@ type gatewayHealth struct {
 // health answers GET /email-otp/health on the admin endpoint: every loaded
 // gateway's health; 503 when any store is down.
 func (a *AdminAPI) health(w http.ResponseWriter, r *http.Request) error {
-	gateways.Lock()
-	all := make([]*Gateway, 0, len(gateways.set))
-	for g := range gateways.set {
-		all = append(all, g)
-	}
-	gateways.Unlock()
+	all := loadedGateways()
 	out := make([]gatewayHealth, 0, len(all))
 	ok := true
 	for _, g := range all {

@@ -59,10 +59,8 @@ func (a *AdminAPI) why(w http.ResponseWriter, r *http.Request) error {
 
 // servingGateways are the loaded gateways that could serve tenant key.
 func servingGateways(key string) []*Gateway {
-	gateways.Lock()
-	defer gateways.Unlock()
 	var out []*Gateway
-	for g := range gateways.set {
+	for _, g := range loadedGateways() {
 		if t, ok := g.Tenant.produces(key); ok && t == key {
 			out = append(out, g)
 		}
