@@ -162,15 +162,6 @@ func reportDelivery(logger *zap.Logger, mailer string, mask bool, r delivery.Rep
 		}
 		mailSeconds.WithLabelValues(mailer, result).Observe(r.Took.Seconds())
 	}
-	if !r.Envelope.Decoy && (r.Event == delivery.Delivered || r.Event == delivery.Failed) {
-		step := map[delivery.Event]string{delivery.Delivered: "delivered", delivery.Failed: "delivery_failed"}[r.Event]
-		signinEvents.WithLabelValues(tenantName, step, "").Inc()
-		to := r.Envelope.Message.To
-		if mask {
-			to = maskAddress(to)
-		}
-		logger.Named("audit").Info(step, zap.String("tenant", directory.TenantName(r.Envelope.Tenant)), zap.String("email", to), zap.String("event", step))
-	}
 	if r.StoreErr != nil {
 		logger.Error("could not record the delivery state on the challenge",
 			zap.String("tenant", r.Envelope.Tenant), zap.String("event", event), zap.Error(r.StoreErr))
@@ -188,13 +179,21 @@ func reportDelivery(logger *zap.Logger, mailer string, mask bool, r delivery.Rep
 		zap.String("mailer", mailer),
 		zap.Int("attempt", r.Attempt),
 	}
+	// A real message's end is a step of the sign-in: the funnel and the
+	// audit log hear of it.
+	step := func(name string) {
+		signinEvents.WithLabelValues(tenantName, name, "").Inc()
+		logger.Named("audit").Info(name, zap.String("tenant", directory.TenantName(r.Envelope.Tenant)), zap.String("email", to), zap.String("event", name))
+	}
 	switch r.Event {
 	case delivery.Delivered:
 		logger.Info("code email delivered", fields...)
+		step("delivered")
 	case delivery.Retrying:
 		logger.Warn("code email not delivered; retrying", append(fields, zap.Duration("retry_in", r.RetryIn), zap.Error(r.Err))...)
 	case delivery.Failed:
 		logger.Error("code email not delivered; giving up", append(fields, zap.Bool("permanent", flow.IsPermanent(r.Err)), zap.Error(r.Err))...)
+		step("delivery_failed")
 	}
 }
 
