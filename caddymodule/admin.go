@@ -181,6 +181,7 @@ func (a *AdminAPI) changer(event string, op func(*directory.Directory, context.C
 		} else if err != nil {
 			return apiError(http.StatusInternalServerError, "changing the guest: %v", err)
 		}
+		announceGuestChange(r.Context(), a.logger, tenant, email)
 		a.logger.Info(event, zap.String("tenant", tenant), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
 		if event == "guest revoked" {
 			signinEvents.WithLabelValues(tenantLabel(directory.TenantName(tenant)), "revoked", "").Inc()
@@ -264,6 +265,9 @@ func (a *AdminAPI) invite(w http.ResponseWriter, r *http.Request) error {
 			_ = undo(r.Context())
 			return apiError(http.StatusServiceUnavailable, "the invitation email could not be queued (%v); nothing was changed, try again", err)
 		}
+	}
+	if !created {
+		announceGuestChange(r.Context(), a.logger, tenant, email) // e.g. fewer paths than before
 	}
 	a.logger.Info("guest invited", zap.String("tenant", tenant), zap.String("email", email),
 		zap.String("invited_by", inv.InvitedBy), zap.Bool("email_sent", send), zap.String("admin_remote", r.RemoteAddr))

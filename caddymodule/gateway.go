@@ -129,6 +129,9 @@ type Gateway struct {
 	queue         *mailQueue
 	guests        *directory.Directory
 	guestsKey     string
+	storeModule   any       // the store as loaded (g.store may wrap it)
+	feed          guestFeed // nil unless the store tells nodes of changes
+	stopFollowing func()
 	queueKey      string
 	pages         *templates.Set
 	sessions      *flow.SessionSealer
@@ -184,8 +187,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	g.store = s.(Store)
+	g.storeModule = s
 	if g.storeName != memoryStoreKey {
-		g.store = timedStore{Store: g.store, name: g.storeName}
+		g.store = newTimedStore(g.store, g.storeName)
 	}
 
 	if err := registerMetrics(ctx); err != nil {
@@ -208,6 +212,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if g.guests, g.guestsKey, err = loadDirectory(ctx); err != nil {
 		return fmt.Errorf("guest directory: %w", err)
 	}
+	g.stopFollowing = g.followGuestChanges(s)
 	if g.pages, err = templates.Load(g.TemplatesDir); err != nil {
 		return fmt.Errorf("templates: %w", err)
 	}
@@ -256,6 +261,9 @@ func (g *Gateway) Validate() error { return g.checkOptions() }
 // queue drains it.
 func (g *Gateway) Cleanup() error {
 	unregisterGateway(g)
+	if g.stopFollowing != nil {
+		g.stopFollowing()
+	}
 	if g.guestsKey != "" {
 		_, _ = directories.Delete(g.guestsKey)
 	}

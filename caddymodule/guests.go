@@ -1,18 +1,23 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow/directory"
 )
 
 // guestCacheTTL bounds how stale another node's view of a guest may be: a
-// revocation made on one node ends sessions on the others within it.
-const guestCacheTTL = 10 * time.Second
+// revocation made on one node ends sessions on the others within it even
+// if they never hear of it (nodes that share only Caddy's storage, or an
+// announcement lost on the Redis change feed). Re-reading an active guest's
+// record once a second costs one storage read per guest per second.
+const guestCacheTTL = time.Second
 
 // directories holds one directory (and so one cache) per storage, shared by
 // the gateways and the admin API of the process: a change made through the
@@ -53,6 +58,48 @@ func loadedGateways() []*Gateway {
 		all = append(all, g)
 	}
 	return all
+}
+
+// guestFeed is a store that tells every node when a guest's record changes
+// (store redis): nodes then drop their cached copy at once instead of
+// waiting out guestCacheTTL.
+type guestFeed interface {
+	OnGuestChange(fn func(tenant, email string)) (stop func())
+	AnnounceGuestChange(ctx context.Context, tenant, email string) error
+}
+
+// followGuestChanges makes the gateway's directory forget what other nodes
+// announce; it returns the func that stops it.
+func (g *Gateway) followGuestChanges(store any) func() {
+	feed, ok := store.(guestFeed)
+	if !ok {
+		return func() {}
+	}
+	g.feed = feed
+	dir := g.guests
+	return feed.OnGuestChange(func(tenant, email string) {
+		if tenant == "" {
+			dir.ForgetAll()
+		} else {
+			dir.Forget(tenant, email)
+		}
+	})
+}
+
+// announceGuestChange tells every node sharing a loaded gateway's store
+// that a guest's record changed (this node's directory already knows).
+func announceGuestChange(ctx context.Context, logger *zap.Logger, tenant, email string) {
+	told := map[guestFeed]bool{}
+	for _, g := range loadedGateways() {
+		if g.feed == nil || told[g.feed] {
+			continue
+		}
+		told[g.feed] = true
+		if err := g.feed.AnnounceGuestChange(ctx, tenant, email); err != nil {
+			logger.Warn("could not announce a guest's change to the other nodes: they see it within "+guestCacheTTL.String(),
+				zap.String("tenant", tenant), zap.Error(err))
+		}
+	}
 }
 
 func unregisterGateway(g *Gateway) {

@@ -26,16 +26,29 @@ type storeHealth struct {
 	OK        bool    `json:"ok"`
 	LatencyMS float64 `json:"latency_ms"`
 	Error     string  `json:"error,omitempty"`
+	// ChangeFeed, for store redis: "subscribed" while sign-outs and guest
+	// changes are heard (session checks answered from memory), else
+	// "not subscribed" (every check asks Redis).
+	ChangeFeed string `json:"change_feed,omitempty"`
 }
 
-// checkHealth asks the store one real question (is a made-up session
-// revoked?), timing the round trip, within two seconds.
+// checkHealth asks the store one real question, timing the round trip,
+// within two seconds: PING for a networked store (its session checks may
+// be answered from memory), else whether a made-up session is revoked.
 func (g *Gateway) checkHealth(ctx context.Context) health {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err := g.store.SessionRevoked(ctx, "healthz", g.service.Now())
+	var err error
+	if p, ok := g.storeModule.(interface{ Ping(context.Context) error }); ok {
+		err = p.Ping(ctx)
+	} else {
+		_, err = g.store.SessionRevoked(ctx, "healthz", g.service.Now())
+	}
 	h := health{Status: "ok", Store: storeHealth{Module: g.storeName, OK: err == nil, LatencyMS: float64(time.Since(start).Microseconds()) / 1000}}
+	if w, ok := g.storeModule.(interface{ Watching() bool }); ok {
+		h.Store.ChangeFeed = map[bool]string{true: "subscribed", false: "not subscribed"}[w.Watching()]
+	}
 	if err != nil {
 		h.Status, h.Store.Error = "down", err.Error()
 	}

@@ -148,6 +148,13 @@ type RedisStore struct {
 	// How long a session this node found valid may pass while Redis can't be
 	// asked about sign-outs. Default: 0 (fail closed).
 	SessionGrace caddy.Duration `json:"session_grace,omitempty"`
+	// The longest this node answers "not signed out" from memory. Every
+	// node subscribes to a change feed on which sign-outs and changes to
+	// guests are announced, and forgets a session the moment it hears of
+	// it; this bound holds even for an announcement that is lost. While
+	// the subscription is down the node asks Redis on every request.
+	// Negative: always ask Redis. Default: 1s.
+	SessionCache caddy.Duration `json:"session_cache,omitempty"`
 
 	*redisstore.Store
 	poolKey string
@@ -226,18 +233,30 @@ func (s *RedisStore) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	s.Store = redisstore.New(rdb, redisstore.Options{Prefix: s.KeyPrefix, SessionGrace: time.Duration(s.SessionGrace)})
+	cache := time.Duration(s.SessionCache)
+	if cache == 0 {
+		cache = defaultSessionCache
+	}
+	s.Store = redisstore.New(rdb, redisstore.Options{Prefix: s.KeyPrefix, SessionGrace: time.Duration(s.SessionGrace), SessionCache: cache})
 	pingCtx, cancel := context.WithTimeout(ctx, o.DialTimeout+time.Second)
 	defer cancel()
 	if err := s.Ping(pingCtx); err != nil {
 		_, _ = redisClients.Delete(s.poolKey)
 		return fmt.Errorf("store redis: cannot use Redis at %s: %v (check the address, password and TLS settings)", strings.Join(o.Addrs, ", "), err)
 	}
+	s.Watch()
 	return nil
 }
 
+// defaultSessionCache is session_cache's default: sign-out is seen by every
+// node at once, and within a second even if the announcement is lost.
+const defaultSessionCache = time.Second
+
 // Cleanup implements caddy.CleanerUpper.
 func (s *RedisStore) Cleanup() error {
+	if s.Store != nil {
+		s.Close()
+	}
 	_, err := redisClients.Delete(s.poolKey)
 	return err
 }
@@ -256,6 +275,7 @@ func (s *RedisStore) Cleanup() error {
 //		key_prefix   <prefix>
 //		dial_timeout <duration>
 //		session_grace <duration>
+//		session_cache <duration>|off
 //	}]
 func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the module name
@@ -289,8 +309,14 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			s.DialTimeout, err = parsePositiveDuration(opt, val)
 		case "session_grace":
 			s.SessionGrace, err = parsePositiveDuration(opt, val)
+		case "session_cache":
+			if val == "off" {
+				s.SessionCache = -1
+			} else {
+				s.SessionCache, err = parsePositiveDuration(opt, val)
+			}
 		default:
-			return fmt.Errorf("unknown option %q (use address, username, password, db, tls, ca_file, cluster, master_name, key_prefix, dial_timeout, session_grace)", opt)
+			return fmt.Errorf("unknown option %q (use address, username, password, db, tls, ca_file, cluster, master_name, key_prefix, dial_timeout, session_grace, session_cache)", opt)
 		}
 		return err
 	})

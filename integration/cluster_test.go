@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -8,11 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/otpgate/caddy-email-otp/integration/redisserver"
 	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
@@ -86,10 +89,105 @@ func TestClusterSendOnOneNodeVerifyOnTheOther(t *testing.T) {
 	g.backendView(nodeB + "/shared/doc")
 	g.backendView(contoso + "/shared/doc")
 
-	// Signed out on B: refused on A at the next request.
+	// Signed out on B: refused on A within the session cache's bound.
 	kept := g.cookie(contoso+"/", "email_otp_session")
 	expectStatus(t, g.signOut(nodeB, hostBase), http.StatusOK, "signed out")
-	expectRedirect(t, newGuest(t).get(contoso+"/shared/doc", "Cookie", kept.Name+"="+kept.Value), http.StatusFound)
+	refusedWithin(t, contoso+"/shared/doc", kept, time.Second)
+}
+
+// refusedWithin asks u with the session cookie until it is sent to sign in,
+// failing past bound, and says how long that took.
+func refusedWithin(t *testing.T, u string, session *http.Cookie, bound time.Duration) time.Duration {
+	t.Helper()
+	g := newGuest(t)
+	start := time.Now()
+	for {
+		r := g.get(u, "Cookie", session.Name+"="+session.Value)
+		if r.StatusCode == http.StatusFound {
+			return time.Since(start)
+		}
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", u, r.StatusCode, r.body)
+		}
+		if time.Since(start) > bound {
+			t.Fatalf("%s still lets the session in %v later (bound %v)", u, time.Since(start), bound)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// existsCalls is how many EXISTS commands Redis has served: the session
+// check's only command.
+func (c *cluster) existsCalls(t *testing.T) int64 {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: c.redis.Addr})
+	defer rdb.Close()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_exists:calls="); ok {
+			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func TestClusterSignedInRequestsSkipRedisAndSignOutHoldsEverywhere(t *testing.T) {
+	c := startCluster(t, "")
+	g := newGuest(t)
+	c.signIn(g, contoso, hostBase, "/", "ida@contoso.com")
+	g.backendView(nodeB + "/doc")
+	g.backendView(contoso + "/doc")
+	before := c.existsCalls(t)
+	for i := range 200 {
+		g.backendView([]string{contoso, nodeB}[i%2] + "/doc")
+	}
+	perRequest := float64(c.existsCalls(t)-before) / 200
+	t.Logf("Redis commands per signed-in request: %.3f", perRequest)
+	if perRequest > 0.05 {
+		t.Errorf("%.3f Redis commands per signed-in request, want at most 0.05", perRequest)
+	}
+
+	session := g.cookie(contoso+"/", "email_otp_session")
+	expectStatus(t, g.signOut(contoso, hostBase), http.StatusOK, "signed out")
+	t.Logf("sign-out on node A refused on node B after %v", refusedWithin(t, nodeB+"/doc", session, time.Second))
+
+	// An admin's revocation on A ends the guest's sessions on B too.
+	h := newGuest(t)
+	c.signIn(h, contoso, hostBase, "/", "jon@contoso.com")
+	h.backendView(nodeB + "/doc")
+	if status := adminAPI(t, http.MethodPost, "contoso.localhost/jon@contoso.com/revoke", nil, nil); status != http.StatusOK {
+		t.Fatalf("revoke: %d", status)
+	}
+	t.Logf("revocation on node A refused on node B after %v",
+		refusedWithin(t, nodeB+"/doc", h.cookie(contoso+"/", "email_otp_session"), time.Second))
+}
+
+func TestClusterSignOutHoldsAcrossARedisRestart(t *testing.T) {
+	c := startCluster(t, "")
+	g := newGuest(t)
+	c.signIn(g, contoso, hostBase, "/", "kim@contoso.com")
+	g.backendView(nodeB + "/doc") // node B now remembers the session
+	session := g.cookie(contoso+"/", "email_otp_session")
+	c.redis.Stop()
+	c.redis.Restart() // every subscription is cut; B may not have resubscribed yet
+	expectStatus(t, g.signOut(contoso, hostBase), http.StatusOK, "signed out")
+	refusedWithin(t, nodeB+"/doc", session, time.Second)
+	// B resubscribes and answers from memory again.
+	waitFeed(t, "localhost:3019", "subscribed")
+	h := newGuest(t)
+	c.signIn(h, nodeB, hostBase, "/", "lou@contoso.com")
+	h.backendView(nodeB + "/doc")
+	before := c.existsCalls(t)
+	for range 50 {
+		h.backendView(nodeB + "/doc")
+	}
+	if n := c.existsCalls(t) - before; n > 3 {
+		t.Errorf("after the restart, 50 signed-in requests on B made %d EXISTS calls", n)
+	}
 }
 
 func TestClusterWrongTriesAddUpAcrossNodes(t *testing.T) {

@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ type healthReply struct {
 		OK     bool    `json:"ok"`
 		MS     float64 `json:"latency_ms"`
 		Error  string  `json:"error"`
+		Feed   string  `json:"change_feed"`
 	} `json:"store"`
 	Mailer *struct {
 		Result string `json:"result"`
@@ -63,6 +65,26 @@ func TestHealthOfStoreAndMailer(t *testing.T) {
 	}
 }
 
+// waitFeed waits until every gateway of the Caddy whose admin endpoint is
+// admin says its change feed is in state.
+func waitFeed(t *testing.T, admin, state string) {
+	t.Helper()
+	var last []healthReply
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get("http://" + admin + "/email-otp/health")
+		if err != nil {
+			continue
+		}
+		last = nil
+		_ = json.NewDecoder(resp.Body).Decode(&last)
+		resp.Body.Close()
+		if len(last) > 0 && !slices.ContainsFunc(last, func(h healthReply) bool { return h.Store.Feed != state }) {
+			return
+		}
+	}
+	t.Fatalf("the change feed of %s is not %q: %+v", admin, state, last)
+}
+
 // With Redis down, the health check says so (503) and says it again once
 // Redis is back.
 func TestHealthSaysWhenTheStoreIsDown(t *testing.T) {
@@ -74,9 +96,11 @@ func TestHealthSaysWhenTheStoreIsDown(t *testing.T) {
 	if h := healthOf(t, g.get(contoso+hostBase+"healthz")); h.Status != "ok" || h.Store.Module != "redis" || h.Store.MS <= 0 {
 		t.Fatalf("with Redis: %+v", h)
 	}
+	waitFeed(t, "localhost:2999", "subscribed")
 	// Redis's latency is in the metrics, per operation.
-	if n := metrics(t)[`caddy_email_otp_store_seconds_count{op="session_revoked",store="redis"}`]; n < 1 {
-		t.Errorf("store_seconds counted %v session checks against Redis", n)
+	g.requestCode(contoso, hostBase, "/", "hal@contoso.com")
+	if n := metrics(t)[`caddy_email_otp_store_seconds_count{op="save_challenge",store="redis"}`]; n < 1 {
+		t.Errorf("store_seconds counted %v saved challenges in Redis", n)
 	}
 	redis.Stop()
 	r := g.get(contoso + hostBase + "healthz")
@@ -84,6 +108,7 @@ func TestHealthSaysWhenTheStoreIsDown(t *testing.T) {
 	if h := healthOf(t, r); h.Status != "down" || h.Store.OK || h.Store.Error == "" {
 		t.Errorf("without Redis: %+v", h)
 	}
+	waitFeed(t, "localhost:2999", "not subscribed")
 	redis.Restart()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if r := g.get(contoso + hostBase + "healthz"); r.StatusCode == http.StatusOK {

@@ -187,6 +187,12 @@ func (d *Directory) Get(ctx context.Context, tenant, email string) (Guest, error
 	return g, err
 }
 
+// Forget drops the cached record of email in tenant: another node changed it.
+func (d *Directory) Forget(tenant, email string) { d.cache.Remove(guestID{tenant, email}) }
+
+// ForgetAll drops every cached record: changes may have been missed.
+func (d *Directory) ForgetAll() { d.cache.Purge() }
+
 // loadRecord reads tenant's record of email, or its record from before
 // tenant keys carried the mode (see legacyTenant), as tenant's.
 // It returns the older record's storage key, or "".

@@ -31,6 +31,10 @@ type Store struct {
 	grace     time.Duration
 	lastGood  *expirable.LRU[string, time.Time]
 	graceOnce sync.Once
+
+	// feed, if SessionCache is positive, lets session checks be answered
+	// from memory while subscribed to the change feed (see feed.go).
+	feed *feed
 }
 
 // Options tune a Store.
@@ -39,6 +43,12 @@ type Options struct {
 	Prefix string
 	// SessionGrace: see Store.grace. Default 0 (fail closed).
 	SessionGrace time.Duration
+	// SessionCache is the longest a node answers "not signed out" from
+	// memory, once Watch has subscribed it to the change feed. Zero or
+	// negative: every check asks Redis.
+	SessionCache time.Duration
+	// MaxCachedSessions bounds that memory. Default 100000.
+	MaxCachedSessions int
 }
 
 // New returns a store on rdb; it does no I/O (see Ping).
@@ -49,6 +59,15 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 	s := &Store{rdb: rdb, prefix: o.Prefix, grace: o.SessionGrace}
 	if s.grace > 0 {
 		s.lastGood = expirable.NewLRU[string, time.Time](100_000, nil, s.grace)
+	}
+	if o.SessionCache > 0 {
+		if o.MaxCachedSessions <= 0 {
+			o.MaxCachedSessions = 100_000
+		}
+		s.feed = &feed{
+			sessions:  expirable.NewLRU[string, bool](o.MaxCachedSessions, nil, o.SessionCache),
+			listeners: make(map[int]func(string, string)),
+		}
 	}
 	return s
 }
@@ -206,18 +225,35 @@ func (s *Store) CancelChallenge(ctx context.Context, id string, _ time.Time) err
 	return cancel.Run(ctx, s.rdb, []string{key}, id).Err()
 }
 
-// RevokeSession implements flow.Store.
+// RevokeSession implements flow.Store, and announces the sign-out on the
+// change feed so other nodes forget their answer for the session at once.
 func (s *Store) RevokeSession(ctx context.Context, id string, until time.Time) error {
 	ttl := time.Until(until)
 	if ttl <= 0 {
 		return nil
 	}
-	return s.rdb.Set(ctx, s.revokedKey(id), 1, ttl).Err()
+	if err := s.rdb.Set(ctx, s.revokedKey(id), 1, ttl).Err(); err != nil {
+		return err
+	}
+	if s.feed != nil {
+		s.feed.forgetSession(id, true)
+	}
+	// A lost announcement costs at most the other nodes' SessionCache.
+	_ = s.rdb.Publish(ctx, s.channel(), msgSession+id).Err()
+	return nil
 }
 
-// SessionRevoked implements flow.Store: one EXISTS, the only round trip a
-// signed-in request makes.
+// SessionRevoked implements flow.Store: from memory while the change feed
+// is trusted and the answer is younger than SessionCache, else one EXISTS.
 func (s *Store) SessionRevoked(ctx context.Context, id string, now time.Time) (bool, error) {
+	var epoch uint64
+	if s.feed != nil {
+		revoked, known, asked := s.feed.revoked(id)
+		if known {
+			return revoked, nil
+		}
+		epoch = asked
+	}
 	n, err := s.rdb.Exists(ctx, s.revokedKey(id)).Result()
 	if err != nil {
 		if s.grace > 0 {
@@ -229,6 +265,9 @@ func (s *Store) SessionRevoked(ctx context.Context, id string, now time.Time) (b
 	}
 	if n == 0 && s.grace > 0 {
 		s.lastGood.Add(id, now)
+	}
+	if s.feed != nil && epoch != 0 {
+		s.feed.remember(id, n > 0, epoch)
 	}
 	return n > 0, nil
 }
