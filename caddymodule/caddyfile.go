@@ -88,6 +88,7 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //			first_retry   <duration>       # default 2s
 //			max_retry     <duration>       # default 1m
 //			drain_timeout <duration>       # default 10s
+//			lease         <duration>       # default 15s; store redis only
 //		}
 //		limits {
 //			per_address     <n> <window>  # default 10 1h

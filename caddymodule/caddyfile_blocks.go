@@ -47,7 +47,7 @@ func (g *Gateway) unmarshalDelivery(d *caddyfile.Dispenser) error {
 			return err
 		}
 		counts := map[string]*int{"workers": &dc.Workers, "capacity": &dc.Capacity, "attempts": &dc.Attempts}
-		durations := map[string]*caddy.Duration{"first_retry": &dc.FirstRetry, "max_retry": &dc.MaxRetry, "drain_timeout": &dc.DrainTimeout}
+		durations := map[string]*caddy.Duration{"first_retry": &dc.FirstRetry, "max_retry": &dc.MaxRetry, "drain_timeout": &dc.DrainTimeout, "lease": &dc.Lease}
 		if p, ok := counts[opt]; ok {
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 1 {
@@ -59,7 +59,7 @@ func (g *Gateway) unmarshalDelivery(d *caddyfile.Dispenser) error {
 				return d.Err(err.Error())
 			}
 		} else {
-			return d.Errf("delivery: unknown option %q (use workers, capacity, attempts, first_retry, max_retry, drain_timeout)", opt)
+			return d.Errf("delivery: unknown option %q (use workers, capacity, attempts, first_retry, max_retry, drain_timeout, lease)", opt)
 		}
 	}
 	return nil

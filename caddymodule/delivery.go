@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,10 @@ type DeliveryConfig struct {
 	MaxRetry caddy.Duration `json:"max_retry,omitempty"`
 	// How long a shutdown waits for queued messages. Default: 10s.
 	DrainTimeout caddy.Duration `json:"drain_timeout,omitempty"`
+	// With store redis, how long a node may go without renewing its hold
+	// on the messages it accepted before another node takes them over (the
+	// node died). Default: 15s.
+	Lease caddy.Duration `json:"lease,omitempty"`
 }
 
 // queues keeps delivery queues across reloads, one per mailer, store and
@@ -51,6 +56,88 @@ type mailQueue struct {
 	drain  time.Duration
 	// last is the mailer's last answer to a real message, for health.
 	last atomic.Pointer[mailerAnswer]
+	// outbox, with store redis, keeps queued messages in Redis (sealed),
+	// so the death of this process loses none.
+	outbox atomic.Pointer[sealedOutbox]
+}
+
+// outboxStore is a store that can keep queued messages for every node
+// (store redis): see redisstore's outbox.
+type outboxStore interface {
+	Keep(ctx context.Context, sealed []byte, until time.Time) (string, error)
+	Renew(ctx context.Context, tickets []string, until time.Time) error
+	Done(ctx context.Context, ticket string) error
+	Claim(ctx context.Context, now, until time.Time, max int) ([]string, [][]byte, error)
+}
+
+// sealedOutbox is the delivery journal on an outboxStore: messages hold
+// codes, so they are sealed (encrypted and authenticated) with the
+// gateway's keys before they leave the process.
+type sealedOutbox struct {
+	store  outboxStore
+	sealer *flow.Sealer
+	// stillWanted reads the challenge: a claimed message whose code was
+	// sent, used or replaced is dropped.
+	challenges flow.Store
+}
+
+// outboxRecord is what the outbox keeps of an envelope.
+type outboxRecord struct {
+	ChallengeID string       `json:"c"`
+	Tenant      string       `json:"t"`
+	Message     flow.Message `json:"m"`
+	Decoy       bool         `json:"d,omitempty"`
+}
+
+const outboxSealName = "outbox"
+
+// swapJournal lets the pooled queue use the newest config's outbox.
+type swapJournal struct{ q *mailQueue }
+
+func (j swapJournal) Keep(ctx context.Context, e flow.Envelope, until time.Time) (string, error) {
+	o := j.q.outbox.Load()
+	sealed, err := o.sealer.Seal(outboxSealName, outboxRecord{e.ChallengeID, e.Tenant, e.Message, e.Decoy})
+	if err != nil {
+		return "", err
+	}
+	return o.store.Keep(ctx, []byte(sealed), until)
+}
+
+func (j swapJournal) Renew(ctx context.Context, tickets []string, until time.Time) error {
+	return j.q.outbox.Load().store.Renew(ctx, tickets, until)
+}
+
+func (j swapJournal) Done(ctx context.Context, ticket string) error {
+	return j.q.outbox.Load().store.Done(ctx, ticket)
+}
+
+func (j swapJournal) Claim(ctx context.Context, now, until time.Time, max int) ([]delivery.Kept, error) {
+	o := j.q.outbox.Load()
+	tickets, sealed, err := o.store.Claim(ctx, now, until, max)
+	if err != nil {
+		return nil, err
+	}
+	kept := make([]delivery.Kept, 0, len(tickets))
+	for i, t := range tickets {
+		var r outboxRecord
+		if o.sealer.Open(outboxSealName, string(sealed[i]), &r) != nil {
+			// Sealed under keys this node doesn't have: a node of
+			// another deployment sharing the prefix. Not ours to send.
+			continue
+		}
+		kept = append(kept, delivery.Kept{Ticket: t, Envelope: flow.Envelope{ChallengeID: r.ChallengeID, Tenant: r.Tenant, Message: r.Message, Decoy: r.Decoy}})
+	}
+	return kept, nil
+}
+
+// stillWanted: a claimed message is sent only if its challenge is live and
+// its code not yet known to be sent.
+func (j swapJournal) stillWanted(ctx context.Context, e flow.Envelope) bool {
+	ch, err := j.q.outbox.Load().challenges.LoadChallenge(ctx, e.ChallengeID, time.Now())
+	if err != nil {
+		return !errors.Is(err, flow.ErrChallengeNotFound) // unsure: send rather than lose it
+	}
+	return ch.Delivery != flow.DeliverySent
 }
 
 // mailerAnswer is how the mailer last fared.
@@ -110,7 +197,7 @@ func (g *Gateway) loadQueue(key string) (*mailQueue, error) {
 		if mq.drain <= 0 {
 			mq.drain = 10 * time.Second
 		}
-		mq.Queue = delivery.New(delivery.Config{
+		cfg := delivery.Config{
 			Mailer:      swapMailer{mq},
 			Store:       swapStore{mq},
 			Workers:     dc.Workers,
@@ -118,11 +205,18 @@ func (g *Gateway) loadQueue(key string) (*mailQueue, error) {
 			MaxAttempts: dc.Attempts,
 			FirstRetry:  time.Duration(dc.FirstRetry),
 			MaxRetry:    time.Duration(dc.MaxRetry),
+			Lease:       time.Duration(dc.Lease),
 			Report: func(r delivery.Report) {
 				mq.remember(r)
 				reportDelivery(mq.logger.Load(), mailerName, mq.mask.Load(), r)
 			},
-		})
+		}
+		if o := g.sealedOutbox(); o != nil {
+			mq.outbox.Store(o)
+			j := swapJournal{mq}
+			cfg.Journal, cfg.StillWanted = j, j.stillWanted
+		}
+		mq.Queue = delivery.New(cfg)
 		return mq, nil
 	})
 	if err != nil {
@@ -136,7 +230,20 @@ func (g *Gateway) loadQueue(key string) (*mailQueue, error) {
 	mq.store.Store(&s)
 	mq.logger.Store(g.logger)
 	mq.mask.Store(g.MaskAddresses)
+	if o := g.sealedOutbox(); o != nil && mq.outbox.Load() != nil {
+		mq.outbox.Store(o)
+	}
 	return mq, nil
+}
+
+// sealedOutbox is the journal of this gateway's store, or nil when the
+// store keeps no outbox (memory: a crash loses queued messages).
+func (g *Gateway) sealedOutbox() *sealedOutbox {
+	store, ok := g.storeModule.(outboxStore)
+	if !ok {
+		return nil
+	}
+	return &sealedOutbox{store: store, sealer: g.outboxSealer, challenges: g.store}
 }
 
 // reportDelivery logs one line per delivery result and counts every event.

@@ -138,6 +138,7 @@ type Gateway struct {
 	pending       *flow.Sealer
 	notMe         *flow.Signer
 	device        *flow.Sealer
+	outboxSealer  *flow.Sealer // queued messages kept in Redis
 	csrfKey       []byte
 	baseURL       *url.URL // nil: links use the request's own origin
 	identityNames identityNames
@@ -195,10 +196,6 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx); err != nil {
 		return err
 	}
-	if g.queue, err = g.loadQueue(queueKey); err != nil {
-		return fmt.Errorf("delivery queue: %w", err)
-	}
-
 	keys, err := loadKeys(ctx, g.Keys)
 	if err != nil {
 		return err
@@ -208,6 +205,10 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.notMe = keys.Signer("notme")
 	g.device = keys.Sealer("device")
 	g.csrfKey = keys.MAC("csrf")
+	g.outboxSealer = keys.RecordSealer("outbox")
+	if g.queue, err = g.loadQueue(queueKey); err != nil {
+		return fmt.Errorf("delivery queue: %w", err)
+	}
 
 	if g.guests, g.guestsKey, err = loadDirectory(ctx); err != nil {
 		return fmt.Errorf("guest directory: %w", err)

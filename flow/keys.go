@@ -76,6 +76,16 @@ func (k *Keys) Sealer(purpose string) *Sealer {
 	return &Sealer{codecs: codecs}
 }
 
+// RecordSealer is Sealer for records kept on the server (queued emails in
+// Redis), which may be larger than any cookie.
+func (k *Keys) RecordSealer(purpose string) *Sealer {
+	s := k.Sealer(purpose)
+	for _, c := range s.codecs {
+		c.(*securecookie.SecureCookie).MaxLength(0)
+	}
+	return s
+}
+
 // Sealer turns values into opaque strings fit for a cookie and back, with
 // securecookie alone: one implementation of a security-critical format. A
 // signed-in guest's repeated requests don't reach it: SessionSealer caches

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ const nodeB = "http://contoso.localhost:9180"
 type cluster struct {
 	*env
 	redis *redisserver.Server
+	nodeB *exec.Cmd
 }
 
 func startCluster(t *testing.T, extra string) *cluster {
@@ -35,7 +37,7 @@ func startCluster(t *testing.T, extra string) *cluster {
 	c.smtp = smtpsink.Start(t)
 	policy := "allow *@contoso.com\n\t\tstore redis " + c.redis.URL(0) + "\n\t\t" + extra
 	c.load(c.contosoSite(policy, ""))
-	startNode(t, strings.NewReplacer(
+	c.nodeB = startNode(t, strings.NewReplacer(
 		"admin localhost:2999", "admin localhost:3019",
 		"http_port 9080", "http_port 9180",
 		"https_port 9443", "https_port 9543",
@@ -44,8 +46,9 @@ func startCluster(t *testing.T, extra string) *cluster {
 	return c
 }
 
-// startNode runs Caddy with the module as its own process until the test ends.
-func startNode(t *testing.T, caddyfile, listen string) {
+// startNode runs Caddy with the module as its own process until the test
+// ends (or the test kills it).
+func startNode(t *testing.T, caddyfile, listen string) *exec.Cmd {
 	t.Helper()
 	bin := buildCaddy(t)
 	dir := t.TempDir()
@@ -71,10 +74,64 @@ func startNode(t *testing.T, caddyfile, listen string) {
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if c, err := net.Dial("tcp", listen); err == nil {
 			c.Close()
-			return
+			return cmd
 		}
 	}
 	t.Fatalf("the second node did not listen on %s", listen)
+	return nil
+}
+
+// outboxLen is how many code emails Redis holds for the nodes.
+func (c *cluster) outboxLen(t *testing.T) int64 {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: c.redis.Addr})
+	defer rdb.Close()
+	n, err := rdb.ZCard(context.Background(), "email_otp:{outbox}:leases").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestClusterKillDashNineDuringDeliveryLosesNoCode(t *testing.T) {
+	c := startCluster(t, "delivery {\n\t\t\tfirst_retry 1h\n\t\t\tlease 1s\n\t\t}")
+	// Node B's first attempt is refused for now: the message waits there
+	// for a retry an hour away when B dies.
+	c.smtp.Refuse(tempFail)
+	g := newGuest(t)
+	csrf := g.requestCode(nodeB, hostBase, "/doc", "max@contoso.com")
+	for deadline := time.Now().Add(10 * time.Second); c.smtp.Attempts() < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("node B never tried to deliver the code")
+		}
+	}
+	if n := c.outboxLen(t); n != 1 {
+		t.Fatalf("the outbox holds %d messages while B retries, want 1", n)
+	}
+	// Node A answers the guest from the state B recorded in Redis.
+	g.waitForStatus(contoso+hostBase+"status", "retrying")
+	if err := c.nodeB.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.nodeB.Wait()
+	killed := time.Now()
+
+	mail := c.smtp.Wait(t, "max@contoso.com", 1, 10*time.Second)
+	t.Logf("node A delivered the dead node's code %v after the kill", time.Since(killed).Round(time.Millisecond))
+	for deadline := time.Now().Add(5 * time.Second); c.outboxLen(t) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the delivered message stays in the outbox")
+		}
+	}
+	if n := c.smtp.Count("max@contoso.com"); n != 1 {
+		t.Errorf("%d code emails, want exactly 1", n)
+	}
+	// Any node answers the delivery state from Redis, and the code works.
+	g.waitForStatus(contoso+hostBase+"status", "on_its_way")
+	landed := expectRedirect(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {codeIn(t, mail.Text)}}), http.StatusSeeOther)
+	if landed != "/doc" {
+		t.Errorf("landed on %q", landed)
+	}
 }
 
 func TestClusterSendOnOneNodeVerifyOnTheOther(t *testing.T) {

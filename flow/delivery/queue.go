@@ -40,6 +40,38 @@ type Config struct {
 	TroubleAfter int
 	// Report is told of every event; it must return quickly. May be nil.
 	Report func(Report)
+
+	// Journal, if set, keeps every accepted envelope outside the process
+	// until it is finished, so a crash loses none (see Journal).
+	Journal Journal
+	// Lease is how long the queue holds a journaled envelope without
+	// renewing it; it renews and claims every third of it. Default 15s.
+	Lease time.Duration
+	// StillWanted is asked before sending an envelope claimed from the
+	// journal (its node stopped): false drops it, e.g. when its code was
+	// already sent or is gone. Default: always true.
+	StillWanted func(ctx context.Context, e flow.Envelope) bool
+}
+
+// Journal keeps accepted envelopes where a crash of this process can't lose
+// them: the queue keeps an envelope before Dispatch returns, renews its hold
+// while it works on it, and marks it done when delivered or given up. Any
+// queue sharing the journal claims envelopes whose hold ran out and delivers
+// them. A message whose sender died after the mail server took it but before
+// it was marked done is sent again (at least once); StillWanted narrows
+// that window to the moment between the server's answer and the record of
+// it on the challenge.
+type Journal interface {
+	Keep(ctx context.Context, e flow.Envelope, until time.Time) (ticket string, err error)
+	Renew(ctx context.Context, tickets []string, until time.Time) error
+	Done(ctx context.Context, ticket string) error
+	Claim(ctx context.Context, now, until time.Time, max int) ([]Kept, error)
+}
+
+// Kept is a journaled envelope and its ticket.
+type Kept struct {
+	Ticket   string
+	Envelope flow.Envelope
 }
 
 // Event is what happened to an envelope.
@@ -65,6 +97,9 @@ type Report struct {
 	Err      error         // the attempt's error, for Retrying and Failed
 	RetryIn  time.Duration // for Retrying
 	StoreErr error         // recording the state on the challenge failed
+	// Recovered: the envelope was claimed from the journal after the
+	// process that accepted it stopped.
+	Recovered bool
 	// Took is how long the mailer took with the attempt (zero for Queued
 	// and for decoys, which no mailer sees).
 	Took time.Duration
@@ -77,10 +112,12 @@ var errDecoyTrouble = errors.New("mail delivery is failing")
 var ErrShutdown = errors.New("the server shut down before the message could be delivered")
 
 type job struct {
-	env     flow.Envelope
-	attempt int
-	last    bool          // shutting down: no retry after this attempt
-	took    time.Duration // the mailer's time on the last attempt
+	env       flow.Envelope
+	ticket    string // in the journal; "" without one
+	recovered bool
+	attempt   int
+	last      bool          // shutting down: no retry after this attempt
+	took      time.Duration // the mailer's time on the last attempt
 }
 
 // Queue delivers envelopes. It implements flow.Dispatcher.
@@ -98,6 +135,10 @@ type Queue struct {
 
 	workers  sync.WaitGroup
 	failures atomic.Int32 // consecutive failed real attempts
+
+	held        map[string]struct{} // journal tickets this queue works on
+	stopJournal chan struct{}
+	journalDone chan struct{}
 }
 
 // New starts a queue's workers.
@@ -123,32 +164,121 @@ func New(cfg Config) *Queue {
 	if cfg.TroubleAfter <= 0 {
 		cfg.TroubleAfter = 3
 	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 15 * time.Second
+	}
 	q := &Queue{
 		cfg:     cfg,
 		jobs:    make(chan job, cfg.Capacity),
 		timers:  make(map[*time.Timer]job),
 		drained: make(chan struct{}),
+		held:    make(map[string]struct{}),
 	}
 	q.sendCtx, q.abort = context.WithCancel(context.Background())
 	for i := 0; i < cfg.Workers; i++ {
 		q.workers.Add(1)
 		go q.work()
 	}
+	if cfg.Journal != nil {
+		q.stopJournal, q.journalDone = make(chan struct{}), make(chan struct{})
+		go q.tendJournal()
+	}
 	return q
 }
 
-// Dispatch implements flow.Dispatcher.
-func (q *Queue) Dispatch(_ context.Context, e flow.Envelope) error {
+// Dispatch implements flow.Dispatcher. With a journal, the envelope is kept
+// there before Dispatch returns; if it can't be, Dispatch fails.
+func (q *Queue) Dispatch(ctx context.Context, e flow.Envelope) error {
 	q.mu.Lock()
 	if q.closed || q.pending >= q.cfg.Capacity {
 		q.mu.Unlock()
 		return flow.ErrBusy
 	}
-	q.pending++
-	q.jobs <- job{env: e, attempt: 1}
+	q.pending++ // a place, held while the journal is written
+	q.mu.Unlock()
+	j := job{env: e, attempt: 1}
+	if q.cfg.Journal != nil {
+		ticket, err := q.cfg.Journal.Keep(ctx, e, time.Now().Add(q.cfg.Lease))
+		if err != nil {
+			q.release()
+			return err
+		}
+		j.ticket = ticket
+	}
+	q.mu.Lock()
+	if j.ticket != "" {
+		q.held[j.ticket] = struct{}{}
+	}
+	q.jobs <- j
 	q.mu.Unlock()
 	q.report(Report{Event: Queued, Envelope: e})
 	return nil
+}
+
+// release gives back a place taken for an envelope that is finished or
+// was never accepted.
+func (q *Queue) release() {
+	q.mu.Lock()
+	q.pending--
+	if q.closed && q.pending == 0 {
+		close(q.drained)
+	}
+	q.mu.Unlock()
+}
+
+// tendJournal renews the holds on this queue's envelopes and claims those
+// other queues (stopped processes) no longer hold, every third of a lease.
+func (q *Queue) tendJournal() {
+	defer close(q.journalDone)
+	tick := time.NewTicker(q.cfg.Lease / 3)
+	defer tick.Stop()
+	for {
+		q.renewAndClaim()
+		select {
+		case <-q.stopJournal:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (q *Queue) renewAndClaim() {
+	ctx, cancel := context.WithTimeout(q.sendCtx, q.cfg.Lease/3)
+	defer cancel()
+	now := time.Now()
+	until := now.Add(q.cfg.Lease)
+	q.mu.Lock()
+	tickets := make([]string, 0, len(q.held))
+	for t := range q.held {
+		tickets = append(tickets, t)
+	}
+	free := q.cfg.Capacity - q.pending
+	closed := q.closed
+	q.mu.Unlock()
+	_ = q.cfg.Journal.Renew(ctx, tickets, until) // a miss: another node may deliver it too
+	if closed || free <= 0 {
+		return
+	}
+	kept, err := q.cfg.Journal.Claim(ctx, now, until, free)
+	if err != nil {
+		return
+	}
+	for _, k := range kept {
+		if q.cfg.StillWanted != nil && !q.cfg.StillWanted(ctx, k.Envelope) {
+			_ = q.cfg.Journal.Done(ctx, k.Ticket)
+			continue
+		}
+		q.mu.Lock()
+		if q.closed || q.pending >= q.cfg.Capacity {
+			q.mu.Unlock()
+			return // its lease runs out again: another queue takes it
+		}
+		q.pending++
+		q.held[k.Ticket] = struct{}{}
+		q.jobs <- job{env: k.Envelope, ticket: k.Ticket, recovered: true, attempt: 1}
+		q.mu.Unlock()
+		q.report(Report{Event: Queued, Envelope: k.Envelope, Recovered: true})
+	}
 }
 
 // Troubled reports whether the last TroubleAfter attempts all failed.
@@ -202,7 +332,11 @@ func (q *Queue) attempt(j job) {
 		q.finish(j, Delivered, flow.DeliverySent, nil)
 	case q.sendCtx.Err() != nil:
 		q.finish(j, Failed, flow.DeliveryFailed, ErrShutdown)
-	case flow.IsPermanent(err) || j.attempt >= q.cfg.MaxAttempts || j.last:
+	case flow.IsPermanent(err) || j.attempt >= q.cfg.MaxAttempts:
+		q.finish(j, Failed, flow.DeliveryFailed, err)
+	case j.last && j.ticket != "":
+		q.finish(j, Failed, flow.DeliveryFailed, ErrShutdown) // another process retries it
+	case j.last:
 		q.finish(j, Failed, flow.DeliveryFailed, err)
 	default:
 		q.retry(j, err)
@@ -229,8 +363,9 @@ func (q *Queue) backoff(n int) time.Duration {
 func (q *Queue) retry(j job, err error) {
 	wait := q.backoff(j.attempt)
 	storeErr := q.record(j.env, flow.DeliveryRetrying)
-	q.report(Report{Event: Retrying, Envelope: j.env, Attempt: j.attempt, Err: err, RetryIn: wait, StoreErr: storeErr, Took: j.took})
-	next := job{env: j.env, attempt: j.attempt + 1}
+	q.report(Report{Event: Retrying, Envelope: j.env, Attempt: j.attempt, Err: err, RetryIn: wait, StoreErr: storeErr, Took: j.took, Recovered: j.recovered})
+	next := j
+	next.attempt, next.took = j.attempt+1, 0
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -252,14 +387,28 @@ func (q *Queue) retry(j job, err error) {
 }
 
 func (q *Queue) finish(j job, ev Event, state flow.DeliveryState, err error) {
-	storeErr := q.record(j.env, state)
-	q.report(Report{Event: ev, Envelope: j.env, Attempt: j.attempt, Err: err, StoreErr: storeErr, Took: j.took})
-	q.mu.Lock()
-	q.pending--
-	if q.closed && q.pending == 0 {
-		close(q.drained)
+	var storeErr error
+	if j.ticket != "" && errors.Is(err, ErrShutdown) {
+		// Left in the journal, still "on its way": another process (or
+		// this one, restarted) claims it when its lease runs out.
+		q.mu.Lock()
+		delete(q.held, j.ticket)
+		q.mu.Unlock()
+	} else {
+		storeErr = q.record(j.env, state)
+		if j.ticket != "" {
+			q.mu.Lock()
+			delete(q.held, j.ticket)
+			q.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if doneErr := q.cfg.Journal.Done(ctx, j.ticket); doneErr != nil && storeErr == nil {
+				storeErr = doneErr
+			}
+			cancel()
+		}
 	}
-	q.mu.Unlock()
+	q.report(Report{Event: ev, Envelope: j.env, Attempt: j.attempt, Err: err, StoreErr: storeErr, Took: j.took, Recovered: j.recovered})
+	q.release()
 }
 
 func (q *Queue) record(e flow.Envelope, state flow.DeliveryState) error {
@@ -313,6 +462,11 @@ func (q *Queue) Close(ctx context.Context) {
 			}
 			break
 		}
+	}
+	if q.stopJournal != nil {
+		// Renewed until now, so no other process took them meanwhile.
+		close(q.stopJournal)
+		<-q.journalDone
 	}
 	q.workers.Wait()
 	q.abort()

@@ -31,7 +31,14 @@ type harness struct {
 
 func newHarness(t *testing.T, sinkOpts smtpsink.Options, cfg delivery.Config) *harness {
 	t.Helper()
-	h := &harness{sink: smtpsink.StartWith(t, sinkOpts), store: memstore.New(memstore.Limits{}), told: make(chan struct{}, 1)}
+	return newHarnessOn(t, memstore.New(memstore.Limits{}), sinkOpts, cfg)
+}
+
+// newHarnessOn is newHarness recording delivery states in store (another
+// node's queue on the same store).
+func newHarnessOn(t *testing.T, store *memstore.Store, sinkOpts smtpsink.Options, cfg delivery.Config) *harness {
+	t.Helper()
+	h := &harness{sink: smtpsink.StartWith(t, sinkOpts), store: store, told: make(chan struct{}, 1)}
 	m, err := smtpmail.New(smtpmail.Config{Host: "127.0.0.1", Port: h.sink.Port, TLS: smtpmail.TLSNone, From: "docs@example.com", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

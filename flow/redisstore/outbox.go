@@ -1,0 +1,87 @@
+package redisstore
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+)
+
+// The outbox keeps every code email a node accepted until it is delivered
+// or given up, so that kill -9 of that node loses none: a hash of sealed
+// messages by ticket, and a sorted set of the tickets by the time their
+// holder's lease ends. The holder renews its lease while it works on a
+// message; any node claims the messages whose lease ran out. Both keys
+// share one Cluster hash tag, so every script touches one slot.
+
+func (s *Store) outboxKeys() []string {
+	return []string{s.prefix + "{outbox}:messages", s.prefix + "{outbox}:leases"}
+}
+
+var (
+	//go:embed claim.lua
+	claimSrc string
+	claim    = redis.NewScript(claimSrc)
+)
+
+// Keep stores a sealed message under a new ticket, held until until.
+func (s *Store) Keep(ctx context.Context, sealed []byte, until time.Time) (string, error) {
+	ticket := flow.RandomToken()
+	keys := s.outboxKeys()
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, keys[0], ticket, sealed)
+		p.ZAdd(ctx, keys[1], redis.Z{Score: float64(ms(until)), Member: ticket})
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("keeping the message in the outbox: %w", err)
+	}
+	return ticket, nil
+}
+
+// Renew holds tickets until until; tickets already done are left alone.
+func (s *Store) Renew(ctx context.Context, tickets []string, until time.Time) error {
+	if len(tickets) == 0 {
+		return nil
+	}
+	members := make([]redis.Z, len(tickets))
+	for i, t := range tickets {
+		members[i] = redis.Z{Score: float64(ms(until)), Member: t}
+	}
+	return s.rdb.ZAddXX(ctx, s.outboxKeys()[1], members...).Err()
+}
+
+// Done removes ticket's message: delivered, or given up for good.
+func (s *Store) Done(ctx context.Context, ticket string) error {
+	keys := s.outboxKeys()
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HDel(ctx, keys[0], ticket)
+		p.ZRem(ctx, keys[1], ticket)
+		return nil
+	})
+	return err
+}
+
+// Claim takes up to max messages whose lease ended before now, holding
+// them until until: one script, so two nodes never claim the same one.
+func (s *Store) Claim(ctx context.Context, now, until time.Time, max int) (tickets []string, sealed [][]byte, err error) {
+	res, err := claim.Run(ctx, s.rdb, s.outboxKeys(), ms(now), ms(until), max).Slice()
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := 0; i+1 < len(res); i += 2 {
+		t, _ := res[i].(string)
+		m, _ := res[i+1].(string)
+		tickets, sealed = append(tickets, t), append(sealed, []byte(m))
+	}
+	return tickets, sealed, nil
+}
+
+// OutboxLen is how many messages the outbox holds, on every node.
+func (s *Store) OutboxLen(ctx context.Context) (int64, error) {
+	return s.rdb.ZCard(ctx, s.outboxKeys()[1]).Result()
+}
