@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"crypto/cipher"
 	"encoding"
 	"encoding/binary"
 	"encoding/json"
@@ -88,8 +89,9 @@ func SealName(cookie, tenantID string) string { return cookie + "|" + tenantID }
 // sign-out and the guest's record are still checked on every request by
 // Service.Authenticate.
 type SessionSealer struct {
-	*Sealer
-	opened *lru.Cache[openedKey, Session]
+	*Sealer // securecookie's format, still opened (see OpenSession)
+	aeads   []cipher.AEAD
+	opened  *lru.Cache[openedKey, Session]
 }
 
 type openedKey struct{ cookie, tenantID, value string }
@@ -97,12 +99,16 @@ type openedKey struct{ cookie, tenantID, value string }
 // SessionSealer returns a sealer for sessions that remembers up to size opened values.
 func (k *Keys) SessionSealer(size int) *SessionSealer {
 	c, _ := lru.New[openedKey, Session](max(size, 1))
-	return &SessionSealer{Sealer: k.Sealer("session"), opened: c}
+	return &SessionSealer{Sealer: k.Sealer("session"), aeads: newSessionAEADs(k), opened: c}
 }
 
-// SealSession seals s for the cookie called cookie on tenant tenantID.
+// SealSession seals s for the cookie called cookie on tenant tenantID, in
+// the compact form (see sessionseal.go); the tenant is bound, not carried.
 func (s *SessionSealer) SealSession(cookie, tenantID string, sess Session) (string, error) {
-	return s.Seal(SealName(cookie, tenantID), sess)
+	if sess.Tenant != tenantID {
+		return "", errors.New("sealing a session for another tenant")
+	}
+	return sealSession(s.aeads[0], SealName(cookie, tenantID), sess)
 }
 
 // OpenSession opens a value of the cookie called cookie on tenant tenantID.
@@ -112,9 +118,14 @@ func (s *SessionSealer) OpenSession(cookie, tenantID, value string) (Session, er
 	if sess, ok := s.opened.Get(key); ok {
 		return sess, nil
 	}
-	var sess Session
-	if err := s.Open(SealName(cookie, tenantID), value, &sess); err != nil {
-		return Session{}, err
+	sess, err := openSession(s.aeads, SealName(cookie, tenantID), tenantID, value)
+	if err != nil {
+		// securecookie's format, which sessions issued before the compact
+		// one carry: accepted until the last of them has expired (one
+		// session_ttl after the upgrade; drop this then).
+		if s.Open(SealName(cookie, tenantID), value, &sess) != nil {
+			return Session{}, err
+		}
 	}
 	s.opened.Add(key, sess)
 	return sess, nil

@@ -50,3 +50,20 @@ func FuzzSealerOpen(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOpenSession: only values we sealed open, to exactly what we sealed.
+func FuzzOpenSession(f *testing.F) {
+	keys, _ := NewKeys([]byte(strings.Repeat("k", 32)))
+	sealer := keys.SessionSealer(1)
+	want := Session{ID: strings.Repeat("A", 22), Email: "a@b.co", Tenant: "t", IssuedAt: 10, ExpiresAt: 20}
+	good, _ := sealer.SealSession("c", "t", want)
+	for _, s := range []string{good, good[:len(good)/2], "", "garbage", strings.Repeat("A", 5000), good + "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		s, err := keys.SessionSealer(1).OpenSession("c", "t", value)
+		if err == nil && s != want {
+			t.Fatalf("a value we did not seal opened: %q -> %+v", value, s)
+		}
+	})
+}

@@ -139,3 +139,54 @@ func TestSignerTags(t *testing.T) {
 		t.Error("a tag of one purpose verifies for another")
 	}
 }
+
+// TestSessionCookieIsCompact: the sealed session carries what it must and no
+// more; values sealed in securecookie's format before the upgrade still
+// open, and rotation keeps old values working.
+func TestSessionCookieIsCompact(t *testing.T) {
+	oldKeys, _ := NewKeys(NewSecret())
+	rotated, _ := NewKeys(NewSecret(), oldKeys.secrets[0])
+	want := Session{ID: randomID(), Tenant: "contoso.example", Email: "ada@contoso.com", IssuedAt: 1795479427, ExpiresAt: 1795479427 + 86400}
+	name := SealName("email_otp_session", want.Tenant)
+
+	compact, err := oldKeys.SessionSealer(10).SealSession("email_otp_session", want.Tenant, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy, _ := oldKeys.Sealer("session").Seal(name, want)
+	t.Logf("session cookie value: %d characters (securecookie's format: %d)", len(compact), len(legacy))
+	if len(compact) > 96 || 2*len(compact) > len(legacy) {
+		t.Errorf("compact value is %d characters, legacy %d", len(compact), len(legacy))
+	}
+	for _, keys := range []*Keys{oldKeys, rotated} {
+		sealer := keys.SessionSealer(10)
+		for _, v := range []string{compact, legacy} {
+			if got, err := sealer.OpenSession("email_otp_session", want.Tenant, v); err != nil || got != want {
+				t.Errorf("opens to %+v, %v", got, err)
+			}
+		}
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(compact)
+	sealer := rotated.SessionSealer(10)
+	for i := range raw {
+		b := append([]byte(nil), raw...)
+		b[i] ^= 0x01
+		if _, err := sealer.OpenSession("email_otp_session", want.Tenant, base64.RawURLEncoding.EncodeToString(b)); err == nil {
+			t.Fatalf("byte %d flipped: the value still opens", i)
+		}
+	}
+	if _, err := sealer.OpenSession("email_otp_session", "fabrikam.example", compact); err == nil {
+		t.Error("the value opens for another tenant")
+	}
+	if _, err := oldKeys.SessionSealer(1).SealSession("email_otp_session", "fabrikam.example", want); err == nil {
+		t.Error("a session sealed for a tenant that is not its own")
+	}
+	other := Session{ID: "not-random", Tenant: "t", Email: "b@c.de", IssuedAt: 5, ExpiresAt: 5}
+	v, err := sealer.SealSession("email_otp_session", "t", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := sealer.OpenSession("email_otp_session", "t", v); err != nil || got != other {
+		t.Errorf("a session with a free-form id: %+v, %v", got, err)
+	}
+}
