@@ -6,6 +6,7 @@
 #   ./xcaddy.sh test    vet and run every test; fails if any test is skipped
 #   ./xcaddy.sh adapt   print the JSON of Caddyfile.example
 #   ./xcaddy.sh bench   measure the per-request cost (integration/bench/RESULTS.md)
+#   ./xcaddy.sh bench storm   many guests signing in at once (same file)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -134,7 +135,13 @@ run)
 	exec ./caddy run --config Caddyfile.example --adapter caddyfile
 	;;
 test) run_tests ;;
-bench) exec integration/bench/run.sh ;;
+bench)
+	case "${2:-}" in
+	storm) exec integration/bench/storm.sh ;;
+	"") exec integration/bench/run.sh ;;
+	*) echo "usage: ./xcaddy.sh bench [storm]" >&2; exit 2 ;;
+	esac
+	;;
 screenshots)
 	# The README's pictures of the guest's pages: the accessibility walk in
 	# Chromium saves its main states into docs/screenshots.

@@ -48,7 +48,7 @@ func startCluster(t *testing.T, extra string) *cluster {
 
 // startNode runs Caddy with the module as its own process until the test
 // ends (or the test kills it).
-func startNode(t *testing.T, caddyfile, listen string) *exec.Cmd {
+func startNode(t testing.TB, caddyfile, listen string) *exec.Cmd {
 	t.Helper()
 	bin := buildCaddy(t)
 	dir := t.TempDir()

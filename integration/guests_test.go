@@ -393,7 +393,7 @@ var buildOnce struct {
 }
 
 // buildCaddy builds integration/testcaddy once per test run.
-func buildCaddy(t *testing.T) string {
+func buildCaddy(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "email-otp-caddy-")

@@ -369,7 +369,7 @@ var (
 )
 
 // formValue returns the value of the first input called name in an HTML page.
-func formValue(t *testing.T, page, name string) string {
+func formValue(t testing.TB, page, name string) string {
 	t.Helper()
 	for _, m := range inputRE.FindAllStringSubmatch(page, -1) {
 		if m[1] == name {
@@ -386,7 +386,7 @@ func htmlUnescape(s string) string {
 }
 
 // codeIn returns the code in the text part of a code email.
-func codeIn(t *testing.T, text string) string {
+func codeIn(t testing.TB, text string) string {
 	t.Helper()
 	m := codeRE.FindStringSubmatch(text)
 	if m == nil {

@@ -22,22 +22,24 @@ func (s *Store) outboxKeys() []string {
 	return []string{s.prefix + "{outbox}:messages", s.prefix + "{outbox}:leases"}
 }
 
+// Each step is one script (one command, atomic): keep, done and claim run
+// for every code email, so they cost one round trip each.
 var (
 	//go:embed claim.lua
 	claimSrc string
 	claim    = redis.NewScript(claimSrc)
+	//go:embed keep.lua
+	keepSrc string
+	keep    = redis.NewScript(keepSrc)
+	//go:embed done.lua
+	doneSrc string
+	done    = redis.NewScript(doneSrc)
 )
 
 // Keep stores a sealed message under a new ticket, held until until.
 func (s *Store) Keep(ctx context.Context, sealed []byte, until time.Time) (string, error) {
 	ticket := flow.RandomToken()
-	keys := s.outboxKeys()
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, keys[0], ticket, sealed)
-		p.ZAdd(ctx, keys[1], redis.Z{Score: float64(ms(until)), Member: ticket})
-		return nil
-	})
-	if err != nil {
+	if err := keep.Run(ctx, s.rdb, s.outboxKeys(), ticket, sealed, ms(until)).Err(); err != nil {
 		return "", fmt.Errorf("keeping the message in the outbox: %w", err)
 	}
 	return ticket, nil
@@ -57,13 +59,7 @@ func (s *Store) Renew(ctx context.Context, tickets []string, until time.Time) er
 
 // Done removes ticket's message: delivered, or given up for good.
 func (s *Store) Done(ctx context.Context, ticket string) error {
-	keys := s.outboxKeys()
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HDel(ctx, keys[0], ticket)
-		p.ZRem(ctx, keys[1], ticket)
-		return nil
-	})
-	return err
+	return done.Run(ctx, s.rdb, s.outboxKeys(), ticket).Err()
 }
 
 // Claim takes up to max messages whose lease ended before now, holding
