@@ -196,6 +196,9 @@ http://localhost:%d {
 	}
 	for _, p := range procs {
 		r.rssMB = max(r.rssMB, peakRSSMB(p.Process.Pid))
+		// The next storm starts its nodes on the same ports.
+		_ = p.Process.Kill()
+		_ = p.Wait()
 	}
 	return r
 }
