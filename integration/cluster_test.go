@@ -81,16 +81,24 @@ func startNode(t testing.TB, caddyfile, listen string) *exec.Cmd {
 	return nil
 }
 
-// outboxLen is how many code emails Redis holds for the nodes.
-func (c *cluster) outboxLen(t *testing.T) int64 {
+// askRedis runs one command on the cluster's Redis, failing the test on an error.
+func askRedis[T any](t *testing.T, c *cluster, cmd func(context.Context, *redis.Client) (T, error)) T {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: c.redis.Addr})
 	defer rdb.Close()
-	n, err := rdb.ZCard(context.Background(), "email_otp:{outbox}:leases").Result()
+	v, err := cmd(context.Background(), rdb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return v
+}
+
+// outboxLen is how many code emails Redis holds for the nodes.
+func (c *cluster) outboxLen(t *testing.T) int64 {
+	t.Helper()
+	return askRedis(t, c, func(ctx context.Context, rdb *redis.Client) (int64, error) {
+		return rdb.ZCard(ctx, "email_otp:{outbox}:leases").Result()
+	})
 }
 
 func TestClusterKillDashNineDuringDeliveryLosesNoCode(t *testing.T) {
@@ -177,12 +185,9 @@ func refusedWithin(t *testing.T, u string, session *http.Cookie, bound time.Dura
 // check's only command.
 func (c *cluster) existsCalls(t *testing.T) int64 {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: c.redis.Addr})
-	defer rdb.Close()
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	info := askRedis(t, c, func(ctx context.Context, rdb *redis.Client) (string, error) {
+		return rdb.Info(ctx, "commandstats").Result()
+	})
 	for _, line := range strings.Split(info, "\n") {
 		if rest, ok := strings.CutPrefix(line, "cmdstat_exists:calls="); ok {
 			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)

@@ -39,6 +39,17 @@ func node(t *testing.T, srv *redisserver.Server, cache time.Duration) (*redissto
 	return s, counter, rdb
 }
 
+// watchingPair is two nodes subscribed to the feed, remembering answers for
+// an hour (far longer than a test: only an announcement ends one), and a
+// count of node B's commands.
+func watchingPair(t *testing.T, srv *redisserver.Server) (a, b *redisstore.Store, bCommands *commandCounter) {
+	t.Helper()
+	a, _, _ = node(t, srv, time.Hour)
+	b, bCommands, _ = node(t, srv, time.Hour)
+	within(t, 5*time.Second, "subscribed", func() bool { return a.Watching() && b.Watching() })
+	return a, b, bCommands
+}
+
 // within polls cond until it holds or bound passes, and says how long it took.
 func within(t *testing.T, bound time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
@@ -62,12 +73,7 @@ func revoked(t *testing.T, s *redisstore.Store, id string) bool {
 }
 
 func TestSessionChecksComeFromMemoryAndSignOutReachesEveryNode(t *testing.T) {
-	srv := redisserver.Start(t)
-	// A cache far longer than the test: only the announcement can end it.
-	a, _, _ := node(t, srv, time.Hour)
-	b, bCommands, _ := node(t, srv, time.Hour)
-	within(t, 5*time.Second, "subscribed", func() bool { return a.Watching() && b.Watching() })
-
+	a, b, bCommands := watchingPair(t, redisserver.Start(t))
 	revoked(t, b, "sid")
 	before := bCommands.n.Load()
 	for range 1000 {
@@ -108,9 +114,7 @@ func TestALostAnnouncementCostsAtMostTheCacheBound(t *testing.T) {
 
 func TestLosingTheSubscriptionFallsBackToRedisUntilResubscribed(t *testing.T) {
 	srv := redisserver.Start(t)
-	a, _, _ := node(t, srv, time.Hour)
-	b, bCommands, _ := node(t, srv, time.Hour)
-	within(t, 5*time.Second, "subscribed", func() bool { return a.Watching() && b.Watching() })
+	a, b, bCommands := watchingPair(t, srv)
 	revoked(t, b, "sid")
 
 	srv.Stop()
@@ -142,6 +146,8 @@ func TestGuestChangesReachEveryNode(t *testing.T) {
 	srv := redisserver.Start(t)
 	a, _, _ := node(t, srv, time.Hour)
 	b, _, _ := node(t, srv, time.Hour)
+	// Listening before the subscription is confirmed: the first call is
+	// the flush that every (re)subscription starts with.
 	var mu sync.Mutex
 	var heard []string
 	stop := b.OnGuestChange(func(tenant, email string) {
