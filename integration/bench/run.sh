@@ -257,8 +257,9 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 	echo
 	echo "Reproduce: \`./xcaddy.sh bench\` (ROUNDS, DURATION, CONNECTIONS from the environment; PROFILE=1 adds CPU profiles)."
 } >RESULTS.new
-# The sections other scripts write (storm.sh, before_after.sh) are kept as
-# they were: everything from the first of their markers on.
-sed -n '/^<!-- \(storm\|before-after\) -->/,$p' RESULTS.md 2>/dev/null | { read -r first && { echo; echo "$first"; cat; } || true; } >>RESULTS.new
+# The sections written elsewhere (the change feed's comparison, storm.sh,
+# before_after.sh) are kept as they were: everything from the first of their
+# markers on.
+sed -n '/^<!-- \(choice\|storm\|before-after\) -->/,$p' RESULTS.md 2>/dev/null | { read -r first && { echo; echo "$first"; cat; } || true; } >>RESULTS.new
 mv RESULTS.new RESULTS.md
 cat RESULTS.md
