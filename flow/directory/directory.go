@@ -19,9 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
-
 	"github.com/otpgate/caddy-email-otp/internal/textcheck"
+	"github.com/otpgate/caddy-email-otp/internal/ttlcache"
 )
 
 // Status of a guest.
@@ -134,7 +133,7 @@ type Directory struct {
 
 // Cache holds recently read records; directories that share one see each
 // other's changes at once.
-type Cache = expirable.LRU[guestID, Guest]
+type Cache = ttlcache.Cache[guestID, Guest]
 
 // guestID names a guest in the cache; a struct key costs no allocation on
 // the hot path, unlike the storage key.
@@ -143,7 +142,7 @@ type guestID struct{ tenant, email string }
 // NewCache returns a cache of size records, each kept for ttl: a change made
 // through a directory with another cache (another node) is seen within ttl.
 func NewCache(size int, ttl time.Duration) *Cache {
-	return expirable.NewLRU[guestID, Guest](size, nil, ttl)
+	return ttlcache.New[guestID, Guest](size, ttl)
 }
 
 // New returns a directory on kv with its own cache.

@@ -15,10 +15,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/internal/ttlcache"
 )
 
 // Store implements flow.Store on Redis.
@@ -29,7 +29,7 @@ type Store struct {
 	// grace, if positive, lets a session that this node found unrevoked
 	// within grace pass while Redis can't be asked; zero fails closed.
 	grace     time.Duration
-	lastGood  *expirable.LRU[string, time.Time]
+	lastGood  *ttlcache.Cache[string, time.Time]
 	graceOnce sync.Once
 
 	// feed, if SessionCache is positive, lets session checks be answered
@@ -58,14 +58,14 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 	}
 	s := &Store{rdb: rdb, prefix: o.Prefix, grace: o.SessionGrace}
 	if s.grace > 0 {
-		s.lastGood = expirable.NewLRU[string, time.Time](100_000, nil, s.grace)
+		s.lastGood = ttlcache.New[string, time.Time](100_000, s.grace)
 	}
 	if o.SessionCache > 0 {
 		if o.MaxCachedSessions <= 0 {
 			o.MaxCachedSessions = 100_000
 		}
 		s.feed = &feed{
-			sessions:  expirable.NewLRU[string, bool](o.MaxCachedSessions, nil, o.SessionCache),
+			sessions:  ttlcache.New[string, bool](o.MaxCachedSessions, o.SessionCache),
 			listeners: make(map[int]func(string, string)),
 		}
 	}
