@@ -1,11 +1,17 @@
 package integration
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 )
 
 func TestExpiredCodeIsRefused(t *testing.T) {
@@ -118,4 +124,50 @@ func TestDevOutboxShowsCodesToLoopbackOnly(t *testing.T) {
 func TestOutboxDoesNotExistWithSMTP(t *testing.T) {
 	start(t, gatewayOptions{})
 	expectStatus(t, newGuest(t).get(contoso+hostBase+"outbox"), http.StatusNotFound)
+}
+
+// The session cookie's compact form: small on every request, and sessions
+// issued in the form used before (securecookie's) still open after an
+// upgrade, until they expire.
+func TestCompactSessionCookieAndSessionsFromBeforeTheUpgrade(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	g := newGuest(t)
+	e.signIn(g, contoso, hostBase, "/", "ava@contoso.com")
+	compact := g.cookie(contoso+"/", "email_otp_session")
+	if len(compact.Value) > 96 {
+		t.Errorf("the session cookie's value is %d characters; its content needs about 90", len(compact.Value))
+	}
+
+	raw, err := os.ReadFile(filepath.Join(e.storage, "email_otp", "secrets.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored struct{ Secrets []string }
+	if err := json.Unmarshal(raw, &stored); err != nil {
+		t.Fatal(err)
+	}
+	var secrets [][]byte
+	for _, s := range stored.Secrets {
+		b, err := flow.DecodeSecret(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, b)
+	}
+	keys, err := flow.NewKeys(secrets...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tenant := directory.TenantKey("", "host", "contoso.localhost")
+	old := flow.Session{ID: flow.RandomToken(), Tenant: tenant, Email: "ava@contoso.com", IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix()}
+	legacy, err := keys.Sealer("session").Seal(flow.SealName("email_otp_session", tenant), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen := newGuest(t).backendView(contoso+"/doc", "Cookie", "email_otp_session="+legacy); http.Header(seen.Headers).Get("X-Auth-Email") != "ava@contoso.com" {
+		t.Errorf("a session sealed before the upgrade: the backend saw %v", seen.Headers)
+	}
+	tampered := legacy[:len(legacy)-4] + "AAAA"
+	expectRedirect(t, newGuest(t).get(contoso+"/doc", "Cookie", "email_otp_session="+tampered), http.StatusFound)
 }
