@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -64,17 +65,20 @@ type mailQueue struct {
 // outboxStore is a store that can keep queued messages for every node
 // (store redis): see redisstore's outbox.
 type outboxStore interface {
-	Keep(ctx context.Context, sealed []byte, until time.Time) (string, error)
-	Renew(ctx context.Context, tickets []string, until time.Time) error
-	Done(ctx context.Context, ticket string) error
-	Claim(ctx context.Context, now, until time.Time, max int) ([]string, [][]byte, error)
+	Keep(ctx context.Context, outbox string, sealed []byte, until time.Time) (string, error)
+	Renew(ctx context.Context, outbox string, tickets []string, until time.Time) error
+	Done(ctx context.Context, outbox, ticket string) error
+	Claim(ctx context.Context, outbox string, now, until time.Time, max int) ([]string, [][]byte, error)
 }
 
 // sealedOutbox is the delivery journal on an outboxStore: messages hold
 // codes, so they are sealed (encrypted and authenticated) with the
 // gateway's keys before they leave the process.
 type sealedOutbox struct {
-	store  outboxStore
+	store outboxStore
+	// name is shared by the queues that can deliver each other's
+	// messages: the same mailer settings and the same keys.
+	name   string
 	sealer *flow.Sealer
 	// stillWanted reads the challenge: a claimed message whose code was
 	// sent, used or replaced is dropped.
@@ -100,20 +104,22 @@ func (j swapJournal) Keep(ctx context.Context, e flow.Envelope, until time.Time)
 	if err != nil {
 		return "", err
 	}
-	return o.store.Keep(ctx, []byte(sealed), until)
+	return o.store.Keep(ctx, o.name, []byte(sealed), until)
 }
 
 func (j swapJournal) Renew(ctx context.Context, tickets []string, until time.Time) error {
-	return j.q.outbox.Load().store.Renew(ctx, tickets, until)
+	o := j.q.outbox.Load()
+	return o.store.Renew(ctx, o.name, tickets, until)
 }
 
 func (j swapJournal) Done(ctx context.Context, ticket string) error {
-	return j.q.outbox.Load().store.Done(ctx, ticket)
+	o := j.q.outbox.Load()
+	return o.store.Done(ctx, o.name, ticket)
 }
 
 func (j swapJournal) Claim(ctx context.Context, now, until time.Time, max int) ([]delivery.Kept, error) {
 	o := j.q.outbox.Load()
-	tickets, sealed, err := o.store.Claim(ctx, now, until, max)
+	tickets, sealed, err := o.store.Claim(ctx, o.name, now, until, max)
 	if err != nil {
 		return nil, err
 	}
@@ -121,8 +127,9 @@ func (j swapJournal) Claim(ctx context.Context, now, until time.Time, max int) (
 	for i, t := range tickets {
 		var r outboxRecord
 		if o.sealer.Open(outboxSealName, string(sealed[i]), &r) != nil {
-			// Sealed under keys this node doesn't have: a node of
-			// another deployment sharing the prefix. Not ours to send.
+			// The name covers the keys, so this is damage, not a
+			// neighbour's message: nothing can send it.
+			_ = o.store.Done(ctx, o.name, t)
 			continue
 		}
 		kept = append(kept, delivery.Kept{Ticket: t, Envelope: flow.Envelope{ChallengeID: r.ChallengeID, Tenant: r.Tenant, Message: r.Message, Decoy: r.Decoy}})
@@ -243,7 +250,17 @@ func (g *Gateway) sealedOutbox() *sealedOutbox {
 	if !ok {
 		return nil
 	}
-	return &sealedOutbox{store: store, sealer: g.outboxSealer, challenges: g.store}
+	return &sealedOutbox{store: store, name: g.outboxName, sealer: g.outboxSealer, challenges: g.store}
+}
+
+// outboxNameOf names the outbox of a mailer's settings under the gateway's
+// keys: a digest of both, the same on every node that shares them, so a
+// message is only ever claimed by a queue that sends through the same mailer
+// and can open it. It reveals neither.
+func outboxNameOf(mailerRaw []byte, keys *flow.Keys) string {
+	h := hmac.New(sha256.New, keys.MAC("outbox name"))
+	h.Write(mailerRaw)
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // reportDelivery logs one line per delivery result and counts every event.

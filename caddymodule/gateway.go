@@ -139,6 +139,7 @@ type Gateway struct {
 	notMe         *flow.Signer
 	device        *flow.Sealer
 	outboxSealer  *flow.Sealer // queued messages kept in Redis
+	outboxName    string       // which Redis outbox this gateway's queue shares
 	csrfKey       []byte
 	baseURL       *url.URL // nil: links use the request's own origin
 	identityNames identityNames
@@ -177,6 +178,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	// LoadModule clears the raw JSON: key the queue by it first.
 	queueKey := g.queueKeyOf()
+	mailerRaw := append(json.RawMessage(nil), g.MailerRaw...)
 	g.mailerName, g.storeName = moduleName(g.MailerRaw), moduleName(g.StoreRaw)
 	m, err := ctx.LoadModule(g, "MailerRaw")
 	if err != nil {
@@ -206,6 +208,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.device = keys.Sealer("device")
 	g.csrfKey = keys.MAC("csrf")
 	g.outboxSealer = keys.RecordSealer("outbox")
+	g.outboxName = outboxNameOf(mailerRaw, keys)
 	if g.queue, err = g.loadQueue(queueKey); err != nil {
 		return fmt.Errorf("delivery queue: %w", err)
 	}

@@ -93,11 +93,21 @@ func askRedis[T any](t *testing.T, c *cluster, cmd func(context.Context, *redis.
 	return v
 }
 
-// outboxLen is how many code emails Redis holds for the nodes.
+// outboxLen is how many code emails Redis holds for the nodes, in every
+// outbox (one per mailer and keys).
 func (c *cluster) outboxLen(t *testing.T) int64 {
 	t.Helper()
 	return askRedis(t, c, func(ctx context.Context, rdb *redis.Client) (int64, error) {
-		return rdb.ZCard(ctx, "email_otp:{outbox}:leases").Result()
+		keys, err := rdb.Keys(ctx, "email_otp:{outbox:*}:leases").Result()
+		var n int64
+		for _, k := range keys {
+			m, err := rdb.ZCard(ctx, k).Result()
+			if err != nil {
+				return 0, err
+			}
+			n += m
+		}
+		return n, err
 	})
 }
 

@@ -20,6 +20,8 @@ import (
 // module seals the records, this test keeps them as JSON.
 type redisJournal struct{ out *redisstore.Store }
 
+const outboxName = "test"
+
 // record is what the journal keeps of an envelope (a channel can't go).
 type record struct {
 	ChallengeID, Tenant string
@@ -32,17 +34,19 @@ func (j redisJournal) Keep(ctx context.Context, e flow.Envelope, until time.Time
 	if err != nil {
 		return "", err
 	}
-	return j.out.Keep(ctx, b, until)
+	return j.out.Keep(ctx, outboxName, b, until)
 }
 
 func (j redisJournal) Renew(ctx context.Context, tickets []string, until time.Time) error {
-	return j.out.Renew(ctx, tickets, until)
+	return j.out.Renew(ctx, outboxName, tickets, until)
 }
 
-func (j redisJournal) Done(ctx context.Context, ticket string) error { return j.out.Done(ctx, ticket) }
+func (j redisJournal) Done(ctx context.Context, ticket string) error {
+	return j.out.Done(ctx, outboxName, ticket)
+}
 
 func (j redisJournal) Claim(ctx context.Context, now, until time.Time, max int) ([]delivery.Kept, error) {
-	tickets, sealed, err := j.out.Claim(ctx, now, until, max)
+	tickets, sealed, err := j.out.Claim(ctx, outboxName, now, until, max)
 	kept := make([]delivery.Kept, len(tickets))
 	for i := range tickets {
 		var r record
@@ -80,7 +84,7 @@ func leftByADeadNode(t *testing.T, j redisJournal, h *harness, to string) flow.E
 
 func outboxLen(t *testing.T, s *redisstore.Store) int64 {
 	t.Helper()
-	n, err := s.OutboxLen(context.Background())
+	n, err := s.OutboxLen(context.Background(), outboxName)
 	if err != nil {
 		t.Fatal(err)
 	}
