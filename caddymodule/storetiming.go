@@ -98,3 +98,8 @@ func (s timedStore) Flag(ctx context.Context, key string, now time.Time) (time.T
 	defer s.since("flag", time.Now())
 	return s.Store.Flag(ctx, key, now)
 }
+
+func (s timedStore) FirstFlag(ctx context.Context, keys []string, now time.Time) (int, time.Time, error) {
+	defer s.since("first_flag", time.Now())
+	return s.Store.FirstFlag(ctx, keys, now)
+}

@@ -291,17 +291,22 @@ func (s *Service) checkLimits(ctx context.Context, req SendRequest, tag, scope s
 			return time.Time{}, "", RateLimitError{Scope: c.scope, Until: resets}
 		}
 	}
-	for _, f := range []string{keyNotMe, keyLock, keyBackoff, keyCooldown} {
-		if f == keyNotMe && scope != tag {
-			continue // "this wasn't me" stops strangers' codes, not the owner's browser
-		}
-		until, up, err := s.cfg.Store.Flag(ctx, f+scope, now)
-		if err != nil {
-			return time.Time{}, "", err
-		}
-		if up {
-			return until, strings.TrimSuffix(f, ":"), nil
-		}
+	// Holds, in the order they are named to the guest; one question to
+	// the store.
+	holds := []string{keyNotMe, keyLock, keyBackoff, keyCooldown}
+	if scope != tag {
+		holds = holds[1:] // "this wasn't me" stops strangers' codes, not the owner's browser
+	}
+	keys := make([]string, len(holds))
+	for i, f := range holds {
+		keys[i] = f + scope
+	}
+	i, until, err := s.cfg.Store.FirstFlag(ctx, keys, now)
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	if i >= 0 {
+		return until, strings.TrimSuffix(holds[i], ":"), nil
 	}
 	if l.PerAddress.N > 0 {
 		n, resets, err := s.cfg.Store.Count(ctx, keySendAddr+scope, l.PerAddress.Window, now)

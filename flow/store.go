@@ -81,4 +81,8 @@ type Store interface {
 	SetFlag(ctx context.Context, key string, until time.Time) error
 	// Flag reports whether flag key is raised at now, and until when.
 	Flag(ctx context.Context, key string, now time.Time) (until time.Time, raised bool, err error)
+	// FirstFlag reports the first of keys (in their order) raised at now,
+	// and until when; index -1 when none is. A networked store asks about
+	// all of them in one round trip: the send step checks four.
+	FirstFlag(ctx context.Context, keys []string, now time.Time) (index int, until time.Time, err error)
 }

@@ -255,4 +255,14 @@ func (s *Store) Flag(_ context.Context, key string, now time.Time) (time.Time, b
 	return until, true, nil
 }
 
+// FirstFlag implements flow.Store.
+func (s *Store) FirstFlag(ctx context.Context, keys []string, now time.Time) (int, time.Time, error) {
+	for i, key := range keys {
+		if until, up, _ := s.Flag(ctx, key, now); up {
+			return i, until, nil
+		}
+	}
+	return -1, time.Time{}, nil
+}
+
 var _ flow.Store = (*Store)(nil)

@@ -335,4 +335,30 @@ func (s *Store) Flag(ctx context.Context, key string, now time.Time) (time.Time,
 	return until, now.Before(until), nil
 }
 
+// FirstFlag implements flow.Store: one pipeline of GETs, one round trip
+// (per Cluster node: each flag's key is its own slot).
+func (s *Store) FirstFlag(ctx context.Context, keys []string, now time.Time) (int, time.Time, error) {
+	pipe := s.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, len(keys))
+	for i, key := range keys {
+		gets[i] = pipe.Get(ctx, s.flagKey(key))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, time.Time{}, err
+	}
+	for i, get := range gets {
+		v, err := get.Int64()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		if until := time.UnixMilli(v); now.Before(until) {
+			return i, until, nil
+		}
+	}
+	return -1, time.Time{}, nil
+}
+
 var _ flow.Store = (*Store)(nil)

@@ -363,6 +363,22 @@ func flags(t *testing.T, s flow.Store) {
 	if err != nil || !up || got.UnixMilli() != until.UnixMilli() {
 		t.Fatalf("raised flag: %v %v %v", got, up, err)
 	}
+	// The first raised flag of several, in the order asked.
+	if err := s.SetFlag(ctx, "lock:y", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetFlag(ctx, "backoff:y", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if i, until, err := s.FirstFlag(ctx, []string{"cooldown:y", "backoff:y", "lock:y"}, now); err != nil || i != 1 || until.UnixMilli() != now.Add(time.Minute).UnixMilli() {
+		t.Errorf("first of cooldown (down), backoff, lock: %d %v %v", i, until, err)
+	}
+	if i, _, err := s.FirstFlag(ctx, []string{"cooldown:z", "notme:z"}, now); err != nil || i != -1 {
+		t.Errorf("none raised: %d %v", i, err)
+	}
+	if i, _, err := s.FirstFlag(ctx, []string{"backoff:y"}, now.Add(2*time.Minute)); err != nil || i != -1 {
+		t.Errorf("a flag asked about past its time: %d %v", i, err)
+	}
 	eventually(t, "the flag outlives its time", func() bool {
 		_, up, err := s.Flag(ctx, "notme:x", time.Now())
 		return err == nil && !up
