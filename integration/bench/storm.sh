@@ -47,7 +47,7 @@ echo "storm: $GUESTS guests at once, $RUNS storms per configuration" >&2
 	echo "row, 500 ms a message) it stays far below one message's time; sign-ins per second then follow"
 	echo "how fast mail goes out (16 workers at 500 ms: 32 a second). Redis commands are as Redis counts"
 	echo "them, the commands inside the store's Lua scripts included; with Redis, the send answer makes"
-	echo "about a dozen round trips in a row (limits, challenge, outbox), which a storm queues up."
+	echo "about eight round trips in a row (limits, holds, challenge, outbox), which a storm queues up."
 	echo "Reproduce: \`./xcaddy.sh bench storm\` (STORM_GUESTS, STORM_RUNS from the environment)."
 	echo
 } >"$out/storm.md"
