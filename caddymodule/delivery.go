@@ -69,6 +69,7 @@ type outboxStore interface {
 	Renew(ctx context.Context, outbox string, tickets []string, until time.Time) error
 	Done(ctx context.Context, outbox, ticket string) error
 	Claim(ctx context.Context, outbox string, now, until time.Time, max int) ([]string, [][]byte, error)
+	OutboxLen(ctx context.Context, outbox string) (int64, error)
 }
 
 // sealedOutbox is the delivery journal on an outboxStore: messages hold

@@ -19,6 +19,10 @@ type health struct {
 	Store  storeHealth   `json:"store"`
 	Mailer *mailerAnswer `json:"mailer_last,omitempty"` // none yet: no message sent
 	Queue  int           `json:"queue_depth"`
+	// Outbox, with store redis, is how many code emails wait in Redis for
+	// any node (this one's and those of nodes that died), the same
+	// answer on every node. Absent without an outbox or when Redis is down.
+	Outbox *int64 `json:"outbox_depth,omitempty"`
 }
 
 type storeHealth struct {
@@ -54,6 +58,11 @@ func (g *Gateway) checkHealth(ctx context.Context) health {
 	}
 	h.Mailer = g.queue.last.Load()
 	h.Queue = g.queue.Depth()
+	if o := g.sealedOutbox(); o != nil && err == nil {
+		if n, err := o.store.OutboxLen(ctx, o.name); err == nil {
+			h.Outbox = &n
+		}
+	}
 	return h
 }
 

@@ -126,6 +126,12 @@ func TestClusterKillDashNineDuringDeliveryLosesNoCode(t *testing.T) {
 	if n := c.outboxLen(t); n != 1 {
 		t.Fatalf("the outbox holds %d messages while B retries, want 1", n)
 	}
+	// Node A's health shows the message B holds: one outbox for both.
+	var health []healthReply
+	adminAPIAt(t, "/email-otp/health", &health)
+	if len(health) != 1 || health[0].Outbox == nil || *health[0].Outbox != 1 || health[0].Queue != 0 {
+		t.Errorf("node A's health while B holds a message: %+v", health)
+	}
 	// Node A answers the guest from the state B recorded in Redis.
 	g.waitForStatus(contoso+hostBase+"status", "retrying")
 	if err := c.nodeB.Process.Signal(syscall.SIGKILL); err != nil {
