@@ -176,3 +176,27 @@ func TestAClaimedMessageWhoseCodeIsGoneIsDropped(t *testing.T) {
 		t.Errorf("a message nobody wants any more was sent %d times", n)
 	}
 }
+
+// renewFails is a journal whose renewals never reach Redis.
+type renewFails struct{ redisJournal }
+
+func (renewFails) Renew(context.Context, []string, time.Time) error {
+	return fmt.Errorf("redis: connection refused")
+}
+
+func TestAQueueDoesNotTakeItsOwnMessageTwice(t *testing.T) {
+	_, j := outbox(t)
+	// Sending takes a second; the lease runs out after 300 ms because no
+	// renewal gets through, and the queue's own claims find the message.
+	h := newHarness(t, smtpsink.Options{Delay: time.Second}, delivery.Config{Journal: renewFails{j}, Lease: 300 * time.Millisecond})
+	e, err := h.dispatch(t, "dee@contoso.com", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, events := h.final(t, e); r.Event != delivery.Delivered || fmt.Sprint(events) != "[queued delivered]" {
+		t.Fatalf("report %+v, events %v", r, events)
+	}
+	if n := h.sink.Count("dee@contoso.com"); n != 1 {
+		t.Errorf("%d messages, want 1", n)
+	}
+}

@@ -264,6 +264,14 @@ func (q *Queue) renewAndClaim() {
 		return
 	}
 	for _, k := range kept {
+		q.mu.Lock()
+		_, ours := q.held[k.Ticket]
+		q.mu.Unlock()
+		if ours {
+			// Its renewal failed and the lease ran out: the claim
+			// renewed it, and this queue is still working on it.
+			continue
+		}
 		if q.cfg.StillWanted != nil && !q.cfg.StillWanted(ctx, k.Envelope) {
 			_ = q.cfg.Journal.Done(ctx, k.Ticket)
 			continue
