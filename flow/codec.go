@@ -108,7 +108,7 @@ func (s *SessionSealer) SealSession(cookie, tenantID string, sess Session) (stri
 	if sess.Tenant != tenantID {
 		return "", errors.New("sealing a session for another tenant")
 	}
-	return sealSession(s.aeads[0], SealName(cookie, tenantID), sess)
+	return sealSession(s.aeads[0], sealedSessionAD(cookie, tenantID), sess)
 }
 
 // OpenSession opens a value of the cookie called cookie on tenant tenantID.
@@ -118,14 +118,16 @@ func (s *SessionSealer) OpenSession(cookie, tenantID, value string) (Session, er
 	if sess, ok := s.opened.Get(key); ok {
 		return sess, nil
 	}
-	sess, err := openSession(s.aeads, SealName(cookie, tenantID), tenantID, value)
+	sess, err := openSession(s.aeads, cookie, tenantID, value)
 	if err != nil {
 		// securecookie's format, which sessions issued before the compact
 		// one carry: accepted until the last of them has expired (one
 		// session_ttl after the upgrade; drop this then).
-		if s.Open(SealName(cookie, tenantID), value, &sess) != nil {
+		var legacy Session
+		if s.Open(SealName(cookie, tenantID), value, &legacy) != nil {
 			return Session{}, err
 		}
+		sess = legacy
 	}
 	s.opened.Add(key, sess)
 	return sess, nil

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"strings"
 )
 
 // The session cookie rides on every request a signed-in guest makes, so its
@@ -68,19 +69,20 @@ func parseSessionPlaintext(b []byte, tenantID string) (Session, error) {
 	if len(b) == 0 {
 		return Session{}, errSealedSession
 	}
-	var s Session
+	var id []byte // raw: spelled in base64url below
+	var text string
 	switch b[0] {
 	case sealedRawID:
 		if len(b) < 17 {
 			return Session{}, errSealedSession
 		}
-		s.ID, b = base64.RawURLEncoding.EncodeToString(b[1:17]), b[17:]
+		id, b = b[1:17], b[17:]
 	case sealedTextID:
 		n, k := binary.Uvarint(b[1:])
 		if k <= 0 || n > uint64(len(b)-1-k) {
 			return Session{}, errSealedSession
 		}
-		s.ID, b = string(b[1+k:1+k+int(n)]), b[1+k+int(n):]
+		text, b = string(b[1+k:1+k+int(n)]), b[1+k+int(n):]
 	default:
 		return Session{}, errSealedSession
 	}
@@ -92,13 +94,34 @@ func parseSessionPlaintext(b []byte, tenantID string) (Session, error) {
 	if k2 <= 0 || lifetime > 1<<62 {
 		return Session{}, errSealedSession
 	}
-	s.IssuedAt, s.ExpiresAt = int64(issued), int64(issued+lifetime)
-	s.Email, s.Tenant = string(b[k+k2:]), tenantID
+	email := b[k+k2:]
+	s := Session{Tenant: tenantID, IssuedAt: int64(issued), ExpiresAt: int64(issued + lifetime)}
+	if id == nil {
+		s.ID, s.Email = text, string(email)
+		return s, nil
+	}
+	// The id's spelling and the address share one allocation.
+	var both strings.Builder
+	idLen := base64.RawURLEncoding.EncodedLen(len(id))
+	both.Grow(idLen + len(email))
+	var spelled [24]byte
+	base64.RawURLEncoding.Encode(spelled[:idLen], id)
+	both.Write(spelled[:idLen])
+	both.Write(email)
+	all := both.String()
+	s.ID, s.Email = all[:idLen], all[idLen:]
 	return s, nil
 }
 
+// sealedSessionAD is the associated data binding a sealed session to its
+// cookie and tenant: the same words as SealName, as bytes.
+func sealedSessionAD(cookie, tenantID string) []byte {
+	ad := make([]byte, 0, len(cookie)+1+len(tenantID))
+	return append(append(append(ad, cookie...), '|'), tenantID...)
+}
+
 // sealSession seals s with the newest key.
-func sealSession(aead cipher.AEAD, name string, s Session) (string, error) {
+func sealSession(aead cipher.AEAD, ad []byte, s Session) (string, error) {
 	plain, err := sessionPlaintext(s)
 	if err != nil {
 		return "", err
@@ -107,22 +130,32 @@ func sealSession(aead cipher.AEAD, name string, s Session) (string, error) {
 	if _, err := rand.Read(out); err != nil {
 		return "", err
 	}
-	out = aead.Seal(out, out[:gcmNonceSize], plain, []byte(name))
+	out = aead.Seal(out, out[:gcmNonceSize], plain, ad)
 	return base64.RawURLEncoding.EncodeToString(out), nil
 }
 
-// openSession opens a value sealed by sealSession under any key of the ring.
-func openSession(aeads []cipher.AEAD, name, tenantID, value string) (Session, error) {
+// openSession opens a value sealed by sealSession under any key of the ring,
+// decrypting in place in the one buffer the value is decoded into.
+func openSession(aeads []cipher.AEAD, cookie, tenantID, value string) (Session, error) {
 	if len(value) > 4096 {
 		return Session{}, errSealedSession
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(value)
-	if err != nil || len(raw) < sealedMinimum {
+	raw := make([]byte, base64.RawURLEncoding.DecodedLen(len(value)))
+	n, err := base64.RawURLEncoding.Decode(raw, []byte(value))
+	if err != nil || n < sealedMinimum {
 		return Session{}, errSealedSession
 	}
+	raw = raw[:n]
 	nonce, box := raw[:gcmNonceSize], raw[gcmNonceSize:]
+	ad := sealedSessionAD(cookie, tenantID)
 	for _, aead := range aeads {
-		if plain, err := aead.Open(nil, nonce, box, []byte(name)); err == nil {
+		// A failed Open leaves dst unspecified: decrypt into a copy when
+		// another key is still to be tried.
+		dst := box[:0]
+		if len(aeads) > 1 {
+			dst = nil
+		}
+		if plain, err := aead.Open(dst, nonce, box, ad); err == nil {
 			return parseSessionPlaintext(plain, tenantID)
 		}
 	}
