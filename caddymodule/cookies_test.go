@@ -58,10 +58,14 @@ func TestRemoveGatewayCookies(t *testing.T) {
 		{[]string{"my_email_otp_session_id=7; theme=dark"}, []string{"my_email_otp_session_id=7; theme=dark"}},
 		{[]string{"theme=dark"}, []string{"theme=dark"}},
 	} {
-		h := http.Header{"Cookie": slices.Clone(c.lines)}
+		sent := slices.Clone(c.lines)
+		h := http.Header{"Cookie": sent}
 		removeGatewayCookies(h)
 		if got := h["Cookie"]; !slices.Equal(got, c.want) {
 			t.Errorf("%q: left %q, want %q", c.lines, got, c.want)
+		}
+		if !slices.Equal(sent, c.lines) {
+			t.Errorf("%q: the header's own slice was changed to %q", c.lines, sent)
 		}
 		for _, ck := range (&http.Request{Header: h}).Cookies() {
 			if isGatewayCookie(ck.Name) {

@@ -179,10 +179,23 @@ func (g *Gateway) passIdentity(r *http.Request, t tenant, s flow.Session, guest 
 		repl.Set("http.auth.user.id", email)
 		repl.Set("http.auth.user.email", email)
 		repl.Set("http.auth.user.tenant", t.Name)
-		repl.Set("http.auth.user.status", string(guest.Status))
+		repl.Set("http.auth.user.status", statusValue(guest.Status))
 	}
 	removeGatewayCookies(r.Header)
 	return r.WithContext(context.WithValue(r.Context(), signedInKey{}, signedIn{session: s, guest: guest}))
+}
+
+// statusValues are the guest statuses as placeholder values, boxed once:
+// boxing a string per request is an allocation.
+var statusValues = map[directory.Status]any{
+	directory.Invited: string(directory.Invited), directory.Redeemed: string(directory.Redeemed), directory.Revoked: string(directory.Revoked),
+}
+
+func statusValue(s directory.Status) any {
+	if v, ok := statusValues[s]; ok {
+		return v
+	}
+	return string(s)
 }
 
 // removeGatewayCookies drops the gateway's cookies from the Cookie header
@@ -190,6 +203,17 @@ func (g *Gateway) passIdentity(r *http.Request, t tenant, s flow.Session, guest 
 func removeGatewayCookies(h http.Header) {
 	lines, ok := h["Cookie"]
 	if !ok {
+		return
+	}
+	if len(lines) == 1 { // what browsers send: one line
+		// A new slice, never the old one changed in place: whoever
+		// built the header may share its value slices.
+		switch line := withoutGatewayCookies(lines[0]); {
+		case line == "":
+			delete(h, "Cookie")
+		case line != lines[0]:
+			h["Cookie"] = []string{line}
+		}
 		return
 	}
 	kept := make([]string, 0, len(lines))
