@@ -92,6 +92,7 @@ func TestUnmarshalCaddyfileMailersDeliveryAndNames(t *testing.T) {
 			first_retry 1s
 			max_retry 30s
 			drain_timeout 5s
+			lease 20s
 		}
 		display_name "Shared documents"
 		display_name contoso.example.com "Contoso"
@@ -106,7 +107,7 @@ func TestUnmarshalCaddyfileMailersDeliveryAndNames(t *testing.T) {
 	}
 	d := g.Delivery
 	if d == nil || d.Workers != 2 || d.Capacity != 50 || d.Attempts != 3 || time.Duration(d.FirstRetry) != time.Second ||
-		time.Duration(d.MaxRetry) != 30*time.Second || time.Duration(d.DrainTimeout) != 5*time.Second {
+		time.Duration(d.MaxRetry) != 30*time.Second || time.Duration(d.DrainTimeout) != 5*time.Second || time.Duration(d.Lease) != 20*time.Second {
 		t.Errorf("delivery = %+v", d)
 	}
 	if g.DisplayName != "Shared documents" || g.DisplayNames["contoso.example.com"] != "Contoso" {
@@ -148,6 +149,7 @@ func TestUnmarshalCaddyfileRedisStore(t *testing.T) {
 			cluster
 			key_prefix docs:
 			session_grace 1m
+			session_cache 500ms
 		}
 	}`)
 	if err != nil {
@@ -156,8 +158,13 @@ func TestUnmarshalCaddyfileRedisStore(t *testing.T) {
 	var store map[string]any
 	_ = json.Unmarshal(g.StoreRaw, &store)
 	if store["module"] != "redis" || len(store["addresses"].([]any)) != 2 || store["password"] != "{env.REDIS_PASSWORD}" ||
-		store["db"] != 2.0 || store["tls"] != true || store["cluster"] != true || store["key_prefix"] != "docs:" {
+		store["db"] != 2.0 || store["tls"] != true || store["cluster"] != true || store["key_prefix"] != "docs:" ||
+		store["session_cache"] != float64(500*time.Millisecond) {
 		t.Errorf("store JSON = %s", g.StoreRaw)
+	}
+	g, err = parse(t, "email_otp {\n allow *\n store redis {\n session_cache off\n }\n}")
+	if err != nil || !strings.Contains(string(g.StoreRaw), `"session_cache":-1`) {
+		t.Errorf("session_cache off: %s %v", g.StoreRaw, err)
 	}
 	g, err = parse(t, "email_otp {\n allow *\n store redis rediss://u:p@redis.internal:6380/1\n}")
 	if err != nil || !strings.Contains(string(g.StoreRaw), `"url":"rediss://u:p@redis.internal:6380/1"`) {
@@ -208,6 +215,8 @@ func TestUnmarshalCaddyfileErrorsNameTheOption(t *testing.T) {
 		"email_otp {\n mailer smtp {\n helo x\n }\n}":             "helo",
 		"email_otp {\n store memory {\n max_challenges -1\n }\n}": "max_challenges",
 		"email_otp {\n store redis-ish\n}":                        "redis-ish",
+		"email_otp {\n store redis {\n session_cache soon\n }\n}": "session_cache",
+		"email_otp {\n delivery {\n lease forever\n }\n}":         "lease",
 		"email_otp {\n headers {\n user X-User\n }\n}":            "user",
 		"email_otp extra-arg":                                     "extra-arg",
 	}
