@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -197,33 +196,17 @@ func refusedWithin(t *testing.T, u string, session *http.Cookie, bound time.Dura
 	}
 }
 
-// existsCalls is how many EXISTS commands Redis has served: the session
-// check's only command.
-func (c *cluster) existsCalls(t *testing.T) int64 {
-	t.Helper()
-	info := askRedis(t, c, func(ctx context.Context, rdb *redis.Client) (string, error) {
-		return rdb.Info(ctx, "commandstats").Result()
-	})
-	for _, line := range strings.Split(info, "\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_exists:calls="); ok {
-			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
 func TestClusterSignedInRequestsSkipRedisAndSignOutHoldsEverywhere(t *testing.T) {
 	c := startCluster(t, "")
 	g := newGuest(t)
 	c.signIn(g, contoso, hostBase, "/", "ida@contoso.com")
 	g.backendView(nodeB + "/doc")
 	g.backendView(contoso + "/doc")
-	before := c.existsCalls(t)
+	before := c.redis.Calls(t, "exists")
 	for i := range 200 {
 		g.backendView([]string{contoso, nodeB}[i%2] + "/doc")
 	}
-	perRequest := float64(c.existsCalls(t)-before) / 200
+	perRequest := float64(c.redis.Calls(t, "exists")-before) / 200
 	t.Logf("Redis commands per signed-in request: %.3f", perRequest)
 	if perRequest > 0.05 {
 		t.Errorf("%.3f Redis commands per signed-in request, want at most 0.05", perRequest)
@@ -259,11 +242,11 @@ func TestClusterSignOutHoldsAcrossARedisRestart(t *testing.T) {
 	h := newGuest(t)
 	c.signIn(h, nodeB, hostBase, "/", "lou@contoso.com")
 	h.backendView(nodeB + "/doc")
-	before := c.existsCalls(t)
+	before := c.redis.Calls(t, "exists")
 	for range 50 {
 		h.backendView(nodeB + "/doc")
 	}
-	if n := c.existsCalls(t) - before; n > 3 {
+	if n := c.redis.Calls(t, "exists") - before; n > 3 {
 		t.Errorf("after the restart, 50 signed-in requests on B made %d EXISTS calls", n)
 	}
 }

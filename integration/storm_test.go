@@ -2,7 +2,6 @@ package integration
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -17,8 +16,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/otpgate/caddy-email-otp/integration/redisserver"
 	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
@@ -94,12 +91,10 @@ func runStorm(b *testing.B, guests int, useRedis bool, nodes int, smtpDelay time
 	b.Cleanup(func() { _ = backend.Close() })
 	storage := b.TempDir()
 	store := ""
-	var rdb *redis.Client
+	var redisSrv *redisserver.Server
 	if useRedis {
-		srv := redisserver.Start(b)
-		store = "store redis " + srv.URL(0)
-		rdb = redis.NewClient(&redis.Options{Addr: srv.Addr})
-		b.Cleanup(func() { rdb.Close() })
+		redisSrv = redisserver.Start(b)
+		store = "store redis " + redisSrv.URL(0)
 	}
 	var origins []string
 	var procs []*exec.Cmd
@@ -141,20 +136,10 @@ http://localhost:%d {
 	codes := newCodeBox(sink)
 	defer codes.stop()
 	commands := func() float64 {
-		if rdb == nil {
+		if redisSrv == nil {
 			return 0
 		}
-		info, err := rdb.Info(context.Background(), "stats").Result()
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, line := range strings.Split(info, "\r\n") {
-			if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
-				n, _ := strconv.ParseFloat(v, 64)
-				return n
-			}
-		}
-		return 0
+		return redisSrv.CommandsProcessed(b)
 	}
 
 	before := commands()
@@ -191,7 +176,7 @@ http://localhost:%d {
 	slices.Sort(send)
 	slices.Sort(verify)
 	r := stormResult{perSecond: float64(guests) / took.Seconds(), send: send, verify: verify, mails: len(sink.Messages())}
-	if rdb != nil {
+	if redisSrv != nil {
 		r.redisPerSignIn = (commands() - before) / float64(guests)
 	}
 	for _, p := range procs {

@@ -200,7 +200,7 @@ func (q *Queue) Dispatch(ctx context.Context, e flow.Envelope) error {
 	if q.cfg.Journal != nil {
 		ticket, err := q.cfg.Journal.Keep(ctx, e, time.Now().Add(q.cfg.Lease))
 		if err != nil {
-			q.release()
+			q.release("")
 			return err
 		}
 		j.ticket = ticket
@@ -216,9 +216,10 @@ func (q *Queue) Dispatch(ctx context.Context, e flow.Envelope) error {
 }
 
 // release gives back a place taken for an envelope that is finished or
-// was never accepted.
-func (q *Queue) release() {
+// was never accepted, and stops renewing its journal ticket ("" for none).
+func (q *Queue) release(ticket string) {
 	q.mu.Lock()
+	delete(q.held, ticket)
 	q.pending--
 	if q.closed && q.pending == 0 {
 		close(q.drained)
@@ -395,19 +396,14 @@ func (q *Queue) retry(j job, err error) {
 }
 
 func (q *Queue) finish(j job, ev Event, state flow.DeliveryState, err error) {
+	// A journaled envelope given up at shutdown stays in the journal, still
+	// "on its way": another process (or this one, restarted) claims it
+	// when its lease runs out.
+	leftForLater := j.ticket != "" && errors.Is(err, ErrShutdown)
 	var storeErr error
-	if j.ticket != "" && errors.Is(err, ErrShutdown) {
-		// Left in the journal, still "on its way": another process (or
-		// this one, restarted) claims it when its lease runs out.
-		q.mu.Lock()
-		delete(q.held, j.ticket)
-		q.mu.Unlock()
-	} else {
+	if !leftForLater {
 		storeErr = q.record(j.env, state)
 		if j.ticket != "" {
-			q.mu.Lock()
-			delete(q.held, j.ticket)
-			q.mu.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if doneErr := q.cfg.Journal.Done(ctx, j.ticket); doneErr != nil && storeErr == nil {
 				storeErr = doneErr
@@ -416,7 +412,7 @@ func (q *Queue) finish(j job, ev Event, state flow.DeliveryState, err error) {
 		}
 	}
 	q.report(Report{Event: ev, Envelope: j.env, Attempt: j.attempt, Err: err, StoreErr: storeErr, Took: j.took, Recovered: j.recovered})
-	q.release()
+	q.release(j.ticket)
 }
 
 func (q *Queue) record(e flow.Envelope, state flow.DeliveryState) error {

@@ -4,12 +4,16 @@
 package redisserver
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Server is a running redis-server.
@@ -20,6 +24,9 @@ type Server struct {
 	t   testing.TB
 	dir string
 	cmd *exec.Cmd
+	// info is the client Info asks through, made once: a new connection
+	// per question would add its handshake to the commands counted.
+	info *redis.Client
 }
 
 // Start starts redis-server; the test fails, saying how to install it, if
@@ -71,3 +78,40 @@ func (s *Server) Stop() {
 
 // URL is the server's redis:// URL for database db.
 func (s *Server) URL(db int) string { return fmt.Sprintf("redis://%s/%d", s.Addr, db) }
+
+// Info is one field of an INFO section as the server reports it, "" when
+// absent: Info(t, "stats", "total_commands_processed").
+func (s *Server) Info(t testing.TB, section, field string) string {
+	t.Helper()
+	if s.info == nil {
+		s.info = redis.NewClient(&redis.Options{Addr: s.Addr})
+		s.t.Cleanup(func() { s.info.Close() })
+	}
+	text, err := s.info.Info(context.Background(), section).Result()
+	if err != nil {
+		t.Fatalf("INFO %s: %v", section, err)
+	}
+	for _, line := range strings.Split(text, "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// CommandsProcessed is how many commands the server has run, as it counts
+// them: the commands inside Lua scripts included.
+func (s *Server) CommandsProcessed(t testing.TB) float64 {
+	t.Helper()
+	n, _ := strconv.ParseFloat(s.Info(t, "stats", "total_commands_processed"), 64)
+	return n
+}
+
+// Calls is how many times the server has run command name ("exists").
+func (s *Server) Calls(t testing.TB, name string) int64 {
+	t.Helper()
+	stat := s.Info(t, "commandstats", "cmdstat_"+name) // calls=N,usec=…
+	calls, _, _ := strings.Cut(strings.TrimPrefix(stat, "calls="), ",")
+	n, _ := strconv.ParseInt(calls, 10, 64)
+	return n
+}

@@ -12,7 +12,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,25 +25,10 @@ import (
 // sessions checked per benchmark: a node's signed-in guests.
 const sessions = 10_000
 
-// info reads one numeric field of INFO section.
-func info(b *testing.B, rdb *goredis.Client, section, field string) float64 {
-	text, err := rdb.Info(context.Background(), section).Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(text, "\r\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, _ := strconv.ParseFloat(v, 64)
-			return n
-		}
-	}
-	return 0
-}
-
 // measure runs check over the sessions round-robin and reports, beside the
 // time, Redis's own count of commands per check and the keys Redis tracks
 // for client-side caching.
-func measure(b *testing.B, rdb *goredis.Client, check func(id string) (bool, error)) {
+func measure(b *testing.B, srv *redisserver.Server, check func(id string) (bool, error)) {
 	ids := make([]string, sessions)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("sid-%05d", i)
@@ -54,7 +38,7 @@ func measure(b *testing.B, rdb *goredis.Client, check func(id string) (bool, err
 			b.Fatal(err)
 		}
 	}
-	before := info(b, rdb, "stats", "total_commands_processed")
+	before := srv.CommandsProcessed(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
@@ -63,24 +47,25 @@ func measure(b *testing.B, rdb *goredis.Client, check func(id string) (bool, err
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric((info(b, rdb, "stats", "total_commands_processed")-before)/float64(b.N), "redis-commands/op")
-	b.ReportMetric(info(b, rdb, "stats", "tracking_total_keys"), "tracked-keys")
+	tracked, _ := strconv.ParseFloat(srv.Info(b, "stats", "tracking_total_keys"), 64)
+	b.ReportMetric((srv.CommandsProcessed(b)-before)/float64(b.N), "redis-commands/op")
+	b.ReportMetric(tracked, "tracked-keys")
 }
 
 func BenchmarkSessionCheckWithoutRoundTrip(b *testing.B) {
 	srv := redisserver.Start(b)
-	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
-	b.Cleanup(func() { rdb.Close() })
 	ctx := context.Background()
 
 	b.Run("change-feed", func(b *testing.B) {
-		store := redisstore.New(goredis.NewClient(&goredis.Options{Addr: srv.Addr}), redisstore.Options{SessionCache: time.Second})
+		rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+		b.Cleanup(func() { rdb.Close() })
+		store := redisstore.New(rdb, redisstore.Options{SessionCache: time.Second})
 		store.Watch()
 		b.Cleanup(store.Close)
 		for !store.Watching() {
 			time.Sleep(time.Millisecond)
 		}
-		measure(b, rdb, func(id string) (bool, error) { return store.SessionRevoked(ctx, id, time.Now()) })
+		measure(b, srv, func(id string) (bool, error) { return store.SessionRevoked(ctx, id, time.Now()) })
 	})
 	b.Run("rueidis-client-side-caching", func(b *testing.B) {
 		client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}})
@@ -90,7 +75,7 @@ func BenchmarkSessionCheckWithoutRoundTrip(b *testing.B) {
 		b.Cleanup(client.Close)
 		// rueidis caches read-only commands it knows; EXISTS is not one,
 		// so the check is a GET of the same key (nil: not signed out).
-		measure(b, rdb, func(id string) (bool, error) {
+		measure(b, srv, func(id string) (bool, error) {
 			err := client.DoCache(ctx, client.B().Get().Key("email_otp:revoked:{"+id+"}").Cache(), time.Second).Error()
 			if rueidis.IsRedisNil(err) {
 				return false, nil
