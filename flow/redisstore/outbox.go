@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 	"time"
 
@@ -30,20 +29,6 @@ func (s *Store) outboxKeys(name string) []string {
 	tag := s.prefix + "{outbox:" + name + "}"
 	return []string{tag + ":messages", tag + ":leases"}
 }
-
-// Each step is one script (one command, atomic): keep, done and claim run
-// for every code email, so they cost one round trip each.
-var (
-	//go:embed claim.lua
-	claimSrc string
-	claim    = redis.NewScript(claimSrc)
-	//go:embed keep.lua
-	keepSrc string
-	keep    = redis.NewScript(keepSrc)
-	//go:embed done.lua
-	doneSrc string
-	done    = redis.NewScript(doneSrc)
-)
 
 // Keep stores a sealed message in outbox name under a new ticket, held
 // until until.

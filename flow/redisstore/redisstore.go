@@ -7,7 +7,6 @@ package redisstore
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"strconv"
@@ -91,18 +90,6 @@ func (s *Store) challengeKey(id string) (string, bool) {
 }
 
 func (s *Store) revokedKey(sessionID string) string { return s.prefix + "revoked:{" + sessionID + "}" }
-
-var (
-	//go:embed attempt.lua
-	attemptSrc string
-	attempt    = redis.NewScript(attemptSrc)
-	//go:embed delivery.lua
-	deliverySrc string
-	delivery    = redis.NewScript(deliverySrc)
-	//go:embed cancel.lua
-	cancelSrc string
-	cancel    = redis.NewScript(cancelSrc)
-)
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -266,7 +253,7 @@ func (s *Store) SessionRevoked(ctx context.Context, id string, now time.Time) (b
 	if n == 0 && s.grace > 0 {
 		s.lastGood.Add(id, now)
 	}
-	if s.feed != nil && epoch != 0 {
+	if epoch != 0 { // asked while the feed was trusted
 		s.feed.remember(id, n > 0, epoch)
 	}
 	return n > 0, nil
@@ -274,12 +261,6 @@ func (s *Store) SessionRevoked(ctx context.Context, id string, now time.Time) (b
 
 func (s *Store) counterKey(key string) string { return s.prefix + "count:{" + key + "}" }
 func (s *Store) flagKey(key string) string    { return s.prefix + "flag:{" + key + "}" }
-
-var (
-	//go:embed count.lua
-	countSrc string
-	count    = redis.NewScript(countSrc)
-)
 
 // Count implements flow.Store: INCR and, for a new counter, PEXPIRE, in one
 // script, so parallel counts on many nodes are exact.
@@ -324,7 +305,13 @@ func (s *Store) SetFlag(ctx context.Context, key string, until time.Time) error 
 
 // Flag implements flow.Store.
 func (s *Store) Flag(ctx context.Context, key string, now time.Time) (time.Time, bool, error) {
-	v, err := s.rdb.Get(ctx, s.flagKey(key)).Int64()
+	return flagState(s.rdb.Get(ctx, s.flagKey(key)), now)
+}
+
+// flagState reads a flag's GET: until when it is raised, and whether it is
+// at now (a missing key is a flag never raised or gone).
+func flagState(get *redis.StringCmd, now time.Time) (time.Time, bool, error) {
+	v, err := get.Int64()
 	if errors.Is(err, redis.Nil) {
 		return time.Time{}, false, nil
 	}
@@ -347,14 +334,11 @@ func (s *Store) FirstFlag(ctx context.Context, keys []string, now time.Time) (in
 		return 0, time.Time{}, err
 	}
 	for i, get := range gets {
-		v, err := get.Int64()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
+		until, up, err := flagState(get, now)
 		if err != nil {
 			return 0, time.Time{}, err
 		}
-		if until := time.UnixMilli(v); now.Before(until) {
+		if up {
 			return i, until, nil
 		}
 	}
