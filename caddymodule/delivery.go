@@ -219,8 +219,8 @@ func (g *Gateway) loadQueue(key string) (*mailQueue, error) {
 				reportDelivery(mq.logger.Load(), mailerName, mq.mask.Load(), r)
 			},
 		}
-		if o := g.sealedOutbox(); o != nil {
-			mq.outbox.Store(o)
+		if g.outbox != nil {
+			mq.outbox.Store(g.outbox)
 			j := swapJournal{mq}
 			cfg.Journal, cfg.StillWanted = j, j.stillWanted
 		}
@@ -238,20 +238,21 @@ func (g *Gateway) loadQueue(key string) (*mailQueue, error) {
 	mq.store.Store(&s)
 	mq.logger.Store(g.logger)
 	mq.mask.Store(g.MaskAddresses)
-	if o := g.sealedOutbox(); o != nil && mq.outbox.Load() != nil {
-		mq.outbox.Store(o)
+	if g.outbox != nil && mq.outbox.Load() != nil {
+		mq.outbox.Store(g.outbox)
 	}
 	return mq, nil
 }
 
-// sealedOutbox is the journal of this gateway's store, or nil when the
-// store keeps no outbox (memory: a crash loses queued messages).
-func (g *Gateway) sealedOutbox() *sealedOutbox {
+// newSealedOutbox is the journal on the gateway's store for its mailer's
+// settings, or nil when the store keeps no outbox (memory: a crash loses
+// queued messages).
+func (g *Gateway) newSealedOutbox(mailerRaw []byte, keys *flow.Keys) *sealedOutbox {
 	store, ok := g.storeModule.(outboxStore)
 	if !ok {
 		return nil
 	}
-	return &sealedOutbox{store: store, name: g.outboxName, sealer: g.outboxSealer, challenges: g.store}
+	return &sealedOutbox{store: store, name: outboxNameOf(mailerRaw, keys), sealer: keys.RecordSealer("outbox"), challenges: g.store}
 }
 
 // outboxNameOf names the outbox of a mailer's settings under the gateway's

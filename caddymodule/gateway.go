@@ -138,8 +138,7 @@ type Gateway struct {
 	pending       *flow.Sealer
 	notMe         *flow.Signer
 	device        *flow.Sealer
-	outboxSealer  *flow.Sealer // queued messages kept in Redis
-	outboxName    string       // which Redis outbox this gateway's queue shares
+	outbox        *sealedOutbox // queued messages kept in Redis; nil with the memory store
 	csrfKey       []byte
 	baseURL       *url.URL // nil: links use the request's own origin
 	identityNames identityNames
@@ -207,8 +206,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.notMe = keys.Signer("notme")
 	g.device = keys.Sealer("device")
 	g.csrfKey = keys.MAC("csrf")
-	g.outboxSealer = keys.RecordSealer("outbox")
-	g.outboxName = outboxNameOf(mailerRaw, keys)
+	g.outbox = g.newSealedOutbox(mailerRaw, keys)
 	if g.queue, err = g.loadQueue(queueKey); err != nil {
 		return fmt.Errorf("delivery queue: %w", err)
 	}
@@ -216,7 +214,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if g.guests, g.guestsKey, err = loadDirectory(ctx); err != nil {
 		return fmt.Errorf("guest directory: %w", err)
 	}
-	g.stopFollowing = g.followGuestChanges(s)
+	g.stopFollowing = g.followGuestChanges()
 	if g.pages, err = templates.Load(g.TemplatesDir); err != nil {
 		return fmt.Errorf("templates: %w", err)
 	}

@@ -70,8 +70,8 @@ type guestFeed interface {
 
 // followGuestChanges makes the gateway's directory forget what other nodes
 // announce; it returns the func that stops it.
-func (g *Gateway) followGuestChanges(store any) func() {
-	feed, ok := store.(guestFeed)
+func (g *Gateway) followGuestChanges() func() {
+	feed, ok := g.storeModule.(guestFeed)
 	if !ok {
 		return func() {}
 	}

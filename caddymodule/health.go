@@ -58,7 +58,7 @@ func (g *Gateway) checkHealth(ctx context.Context) health {
 	}
 	h.Mailer = g.queue.last.Load()
 	h.Queue = g.queue.Depth()
-	if o := g.sealedOutbox(); o != nil && err == nil {
+	if o := g.outbox; o != nil && err == nil {
 		if n, err := o.store.OutboxLen(ctx, o.name); err == nil {
 			h.Outbox = &n
 		}
