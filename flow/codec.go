@@ -11,8 +11,8 @@ import (
 )
 
 // serializer is securecookie's serializer for sealed values: values that
-// marshal themselves to binary (a Session, on every request) take that compact
-// form; others go as JSON.
+// marshal themselves to binary (a Session, in the sealed form sessions had
+// before sessionseal.go's) take that compact form; others go as JSON.
 type serializer struct{}
 
 func (serializer) Serialize(src any) ([]byte, error) {
@@ -33,9 +33,10 @@ const sessionFormat = 1
 
 var errSessionFormat = errors.New("sealed session has an unknown format")
 
-// MarshalBinary is the session's sealed form: a version byte, three
-// length-prefixed strings and two varints, about half the size of JSON and
-// parsed without reflection.
+// MarshalBinary is the session inside securecookie's seal, the form sessions
+// issued before the compact one (sessionseal.go) carry: a version byte, three
+// length-prefixed strings and two varints. Kept to open those until they
+// expire.
 func (s Session) MarshalBinary() ([]byte, error) {
 	b := make([]byte, 0, 1+3*binary.MaxVarintLen16+len(s.ID)+len(s.Tenant)+len(s.Email)+2*binary.MaxVarintLen64)
 	b = append(b, sessionFormat)
