@@ -87,9 +87,8 @@ func (k *Keys) RecordSealer(purpose string) *Sealer {
 }
 
 // Sealer turns values into opaque strings fit for a cookie and back, with
-// securecookie alone: one implementation of a security-critical format. A
-// signed-in guest's repeated requests don't reach it: SessionSealer caches
-// the values it opened.
+// securecookie: the pending sign-in, the device marker, queued emails in
+// Redis, and sessions issued before their compact form (sessionseal.go).
 type Sealer struct {
 	codecs []securecookie.Codec
 }
