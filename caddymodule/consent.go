@@ -10,7 +10,7 @@ import (
 )
 
 func (g *Gateway) getConsent(w http.ResponseWriter, r *http.Request, t tenant) {
-	p, _ := g.loadPending(r, t)
+	p, _ := g.loadPending(r, t, "")
 	if p.Held == nil {
 		g.backToSignIn(w, r, t, p, flow.NoticeNone)
 		return

@@ -200,16 +200,45 @@ func (g *Gateway) setSession(w http.ResponseWriter, r *http.Request, t tenant, s
 }
 
 // loadPending returns this browser's pending state for t, or a fresh one.
-func (g *Gateway) loadPending(r *http.Request, t tenant) (flow.Pending, bool) {
+// A request may carry several values of the cookie: a page on a sibling host
+// can toss a genuine one of this tenant (anyone gets one from the sign-in
+// page) under a parent Domain and a longer Path, which the browser sends
+// first. So no value wins for coming first: a form's answer takes the value
+// its CSRF token was made for (csrf != ""), and a page takes the value with
+// a sign-in under way (a code or a consent waiting), the newest first. A
+// tossed value then can't make this browser's forms fail; what remains is
+// in docs/threat-model.md.
+func (g *Gateway) loadPending(r *http.Request, t tenant, csrf string) (flow.Pending, bool) {
 	name := cookieNameAt(r, t.Base(), pendingCookie)
-	now := g.service.Now().Unix()
+	now := g.service.Now()
+	var best flow.Pending
+	found := false
 	for v := range cookieValues(r, name) {
 		var p flow.Pending
-		if g.pending.Open(sealName(name, t), v, &p) == nil && p.Nonce != "" && now < p.Expires {
+		if g.pending.Open(sealName(name, t), v, &p) != nil || p.Nonce == "" || now.Unix() >= p.Expires {
+			continue
+		}
+		if csrf != "" && g.csrfOK(t, p.Nonce, csrf) {
 			return p, true
 		}
+		if !found || pendingRank(p, now) > pendingRank(best, now) ||
+			pendingRank(p, now) == pendingRank(best, now) && p.Expires > best.Expires {
+			best, found = p, true
+		}
 	}
-	return flow.NewPending(), false
+	if !found {
+		return flow.NewPending(), false
+	}
+	return best, true
+}
+
+// pendingRank orders pending values for a page: one with a sign-in under
+// way before one without.
+func pendingRank(p flow.Pending, now time.Time) int {
+	if p.Held != nil || p.Waiting(now) {
+		return 1
+	}
+	return 0
 }
 
 func (g *Gateway) savePending(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending) error {

@@ -12,7 +12,7 @@ import (
 // the addresses which signed in with this browser before. It proves nothing
 // about identity and opens nothing; it only gives the owner's browser limits
 // of its own, so a stranger who knows the address can't keep its owner out
-// (see flow.SendRequest.KnownTags). Signing out keeps it. Only the gateway's
+// (see flow.SendRequest.Devices). Signing out keeps it. Only the gateway's
 // endpoints read it: its Path is the endpoints' prefix, so it never rides
 // along on requests to the backend.
 const (
@@ -27,26 +27,35 @@ type deviceMarker struct {
 	Tags []string `json:"t"` // identity tags, the most recent first
 }
 
-// loadDevice returns this browser's marker for t, or an empty one.
-func (g *Gateway) loadDevice(r *http.Request, t tenant) deviceMarker {
+// loadDevices returns every marker of t the request carries that opens. A
+// page on a sibling host can toss its own genuine marker under a parent
+// Domain and a longer Path, which the browser sends first: taking the first
+// would drop the owner back into the strangers' quota, so none hides another.
+func (g *Gateway) loadDevices(r *http.Request, t tenant) []flow.Device {
 	name := cookieNameAt(r, t.Base(), deviceCookie)
+	var all []flow.Device
 	for v := range cookieValues(r, name) {
 		var m deviceMarker
 		if g.device.Open(sealName(name, t), v, &m) == nil && m.ID != "" {
-			return m
+			all = append(all, flow.Device{ID: m.ID, Tags: m.Tags})
 		}
 	}
-	return deviceMarker{}
+	return all
 }
 
-// rememberDevice adds the signed-in address to this browser's marker.
+// rememberDevice adds the signed-in address to this browser's marker: the
+// one that knows the address already, else the first that opens, else a new
+// one.
 func (g *Gateway) rememberDevice(w http.ResponseWriter, r *http.Request, t tenant, email string) error {
-	m := g.loadDevice(r, t)
-	if m.ID == "" {
-		m.ID = flow.RandomToken()
-	}
 	tag := flow.IdentityTag(t.ID, email)
-	m.Tags = append([]string{tag}, slices.DeleteFunc(m.Tags, func(s string) bool { return s == tag })...)
+	all := g.loadDevices(r, t)
+	m := deviceMarker{ID: flow.RandomToken()}
+	if i := slices.IndexFunc(all, func(d flow.Device) bool { return slices.Contains(d.Tags, tag) }); i >= 0 {
+		m = deviceMarker{ID: all[i].ID, Tags: all[i].Tags}
+	} else if len(all) > 0 {
+		m = deviceMarker{ID: all[0].ID, Tags: all[0].Tags}
+	}
+	m.Tags = append([]string{tag}, slices.DeleteFunc(slices.Clone(m.Tags), func(s string) bool { return s == tag })...)
 	m.Tags = m.Tags[:min(len(m.Tags), maxDeviceTags)]
 	name := cookieNameAt(r, t.Base(), deviceCookie)
 	v, err := g.device.Seal(sealName(name, t), m)

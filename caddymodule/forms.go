@@ -103,12 +103,12 @@ func (g *Gateway) checkFormOrigin(w http.ResponseWriter, r *http.Request, t tena
 // readPendingForm reads a sign-in form (its csrf and one field) and checks it
 // came from this browser's own page; on failure it has answered the request.
 func (g *Gateway) readPendingForm(w http.ResponseWriter, r *http.Request, t tenant, field string, retry link) (flow.Pending, map[string]string, bool) {
-	p, _ := g.loadPending(r, t)
 	form, err := readForm(w, r, "csrf", field)
 	if err != nil {
 		g.formUnreadable(w, r, t, err, retry)
-		return p, nil, false
+		return flow.Pending{}, nil, false
 	}
+	p, _ := g.loadPending(r, t, form["csrf"])
 	if !g.checkFormOrigin(w, r, t, p.Nonce, form["csrf"]) {
 		return p, nil, false
 	}

@@ -67,7 +67,11 @@ func (g *Gateway) page(w http.ResponseWriter, r *http.Request, t tenant, status 
 	h.Set("Content-Security-Policy", pagePolicy(data.Nonce, logoOrigin(data.Brand.Logo)))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: under no-referrer a browser sends
+	// "Origin: null" with the page's own forms, and on plain HTTP (no
+	// Sec-Fetch-Site header there) the cross-origin check could then not
+	// tell them from another site's. Other sites still get no referrer.
+	h.Set("Referrer-Policy", "same-origin")
 	var buf strings.Builder
 	if err := g.pages.Page(&buf, name, data); err != nil {
 		g.logger.Error("rendering page failed", zap.String("page", name), zap.Error(err))

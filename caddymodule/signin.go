@@ -42,7 +42,7 @@ var noticeWords = map[flow.Notice]templates.Message{
 }
 
 func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
-	p, _ := g.loadPending(r, t)
+	p, _ := g.loadPending(r, t, "")
 	q := r.URL.Query()
 	email := p.Email
 	if hint, err := flow.ParseAddress(q.Get("email")); err == nil {
@@ -73,7 +73,6 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		return
 	}
 	rd := safeRD(r.PostForm.Get("rd"), t)
-	device := g.loadDevice(r, t)
 	// Delivery starts once this answer is out (see flow.Envelope.AfterAnswer).
 	answered := make(chan struct{})
 	defer close(answered)
@@ -87,8 +86,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		ClientIP:  clientIP(r),
 		UserAgent: r.UserAgent(),
 		Browser:   p.Nonce,
-		Device:    device.ID,
-		KnownTags: device.Tags,
+		Devices:   g.loadDevices(r, t),
 
 		AfterAnswer: answered,
 	})

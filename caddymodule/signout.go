@@ -28,7 +28,7 @@ func (g *Gateway) getSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
 // the one they signed in for, else the tenant root.
 func (g *Gateway) wayBack(r *http.Request, t tenant, rd string) string {
 	if rd == "" {
-		p, _ := g.loadPending(r, t)
+		p, _ := g.loadPending(r, t, "")
 		rd = p.RD
 	}
 	return safeRD(rd, t)

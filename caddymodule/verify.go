@@ -25,7 +25,7 @@ func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 // codeScreen is this browser's pending sign-in and what flow says its
 // enter-code step shows now; the page and …/status both answer from it.
 func (g *Gateway) codeScreen(r *http.Request, t tenant) (flow.Pending, flow.Screen, error) {
-	p, _ := g.loadPending(r, t)
+	p, _ := g.loadPending(r, t, "")
 	ch, err := g.service.Pending(r.Context(), t.ID, p.Challenge)
 	if err != nil && !errors.Is(err, flow.ErrChallengeNotFound) {
 		return p, flow.Screen{}, err

@@ -139,12 +139,12 @@ type SendRequest struct {
 	// Browser is an opaque value only the asking browser holds (its
 	// pending cookie's nonce): each browser has its own live code.
 	Browser string
-	// Device and KnownTags come from the browser's device marker: the
-	// identity tags of addresses that signed in with this browser before.
-	// Asking for one of those, the browser has limits of its own (see
-	// limitScope).
-	Device    string
-	KnownTags []string
+	// Devices are the browser's device markers: each names the identity
+	// tags of addresses that signed in with it before. Asking for one of
+	// those, the browser has limits of its own (see limitScope). A request
+	// may carry more than one (a sibling host can toss its own), so each is
+	// looked at and none hides another.
+	Devices []Device
 	// AfterAnswer, if set, is closed by the caller once the guest has been
 	// answered: delivery starts then (see Envelope.AfterAnswer).
 	AfterAnswer <-chan struct{}
@@ -158,10 +158,18 @@ type SendRequest struct {
 // from a browser they used before. The marker proves nothing about identity:
 // it only keeps the owner's quota apart from strangers'.
 func limitScope(tag string, req SendRequest) string {
-	if req.Device != "" && slices.Contains(req.KnownTags, tag) {
-		return tag + ":" + req.Device
+	for _, d := range req.Devices {
+		if d.ID != "" && slices.Contains(d.Tags, tag) {
+			return tag + ":" + d.ID
+		}
 	}
 	return tag
+}
+
+// Device is one device marker as the browser presented it.
+type Device struct {
+	ID   string
+	Tags []string // identity tags (IdentityTag) of addresses that signed in with it
 }
 
 // SendResult describes the challenge made. Permitted is for logs only: the

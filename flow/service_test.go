@@ -592,7 +592,7 @@ func TestOwnersBrowserHasItsOwnLimits(t *testing.T) {
 		LockAfter: 10, LockFor: 24 * time.Hour, NotMeFor: time.Hour})
 	ctx := context.Background()
 	addr := "bob@contoso.com"
-	owner := flow.SendRequest{Tenant: "acme", Email: addr, Browser: "owner", Device: "dev-1", KnownTags: []string{flow.IdentityTag("acme", addr)}}
+	owner := flow.SendRequest{Tenant: "acme", Email: addr, Browser: "owner", Devices: []flow.Device{{ID: "dev-1", Tags: []string{flow.IdentityTag("acme", addr)}}}}
 	stranger := func(i int) (flow.SendResult, error) {
 		return f.svc.Send(ctx, flow.SendRequest{Tenant: "acme", Email: addr, Browser: fmt.Sprint("stranger-", i)})
 	}
@@ -617,7 +617,7 @@ func TestOwnersBrowserHasItsOwnLimits(t *testing.T) {
 	}
 	// The marker must name this address: another's marker is a stranger's.
 	other := owner
-	other.KnownTags = []string{flow.IdentityTag("acme", "eve@contoso.com")}
+	other.Devices = []flow.Device{{ID: "dev-1", Tags: []string{flow.IdentityTag("acme", "eve@contoso.com")}}}
 	if res, _ := f.svc.Send(ctx, other); res.Held.IsZero() {
 		t.Fatal("a marker of another address passed as the owner's")
 	}

@@ -354,7 +354,7 @@ func pageHeaderCases() []hostileCase {
 			r := newGuest(t).get(contoso + hostBase + p)
 			for header, want := range map[string]string{
 				"Content-Security-Policy": "frame-ancestors 'none'", "Cache-Control": "no-store",
-				"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+				"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
 			} {
 				if !strings.Contains(r.Header.Get(header), want) {
 					t.Errorf("%s: %s = %q", p, header, r.Header.Get(header))

@@ -1,0 +1,197 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
+)
+
+// Sibling host tenants: contoso and fabrikam under docs.example.com, which
+// the test's Chromium resolves to this machine. A page of one may set
+// cookies for the parent domain, which the browser then sends to the other.
+const (
+	siblingOrigin  = "http://contoso.docs.example.com:9080"
+	siblingAttack  = "http://fabrikam.docs.example.com:9080"
+	siblingDomain  = "docs.example.com"
+	siblingResolve = "MAP *.docs.example.com 127.0.0.1"
+)
+
+// tosser is fabrikam's page: whatever it is told to, it sets as cookies for
+// the parent domain under the path given, as any page of a sibling host can.
+type tosser struct {
+	mu      sync.Mutex
+	cookies []string // "name=value; Path=…"
+}
+
+func (ts *tosser) toss(name, value, path string) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.cookies = append(ts.cookies, fmt.Sprintf("%s=%s; Domain=%s; Path=%s; Max-Age=3600", name, value, siblingDomain, path))
+}
+
+func (ts *tosser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, c := range ts.cookies {
+		w.Header().Add("Set-Cookie", c)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprint(w, "<!doctype html><title>fabrikam</title><p id=done>nothing to see</p>")
+}
+
+// siblingSites is contoso's gateway (host tenants, the given limits) and
+// fabrikam's page, served by the attacker's own backend.
+func (e *env) siblingSites(limits string, attacker *httptest.Server) string {
+	return fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	storage file_system %s
+}
+%s {
+	email_otp {
+		tenant host
+		allow *@contoso.com
+		%s
+		mailer smtp {
+			host 127.0.0.1
+			port %d
+			tls none
+			from docs@example.com
+		}
+	}
+	reverse_proxy %s
+}
+%s {
+	reverse_proxy %s
+}
+`, e.storage, siblingOrigin, limits, e.smtp.Port, strings.TrimPrefix(e.backend.URL, "http://"),
+		siblingAttack, strings.TrimPrefix(attacker.URL, "http://"))
+}
+
+// visit opens url in the browser and waits for its body.
+func visit(t *testing.T, ctx context.Context, url string) {
+	t.Helper()
+	must(t, "opening "+url, chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitReady("body")))
+}
+
+// browserSends asks for a code for email on contoso's sign-in page and
+// fails the test, with the page's words, unless the enter-code page follows.
+func browserSends(t *testing.T, ctx context.Context, email string) {
+	t.Helper()
+	visit(t, ctx, siblingOrigin+hostBase+"signin?rd=%2Fdocs%2Fa.pdf")
+	must(t, "asking for a code", chromedp.Do(ctx,
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SetValue(chromedp.ID("email"), email),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitReady(`body`),
+	))
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wait, chromedp.WaitVisible(chromedp.ID("code"))); err != nil {
+		t.Fatalf("after asking for a code: no enter-code page; the page says:\n%s", run(t, ctx, chromedp.Text(chromedp.CSS("body"))))
+	}
+}
+
+// tossedCookies is what the browser holds for contoso's endpoints from
+// the parent domain: the test only means something if the browser kept them.
+func tossedCookies(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	var got network.GetCookiesResult
+	must(t, "reading the browser's cookies", chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		var err error
+		got, err = cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{URLs: []string{siblingOrigin + "/.email-otp/send"}})
+		return err
+	})))
+	var names []string
+	for _, c := range got.Cookies {
+		if c.Domain == "."+siblingDomain {
+			names = append(names, c.Name+" "+c.Path)
+		}
+	}
+	return names
+}
+
+// A page on a sibling host tosses genuine contoso cookies (a pending value
+// anyone gets from the sign-in page, the device marker of the attacker's
+// own sign-in) for the parent domain under the paths of contoso's forms,
+// which the browser sends before contoso's own. Contoso's guest still signs
+// in, and their browser keeps its own limits.
+func TestSiblingHostCannotSpoilSignIn(t *testing.T) {
+	e := newEnv(t)
+	e.smtp = smtpsink.Start(t)
+	attacker := &tosser{}
+	attackSrv := httptest.NewServer(attacker)
+	t.Cleanup(attackSrv.Close)
+	e.load(e.siblingSites(`limits {
+			per_address 3 1h
+			per_ip 100000 1h
+			per_tenant 100000 1h
+			resend_cooldown off
+		}`, attackSrv))
+
+	// The attacker's genuine values: a pending cookie from the sign-in page,
+	// and the device marker of signing in with their own address.
+	eve := newGuest(t)
+	e.signIn(eve, siblingOrigin, hostBase, "/x", "eve@contoso.com")
+	for _, name := range []string{"email_otp_pending", "email_otp_device"} {
+		c := eve.cookie(siblingOrigin+hostBase, name)
+		if c == nil {
+			t.Fatalf("the attacker got no %s", name)
+		}
+		for _, path := range []string{"/.email-otp/send", "/.email-otp/verify"} {
+			attacker.toss(name, c.Value, path)
+		}
+	}
+
+	ctx := newBrowser(t, chromedp.Flag("host-resolver-rules", siblingResolve))
+	visit(t, ctx, siblingAttack+"/")
+	if got := tossedCookies(t, ctx); len(got) != 2 {
+		t.Fatalf("the browser did not keep the sibling's cookies: %q", got)
+	}
+
+	// Alice signs in: the send and the code are hers, whatever the sibling set.
+	browserSends(t, ctx, "alice@contoso.com")
+	code := codeIn(t, e.smtp.Wait(t, "alice@contoso.com", 1, 10*time.Second).Text)
+	must(t, "entering the code", chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("code"), code),
+		chromedp.Click(chromedp.CSS(`form[action$="verify"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("pre")),
+	))
+	if body := run(t, ctx, chromedp.Text(chromedp.CSS("body"))); !strings.Contains(body, `"X-Auth-Email":["alice@contoso.com"]`) {
+		t.Fatalf("the backend did not see alice; page:\n%s", body)
+	}
+
+	// Strangers use up the strangers' quota for alice's address (her own
+	// first send counted there too)...
+	for i := 0; i < 2; i++ {
+		newGuest(t).requestCode(siblingOrigin, hostBase, "/x", "alice@contoso.com")
+	}
+	waitMailIdle(t)
+	if n := e.smtp.Count("alice@contoso.com"); n != 3 {
+		t.Fatalf("alice has %d mails after the strangers' sends, want 3", n)
+	}
+	if r := newGuest(t).requestCode(siblingOrigin, hostBase, "/x", "alice@contoso.com"); r == "" {
+		t.Fatal("no verify page for a held send")
+	}
+	waitMailIdle(t)
+	if n := e.smtp.Count("alice@contoso.com"); n != 3 {
+		t.Fatalf("the strangers' quota did not hold: %d mails", n)
+	}
+	// ... and alice's own browser, which she signed in with, still gets hers:
+	// the sibling's marker does not hide her own.
+	browserSends(t, ctx, "alice@contoso.com")
+	e.smtp.Wait(t, "alice@contoso.com", 4, 10*time.Second)
+}
