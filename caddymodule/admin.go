@@ -121,7 +121,9 @@ func servedTenant(key string) (string, bool) {
 	defer gateways.Unlock()
 	for g := range gateways.set {
 		if t, ok := g.Tenant.produces(key); ok {
-			return t, true
+			if served, _ := g.tenants.admit(directory.TenantName(t)); served {
+				return t, true
+			}
 		}
 	}
 	return "", false
@@ -292,7 +294,7 @@ func invitationLink(rawURL, tenantID, email string) (*Gateway, string, error) {
 	gateways.Lock()
 	defer gateways.Unlock()
 	for g := range gateways.set {
-		t, err := g.Tenant.resolve(req)
+		t, err := g.resolveTenant(req)
 		if err != nil || t.ID != tenantID {
 			continue
 		}

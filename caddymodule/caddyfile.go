@@ -68,6 +68,7 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //		templates    <directory>
 //		base_url     <scheme://host[:port]> # default: the request's own
 //		namespace    <name>               # default: none; keeps tenants of other sites apart
+//		tenants      <id|pattern...>      # default: host: the site's host names; path: none (required)
 //		display_name [<tenant>] <name>    # default: the tenant id
 //		assertion {                      # default: off
 //			header   <name>               # default X-Auth-Assertion
@@ -198,6 +199,12 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				g.Tenant = &TenantConfig{}
 			}
 			g.Tenant.Namespace = val
+		case "tenants":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Err("tenants takes the tenant ids this gateway serves (names, or patterns like team-*)")
+			}
+			g.Tenants = append(g.Tenants, args...)
 		case "base_url":
 			val, err := oneArg(d, opt)
 			if err != nil {

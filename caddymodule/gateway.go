@@ -49,6 +49,17 @@ const (
 type Gateway struct {
 	// Where the tenant of a request comes from. Default: the request host.
 	Tenant *TenantConfig `json:"tenant,omitempty"`
+	// The tenants this handler serves, by id: names ("acme",
+	// "contoso.example.com") and patterns with '*' ("team-*",
+	// "*.docs.example.com", "*" for any). A tenant with a display name or
+	// branding of its own is served too. A request for any other tenant is
+	// answered 404: nothing is stored, nothing is mailed. A tenant only a
+	// pattern admits has an id a stranger may have chosen, so its pages and
+	// emails use DisplayName (required then) and its emails carry no link.
+	// Default: with tenant host, the host names of the site's addresses
+	// (a catch-all or wildcard address must list them); with tenant path,
+	// none (the config is refused: list them); with tenant static, the one.
+	Tenants []string `json:"tenants,omitempty"`
 	// How long a code stays valid. Default: 30m.
 	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
 	// How long a session lasts from sign-in, with no sliding. Default: 24h.
@@ -122,6 +133,7 @@ type Gateway struct {
 	Assertion *AssertionConfig `json:"assertion,omitempty"`
 
 	service       *flow.Service
+	tenants       tenantSet
 	mailer        Mailer
 	store         Store
 	mailerName    string
@@ -237,6 +249,15 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	g.tenants = newTenantSet(g, siteHostsOf(ctx))
+	if err := g.tenants.check(g); err != nil {
+		return err
+	}
+	if len(g.tenants.patterns) > 0 {
+		g.logger.Warn("email_otp: tenants "+strings.Join(g.tenants.patterns, " ")+" admit tenants whose id whoever writes the link chooses: "+
+			"their pages and emails say display_name and their emails carry no link; list the tenants by name where you can",
+			zap.Bool("any_tenant", g.tenants.open()))
+	}
 	g.baseURL, _ = parseBaseURL(g.BaseURL) // checked above
 	if g.baseURL == nil && g.Tenant.From != TenantFromHost {
 		g.logger.Warn("email_otp: no base_url with tenant "+g.Tenant.From+": links in code emails will use whatever Host a request names; "+
@@ -289,7 +310,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		g.serveOutbox(w, r, tenant{Root: "/"})
 		return nil
 	}
-	t, err := g.Tenant.resolve(r)
+	t, err := g.resolveTenant(r)
 	if err != nil {
 		g.serveTenantError(w, r, err)
 		return nil
@@ -332,6 +353,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	checks(t).ok.Inc()
 	r = g.passIdentity(r, t, sess, guest)
 	return next.ServeHTTP(&cookieGuard{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}, r)
+}
+
+// resolveTenant finds the tenant of r among those this gateway serves.
+func (g *Gateway) resolveTenant(r *http.Request) (tenant, error) {
+	t, err := g.Tenant.resolve(r)
+	if err != nil {
+		return t, err
+	}
+	served, named := g.tenants.admit(t.Name)
+	if !served {
+		return tenant{}, errUnknownTenant
+	}
+	t.Named = named
+	return t, nil
 }
 
 // Interface guards

@@ -41,13 +41,36 @@ func (g *Gateway) mailOrigin(r *http.Request) string {
 	return origin(r)
 }
 
+// mailBase is the absolute URL of t's endpoints for links in a code email;
+// "" (no link) for a tenant only a pattern admits, whose id, in the link's
+// host or path, a stranger may have chosen.
+func (g *Gateway) mailBase(r *http.Request, t tenant) string {
+	if !t.Named {
+		return ""
+	}
+	return g.mailOrigin(r) + t.Base()
+}
+
 // mailHost is the host of the one-time-code line ("@host #code"), which
-// browsers use to offer the code only on that site.
-func (g *Gateway) mailHost(r *http.Request) string {
+// browsers use to offer the code only on that site; "" (no line) for a
+// tenant only a pattern admits.
+func (g *Gateway) mailHost(r *http.Request, t tenant) string {
+	if !t.Named {
+		return ""
+	}
 	if g.baseURL != nil {
 		return canonicalHost(g.baseURL.Hostname())
 	}
 	return canonicalHost(r.Host)
+}
+
+// mailResourceOf is the link the guest asked for, for the code email; ""
+// (not named) for a tenant only a pattern admits: its root is in the path.
+func mailResourceOf(t tenant, rd string) string {
+	if !t.Named {
+		return ""
+	}
+	return rd
 }
 
 // maxMailResource bounds the path shown in mail.

@@ -79,9 +79,9 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 	res, err := g.service.Send(r.Context(), flow.SendRequest{
 		Tenant:    t.ID,
 		Email:     form["email"],
-		Resource:  rd,
-		Host:      g.mailHost(r),
-		Base:      g.mailOrigin(r) + t.Base(),
+		Resource:  mailResourceOf(t, rd),
+		Host:      g.mailHost(r, t),
+		Base:      g.mailBase(r, t),
 		Language:  r.Header.Get("Accept-Language"),
 		ClientIP:  clientIP(r),
 		UserAgent: r.UserAgent(),

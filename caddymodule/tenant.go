@@ -44,6 +44,9 @@ type tenant struct {
 	// Name is the bare tenant id that backends, pages and metrics see.
 	Name string
 	Root string // the tenant's path root: "/" or "/t/acme/"
+	// Named: the config names this tenant exactly (see tenantSet); false
+	// for one only a pattern admits, whose id a stranger may have chosen.
+	Named bool
 }
 
 // newTenant is the tenant of id under root, keyed for this config.

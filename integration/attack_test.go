@@ -218,7 +218,7 @@ func TestUnmatchedRequestsLoseClientIdentityHeaders(t *testing.T) {
 // anyHostSite is a site that answers every Host name, with path tenants and
 // more gateway lines.
 func (e *env) anyHostSite(extra string) string {
-	return e.site(":9080", "tenant path /t/\n\t\tallow *@contoso.com\n\t\t"+extra, "")
+	return e.site(":9080", "tenant path /t/\n\t\ttenants acme\n\t\tallow *@contoso.com\n\t\t"+extra, "")
 }
 
 // sendWithHost asks for a code from a fresh browser, every request naming

@@ -58,6 +58,7 @@ https://secure.localhost:9443 {
 	handle /t/* {
 		email_otp {
 			tenant path /t/
+			tenants acme
 			allow *
 			mailer dev
 		}

@@ -104,6 +104,7 @@ http://contoso.localhost:%[1]d, http://fabrikam.localhost:%[1]d {
 http://localhost:%[1]d {
 	email_otp {
 		tenant path /t/
+		tenants acme globex evil contoso.localhost
 		%[4]s
 	}
 	reverse_proxy %[5]s {
