@@ -35,7 +35,17 @@ func isGatewayCookie(name string) bool {
 	return name == sessionCookie || name == pendingCookie || name == deviceCookie
 }
 
-func isHTTPS(r *http.Request) bool { return r.TLS != nil }
+// isHTTPS reports whether the browser reached the site over HTTPS: the
+// connection is TLS, or a trusted proxy (Caddy's trusted_proxies) that ended
+// TLS says so in X-Forwarded-Proto. Behind such a proxy the cookies are then
+// __Host-/__Secure- and Secure, which a sibling host can't toss.
+func isHTTPS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	return trusted && r.Header.Get("X-Forwarded-Proto") == "https"
+}
 
 func cookieName(r *http.Request, t tenant, base string) string { return cookieNameAt(r, t.Root, base) }
 

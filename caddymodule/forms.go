@@ -61,6 +61,57 @@ func clientIP(r *http.Request) string {
 	return ip
 }
 
+// fromThisMachine reports whether r was sent from this machine itself: the
+// connection's own peer is loopback and no proxy forwarded it. A client IP
+// taken from a header is the client's to write (without
+// trusted_proxies_strict Caddy takes the left-most X-Forwarded-For entry),
+// so it never opens what is for loopback alone.
+func fromThisMachine(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return false
+	}
+	for _, h := range forwardingHeaders(r) {
+		if _, ok := r.Header[h]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// forwardingHeaders are the headers by which a proxy names the client: the
+// usual ones and the server's client_ip_headers.
+func forwardingHeaders(r *http.Request) []string {
+	hs := []string{"X-Forwarded-For", "Forwarded", "X-Real-Ip"}
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
+		for _, h := range srv.ClientIPHeaders {
+			hs = append(hs, http.CanonicalHeaderKey(h))
+		}
+	}
+	return hs
+}
+
+// warnLooseProxies logs once per gateway that a trusted proxy's request
+// came to a server without trusted_proxies_strict: Caddy then takes the
+// client IP from the left of X-Forwarded-For, which any client writes, and
+// per_ip limits count whatever the client claims. Caddy keeps its trusted
+// ranges to itself, so this can only be seen on a request, not at load.
+func (g *Gateway) warnLooseProxies(r *http.Request) {
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	if !trusted {
+		return
+	}
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if !ok || srv.TrustedProxiesStrict > 0 {
+		return
+	}
+	g.looseProxies.Do(func() {
+		g.logger.Warn("email_otp: requests come through trusted_proxies without trusted_proxies_strict: the client IP is the left-most " +
+			"X-Forwarded-For entry, which any client writes, so per_ip limits count what clients claim; " +
+			"add trusted_proxies_strict to the server's options")
+	})
+}
+
 // origin is the scheme and host the client asked for, for absolute links.
 func origin(r *http.Request) string {
 	scheme := "http"

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -158,6 +159,7 @@ type Gateway struct {
 	endpoints     map[string]endpoint
 	logger        *zap.Logger
 	audit         *zap.Logger // http.handlers.email_otp.audit: one line per sign-in step
+	looseProxies  *sync.Once  // warnLooseProxies warns once
 }
 
 // CaddyModule returns the Caddy module information.
@@ -175,6 +177,7 @@ func (Gateway) CaddyModule() caddy.ModuleInfo {
 func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
 	g.audit = g.logger.Named("audit")
+	g.looseProxies = new(sync.Once)
 	g.applyDefaults()
 	if err := g.checkOptions(); err != nil {
 		return err
@@ -249,9 +252,15 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	g.tenants = newTenantSet(g, siteHostsOf(ctx))
+	st := siteOf(ctx)
+	g.tenants = newTenantSet(g, st.hosts)
 	if err := g.tenants.check(g); err != nil {
 		return err
+	}
+	if g.tenants.siblingsShareCookies(g.Tenant.From, st) {
+		g.logger.Warn("email_otp: host tenants on plain HTTP are not kept apart: a page on one host can set a cookie for a parent domain " +
+			"that the others accept, and sign their guests in as someone else; serve HTTPS (cookies are then __Host-), " +
+			"or behind a proxy that ends TLS, list it in trusted_proxies so its X-Forwarded-Proto https counts")
 	}
 	if len(g.tenants.patterns) > 0 {
 		g.logger.Warn("email_otp: tenants "+strings.Join(g.tenants.patterns, " ")+" admit tenants whose id whoever writes the link chooses: "+

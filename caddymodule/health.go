@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -66,10 +65,11 @@ func (g *Gateway) checkHealth(ctx context.Context) health {
 	return h
 }
 
-// getHealthz answers …/healthz for loopback clients (a load balancer's check
-// on the same host, an operator's curl): 200 when the store answers, else 503.
+// getHealthz answers …/healthz to requests from this machine (a load
+// balancer's own check on the same host, an operator's curl; see
+// fromThisMachine): 200 when the store answers, else 503.
 func (g *Gateway) getHealthz(w http.ResponseWriter, r *http.Request, t tenant) {
-	if ip := net.ParseIP(clientIP(r)); ip == nil || !ip.IsLoopback() {
+	if !fromThisMachine(r) {
 		g.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NotFoundText, nil)
 		return
 	}

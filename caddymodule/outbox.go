@@ -1,19 +1,18 @@
 package caddymodule
 
 import (
-	"net"
 	"net/http"
 	"time"
 
 	"github.com/otpgate/caddy-email-otp/templates"
 )
 
-// serveOutbox shows the dev mailer's outbox to loopback clients; to everyone
+// serveOutbox shows the dev mailer's outbox to requests from this machine
+// (fromThisMachine); to everyone
 // else, and with any other mailer, it does not exist.
 func (g *Gateway) serveOutbox(w http.ResponseWriter, r *http.Request, t tenant) {
 	dev, isDev := g.mailer.(*DevMailer)
-	ip := net.ParseIP(clientIP(r))
-	if !isDev || ip == nil || !ip.IsLoopback() {
+	if !isDev || !fromThisMachine(r) {
 		g.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NotFoundText, nil)
 		return
 	}

@@ -73,6 +73,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		return
 	}
 	rd := safeRD(r.PostForm.Get("rd"), t)
+	g.warnLooseProxies(r)
 	// Delivery starts once this answer is out (see flow.Envelope.AfterAnswer).
 	answered := make(chan struct{})
 	defer close(answered)

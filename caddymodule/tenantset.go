@@ -34,7 +34,7 @@ type tenantSet struct {
 
 // newTenantSet is the set of a gateway: the tenants option, the tenants that
 // have a name or look of their own, and in host mode without a tenants
-// option the host names of the site's addresses (siteHosts).
+// option the host names of the site's addresses.
 func newTenantSet(g *Gateway, siteHosts []string) tenantSet {
 	s := tenantSet{named: map[string]bool{}}
 	add := func(id string) {
@@ -109,15 +109,24 @@ func (s tenantSet) admit(id string) (served, named bool) {
 // open reports whether the set admits any tenant at all.
 func (s tenantSet) open() bool { return slices.Contains(s.patterns, anyTenant) }
 
-// siteHostsOf returns the host names the routes of the server being
-// provisioned match exactly: a Caddyfile's site addresses. Wildcards and
-// placeholders are left out: they let the client choose the name.
-func siteHostsOf(ctx caddy.Context) []string {
+// site is what a gateway learns at load about the server it is part of.
+type site struct {
+	// hosts are the host names its routes match exactly: a Caddyfile's
+	// site addresses. Wildcards and placeholders are left out: they let
+	// the client choose the name.
+	hosts []string
+	// plainHTTP: the server has no TLS (a proxy in front may end it).
+	plainHTTP bool
+}
+
+// siteOf reads the server being provisioned (Caddy puts it in the
+// context); a zero site when there is none.
+func siteOf(ctx caddy.Context) site {
 	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if srv == nil {
-		return nil
+		return site{}
 	}
-	var hosts []string
+	s := site{plainHTTP: len(srv.TLSConnPolicies) == 0}
 	for _, route := range srv.Routes {
 		for _, set := range route.MatcherSets {
 			for _, m := range set {
@@ -130,11 +139,27 @@ func siteHostsOf(ctx caddy.Context) []string {
 				}
 				for _, h := range names {
 					if !strings.ContainsAny(h, "*{}") {
-						hosts = append(hosts, canonicalHost(h))
+						s.hosts = append(s.hosts, canonicalHost(h))
 					}
 				}
 			}
 		}
 	}
-	return hosts
+	return s
+}
+
+// siblingsShareCookies reports whether host tenants of s may set cookies
+// for one another: on plain HTTP nothing keeps a page on one host from
+// setting a cookie for a parent domain that the other hosts receive. Names
+// under .localhost are left out: they are this machine's own.
+func (s tenantSet) siblingsShareCookies(from string, st site) bool {
+	if from != TenantFromHost || !st.plainHTTP {
+		return false
+	}
+	for id := range s.named {
+		if id != "localhost" && !strings.HasSuffix(id, ".localhost") {
+			return true
+		}
+	}
+	return len(s.patterns) > 0
 }
