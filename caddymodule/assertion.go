@@ -73,7 +73,7 @@ func (g *Gateway) provisionAssertion(ctx caddy.Context) error {
 	if g.Assertion == nil {
 		return nil
 	}
-	st := &assertionState{header: http.CanonicalHeaderKey(cmp.Or(g.Assertion.Header, "X-Auth-Assertion"))}
+	st := &assertionState{header: http.CanonicalHeaderKey(cmp.Or(g.Assertion.Header, defaultAssertionHeader))}
 	ring, err := g.currentAssertionKeys(ctx, ctx.Storage())
 	if err != nil {
 		return fmt.Errorf("assertion keys (%s in Caddy's storage): %w", assertionKeysKey, err)
@@ -175,7 +175,13 @@ func (g *Gateway) assertionFor(r *http.Request, t tenant, s flow.Session, guest 
 // getJWKS publishes the public keys of the assertions; backends may cache
 // them for a few minutes (new keys appear an hour before they sign).
 func (g *Gateway) getJWKS(w http.ResponseWriter, r *http.Request, t tenant) {
-	if g.assertion == nil {
+	st := g.assertion
+	if st == nil {
+		// The site's first gateway has none; a route's gateway after it, for
+		// the same tenant, may: its keys are this tenant's.
+		st = assertionOfTenant(r, t)
+	}
+	if st == nil {
 		g.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NotFoundText, nil)
 		return
 	}
@@ -184,7 +190,29 @@ func (g *Gateway) getJWKS(w http.ResponseWriter, r *http.Request, t tenant) {
 	h.Set("Cache-Control", "public, max-age=300")
 	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(*g.assertion.jwks.Load())
+	_, _ = w.Write(*st.jwks.Load())
+}
+
+// assertionHeader is the configured assertion header, or "" without one.
+func (g *Gateway) assertionHeader() string {
+	if g.Assertion == nil {
+		return ""
+	}
+	return g.Assertion.Header
+}
+
+// assertionOfTenant is the assertion state of a loaded gateway that signs
+// assertions for tenant t of r, or nil.
+func assertionOfTenant(r *http.Request, t tenant) *assertionState {
+	for _, o := range loadedGateways() {
+		if o.assertion == nil {
+			continue
+		}
+		if ot, err := o.resolveTenant(r); err == nil && ot.ID == t.ID {
+			return o.assertion
+		}
+	}
+	return nil
 }
 
 // unmarshalAssertion reads `assertion { header NAME; audience AUD...; ttl D; rotate D }`.

@@ -155,6 +155,7 @@ type Gateway struct {
 	csrfKey       []byte
 	baseURL       *url.URL // nil: links use the request's own origin
 	identityNames identityNames
+	clientHeaders identityNames   // removed from every request (clientForbidden)
 	assertion     *assertionState // nil: no assertion
 	endpoints     map[string]endpoint
 	logger        *zap.Logger
@@ -278,6 +279,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	g.endpoints = g.endpointTable()
 	registerGateway(g)
+	g.clientHeaders = clientForbidden(g.Headers, g.assertionHeader())
 	g.identityNames = g.Headers.canonical()
 	if g.assertion != nil {
 		// Last, so passIdentity's values line up with the other names.
@@ -309,7 +311,7 @@ func (g *Gateway) Cleanup() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Client-sent identity headers go first, whatever happens next.
-	g.identityNames.stripClient(r)
+	g.clientHeaders.stripClient(r)
 	if err := checkPath(r.URL); err != nil {
 		g.serveTenantError(w, r, err)
 		return nil

@@ -283,6 +283,24 @@ func (h *HeaderNames) all() []string {
 	return []string{h.Email, h.Tenant, h.Method, h.Expires, h.Status}
 }
 
+// defaultAssertionHeader carries the assertion unless assertion names another.
+const defaultAssertionHeader = "X-Auth-Assertion"
+
+// clientForbidden is every header a client's copy of which is removed before
+// the backend: the identity headers and the assertion's, which is removed
+// even where no assertion is configured (the default name then), since a
+// backend that verifies assertions may sit behind a route this gateway
+// leaves, and a captured token would replay for its lifetime.
+func clientForbidden(h *HeaderNames, assertionHeader string) identityNames {
+	names := h.canonical()
+	for _, a := range []string{assertionHeader, defaultAssertionHeader} {
+		if a != "" && !names.has(a) {
+			names = append(names, http.CanonicalHeaderKey(a))
+		}
+	}
+	return names
+}
+
 func (h *HeaderNames) canonical() identityNames {
 	names := h.all()
 	for i, n := range names {

@@ -11,9 +11,9 @@ func init() {
 	caddy.RegisterModule(IdentityStrip{})
 }
 
-// IdentityStrip removes client-sent copies of the identity headers (and
-// their case and '_' variants, Connection tokens and trailers naming them)
-// and passes the request on. `email_otp @matcher { … }` puts one in front of
+// IdentityStrip removes client-sent copies of the identity headers and the
+// assertion (and their case and '_' variants, Connection tokens and
+// trailers naming them) and passes the request on. `email_otp @matcher { … }` puts one in front of
 // the gateway for the requests the matcher leaves out: a backend behind the
 // same site must never take a client's X-Auth-Email for the gateway's.
 type IdentityStrip struct {
@@ -21,6 +21,9 @@ type IdentityStrip struct {
 	// gateway's defaults (X-Auth-Email, X-Auth-Tenant, X-Auth-Method,
 	// X-Auth-Session-Expires, X-Auth-Guest-Status).
 	Headers *HeaderNames `json:"headers,omitempty"`
+	// The assertion's header, as in the gateway; X-Auth-Assertion is
+	// removed in any case. Default: none.
+	AssertionHeader string `json:"assertion_header,omitempty"`
 
 	names identityNames
 }
@@ -39,7 +42,7 @@ func (s *IdentityStrip) Provision(caddy.Context) error {
 		s.Headers = &HeaderNames{}
 	}
 	s.Headers.applyDefaults()
-	s.names = s.Headers.canonical()
+	s.names = clientForbidden(s.Headers, s.AssertionHeader)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -52,4 +53,45 @@ func TestNoAssertionNoKeys(t *testing.T) {
 	start(t, gatewayOptions{})
 	g := newGuest(t)
 	expectStatus(t, g.get(contoso+hostBase+"jwks.json"), http.StatusNotFound)
+}
+
+// A client's own X-Auth-Assertion never reaches a backend: not through a
+// gateway without assertion, not on the routes an `email_otp <matcher>`
+// leaves; a captured one would otherwise replay for its lifetime, even
+// after sign-out. And a route's gateway that signs assertions publishes its
+// keys even where the site's first gateway has none.
+func TestClientAssertionNeverReachesTheBackend(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	g := newGuest(t)
+	e.signIn(g, contoso, hostBase, "/docs/a", "ann@contoso.com")
+	if got := g.backendView(contoso+"/docs/a", "X-Auth-Assertion", "captured").Headers["X-Auth-Assertion"]; got != nil {
+		t.Errorf("a gateway without assertion passed the client's %q", got)
+	}
+
+	e.load(fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	storage file_system %s
+}
+http://contoso.localhost:9080 {
+	email_otp /docs/* {
+		allow *@contoso.com
+		assertion
+	}
+	reverse_proxy %s
+}
+`, e.storage, strings.TrimPrefix(e.backend.URL, "http://")))
+	if got := newGuest(t).backendView(contoso+"/public/a", "X-Auth-Assertion", "captured", "X_Auth_Assertion", "captured").Headers; got["X-Auth-Assertion"] != nil || got["X_auth_assertion"] != nil {
+		t.Errorf("the route the matcher leaves passed the client's assertion: %q", got)
+	}
+
+	e.load(e.contosoSite("allow *@contoso.com", `route /finance/* {
+		email_otp {
+			allow cfo@contoso.com
+			assertion
+		}
+	}`))
+	expectStatus(t, newGuest(t).get(contoso+hostBase+"jwks.json"), http.StatusOK, `"alg":"ES256"`)
 }
