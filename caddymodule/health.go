@@ -81,6 +81,7 @@ func (g *Gateway) getHealthz(w http.ResponseWriter, r *http.Request, t tenant) {
 func writeHealth(w http.ResponseWriter, ok bool, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	neverFramed(w.Header())
 	if !ok {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}

@@ -49,6 +49,7 @@ func jsonForOwnPages(w http.ResponseWriter, r *http.Request, t tenant) bool {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 	h.Set("X-Content-Type-Options", "nosniff")
+	neverFramed(h)
 	if !ownPagesOnly(r, t) {
 		w.WriteHeader(http.StatusForbidden)
 		_, _ = w.Write([]byte(`{"error":"shown only to this tenant's own pages"}` + "\n"))
@@ -57,12 +58,22 @@ func jsonForOwnPages(w http.ResponseWriter, r *http.Request, t tenant) bool {
 	return true
 }
 
+// neverFramed keeps a gateway answer that is not a page out of every frame:
+// a page of another path tenant (same origin) could otherwise frame it
+// without a Referer and read it.
+func neverFramed(h http.Header) {
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+}
+
 // ownPagesOnly lets the JSON endpoints (session, status) answer plain
-// clients and requests from this tenant's own pages, never to another site's script nor,
-// where the browser tells, to a page of another path tenant (same origin,
-// other tenant). A browser's request from a page (Sec-Fetch-Site:
-// same-origin, not a navigation) must show a Referer inside the tenant root
-// when tenants share the origin; browsers send it by default.
+// clients and requests from this tenant's own pages, never another site's
+// script nor, where the browser tells, a page of another path tenant (same
+// origin, other tenant): a browser's request from a page must show a Referer
+// inside the tenant root when tenants share the origin (browsers send it by
+// default), and without one only a top-level navigation passes, never a
+// frame. What a same-origin script can still do (set its fetch's referrer)
+// is in docs/threat-model.md: path tenants share one browser origin.
 func ownPagesOnly(r *http.Request, t tenant) bool {
 	site := r.Header.Get("Sec-Fetch-Site")
 	if site != "" && site != "same-origin" && site != "none" {
@@ -79,5 +90,8 @@ func ownPagesOnly(r *http.Request, t tenant) bool {
 		u, err := url.Parse(ref[0])
 		return err == nil && u.Host == r.Host && strings.HasPrefix(u.Path, t.Root)
 	}
-	return site != "same-origin" || r.Header.Get("Sec-Fetch-Mode") == "navigate"
+	if site != "same-origin" {
+		return true
+	}
+	return r.Header.Get("Sec-Fetch-Mode") == "navigate" && r.Header.Get("Sec-Fetch-Dest") == "document"
 }

@@ -27,6 +27,7 @@ func (g *Gateway) askToSignIn(w http.ResponseWriter, r *http.Request, t tenant) 
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	neverFramed(w.Header())
 	w.WriteHeader(http.StatusUnauthorized)
 	_, _ = w.Write([]byte("401 Unauthorized: sign in at " + t.Base() + "signin\n"))
 }
