@@ -26,7 +26,7 @@ func loadBenchGateway(b *testing.B) *Gateway {
 		"logging": {"logs": {"default": {"writer": {"output": "discard"}}}},
 		"apps": {"http": {"servers": {"bench": {
 			"listen": ["127.0.0.1:0"],
-			"routes": [{"handle": [{"handler": "email_otp", "allow": ["*"]}]}]
+			"routes": [{"handle": [{"handler": "email_otp", "tenants": ["docs.example.com"], "allow": ["*"]}]}]
 		}}}}
 	}`, b.TempDir())
 	if err := caddy.Load([]byte(cfg), true); err != nil {

@@ -51,7 +51,9 @@ func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
 	} else if q.Get("change") != "" {
 		email = ""
 	}
-	p.Restart()
+	if !fromAnotherSite(r) {
+		p.Restart()
+	}
 	notice := flow.ParseNotice(q.Get("reason"))
 	if err := g.savePending(w, r, t, p); err != nil {
 		g.internalError(w, r, t, err)
@@ -66,6 +68,16 @@ func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
 		NoticeWarn: notice == flow.NoticeLocked,
 		Trouble:    g.queue.Troubled(),
 	})
+}
+
+// fromAnotherSite reports whether the browser says another site (or a
+// sibling host) led it here. Such a GET shows the sign-in page but does not
+// end the sign-in under way: any site can send a browser to the sign-in page,
+// and the code being typed in another tab must still work. Browsers that
+// say nothing (plain HTTP on a public name) are taken at their word.
+func fromAnotherSite(r *http.Request) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
+	return site == "cross-site" || site == "same-site"
 }
 
 func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {

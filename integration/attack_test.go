@@ -567,3 +567,19 @@ func (g *guest) guessWrong(base, csrf string, n int) {
 		g.post(base+"verify", url.Values{"csrf": {csrf}, "code": {"00000000"}})
 	}
 }
+
+// Any site can send the guest's browser to the sign-in page (a top-level
+// GET carries the Lax cookies): that must not end the sign-in under way,
+// so the code the guest is typing in the other tab still works.
+func TestCrossSiteSignInPageKeepsTheCodeBeingTyped(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	g := newGuest(t)
+	csrf := g.requestCode(contoso, hostBase, "/docs/a", "kim@contoso.com")
+	code := codeIn(t, e.smtp.Wait(t, "kim@contoso.com", 1, 10*time.Second).Text)
+	for _, site := range []string{"cross-site", "same-site"} {
+		expectStatus(t, g.get(contoso+hostBase+"signin?rd=%2F", "Sec-Fetch-Site", site, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document"), http.StatusOK)
+	}
+	if loc := expectRedirect(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}}), http.StatusSeeOther); loc != "/docs/a" {
+		t.Fatalf("the code after another site's visit led to %q, want the signed-in landing /docs/a", loc)
+	}
+}
