@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/otpgate/caddy-email-otp/flow"
 	"github.com/otpgate/caddy-email-otp/templates"
 )
 
@@ -45,10 +46,27 @@ func (g *Gateway) words(r *http.Request) templates.Words {
 	return g.pages.Words(r.Header.Get("Accept-Language")).ForPage()
 }
 
+// internalError answers a step that could not be done. A store or queue
+// that is full (flow.ErrBusy) is load being shed, not a fault: the guest is
+// asked to come back in a minute.
 func (g *Gateway) internalError(w http.ResponseWriter, r *http.Request, t tenant, err error) {
+	if errors.Is(err, flow.ErrBusy) {
+		g.busy(w, r, t, err, link{t.Base() + "signin", templates.ActionTryAgain})
+		return
+	}
 	g.logger.Error("sign-in step failed", zap.String("tenant", t.Name), zap.String("path", r.URL.Path), zap.Error(err))
 	g.errorPage(w, r, t, http.StatusServiceUnavailable, templates.UnavailableTitle, templates.UnavailableInternalText, nil,
 		link{t.Base() + "signin", templates.ActionStartAgain})
+}
+
+// busy answers while the delivery queue or the memory store is full. It is
+// 429, like the other limits, with Retry-After: under a flood these are the
+// answers the flood gets, and a 5xx would page the operator for a server
+// that is doing what it should.
+func (g *Gateway) busy(w http.ResponseWriter, r *http.Request, t tenant, err error, again link) {
+	g.logger.Warn("sign-in step refused: the gateway is at capacity", zap.String("tenant", t.Name), zap.String("path", r.URL.Path), zap.Error(err))
+	w.Header().Set("Retry-After", "60")
+	g.errorPage(w, r, t, http.StatusTooManyRequests, templates.BusyTitle, templates.BusyText, nil, again)
 }
 
 // page renders a gateway page with the headers every auth page carries.

@@ -123,10 +123,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		return
 	case errors.Is(err, flow.ErrBusy):
 		mailEvents.WithLabelValues(g.mailerName, tenantLabel(t.Name), "refused").Inc()
-		g.logger.Warn("code not queued: the delivery queue is full", g.eventFields(r, t, "")...)
-		w.Header().Set("Retry-After", "60")
-		g.errorPage(w, r, t, http.StatusServiceUnavailable, templates.BusyTitle, templates.BusyText, nil,
-			link{t.Base() + "signin?rd=" + url.QueryEscape(rd), templates.ActionTryAgain})
+		g.busy(w, r, t, err, link{t.Base() + "signin?rd=" + url.QueryEscape(rd), templates.ActionTryAgain})
 		return
 	case errors.Is(err, flow.ErrRateLimited):
 		var rl flow.RateLimitError

@@ -37,18 +37,20 @@ var memoryStores = caddy.NewUsagePool()
 
 const memoryStoreKey = "memory"
 
-// MemoryStore keeps pending codes and revocations in this process, in bounded
-// LRU caches. Every email_otp handler of the process shares one; the limits of
+// MemoryStore keeps pending codes and revocations in this process, in tables
+// bounded in size: a full table refuses new entries (the guest is asked to
+// try again shortly) rather than drop a live code, counter or lock. Every email_otp handler of the process shares one; the limits of
 // the first one loaded apply. It does not survive a restart and is not shared
 // between nodes. It is the default store.
 type MemoryStore struct {
-	// Most pending codes kept; the least recently used go first. Default: 100000.
+	// Most pending codes kept (send counters get twice as many entries,
+	// cooldowns as many). Default: 100000.
 	MaxChallenges int `json:"max_challenges,omitempty"`
 	// Most signed-out sessions remembered until their expiry. Default: 100000.
 	MaxRevocations int `json:"max_revocations,omitempty"`
 	// Most entries of security state (wrong-try counts, locks, back-offs,
 	// "this wasn't me"), kept apart from pending codes and send counters so
-	// that a flood of sends can't evict a lock. Default: 100000.
+	// that a flood of sends can't fill their room. Default: 100000.
 	MaxSecurity int `json:"max_security,omitempty"`
 
 	*memstore.Store

@@ -73,3 +73,19 @@ func TestParseAddressGivesReasons(t *testing.T) {
 		t.Errorf("%d reasons listed, %d tested", len(AddressReasons()), len(tested))
 	}
 }
+
+func TestPerIPCountsIPv6ByItsSlash64(t *testing.T) {
+	for ip, want := range map[string]string{
+		"203.0.113.7":             "203.0.113.7",
+		"::ffff:203.0.113.7":      "203.0.113.7",
+		"2001:db8:1:2::1":         "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff:1:2:3": "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":         "2001:db8:1:3::/64",
+		"fe80::1%eth0":            "fe80::/64",
+		"not an ip":               "not an ip",
+	} {
+		if got := clientNetwork(ip); got != want {
+			t.Errorf("clientNetwork(%q) = %q, want %q", ip, got, want)
+		}
+	}
+}

@@ -56,7 +56,7 @@ type Rate struct {
 // Limits bound sending and guessing. Zero values turn a limit off.
 type Limits struct {
 	PerAddress Rate // codes per tenant and address
-	PerIP      Rate // codes per client IP
+	PerIP      Rate // codes per client IPv4 address or IPv6 /64
 	PerTenant  Rate // codes per tenant
 	// Cooldown between two codes for one tenant and address.
 	Cooldown time.Duration
@@ -284,7 +284,7 @@ func (s *Service) checkLimits(ctx context.Context, req SendRequest, tag, scope s
 		key, scope string
 		applies    bool
 	}{
-		{l.PerIP, keySendIP + req.ClientIP, "client IP", req.ClientIP != ""},
+		{l.PerIP, keySendIP + clientNetwork(req.ClientIP), "client IP", req.ClientIP != ""},
 		{l.PerTenant, keySendTenant + req.Tenant, "tenant", true},
 	}
 	for _, c := range loud {

@@ -150,7 +150,7 @@ func TestFullQueueAsksGuestToComeBack(t *testing.T) {
 	g := newGuest(t)
 	page := g.get(contoso + hostBase + "signin")
 	r := g.post(contoso+hostBase+"send", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "email": {"gus@contoso.com"}})
-	expectStatus(t, r, http.StatusServiceUnavailable, "try again in a minute", "Nothing was sent to you")
+	expectStatus(t, r, http.StatusTooManyRequests, "try again in a minute", "Nothing was sent to you")
 	if r.Header.Get("Retry-After") != "60" {
 		t.Errorf("Retry-After = %q", r.Header.Get("Retry-After"))
 	}

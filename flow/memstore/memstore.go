@@ -1,7 +1,12 @@
-// Package memstore is the in-process flow.Store: bounded LRU caches with expiry.
-// It is the default store; it is shared by every gateway of one Caddy process
-// and survives config reloads (the adapter keeps it in a caddy.UsagePool), but
-// not restarts, and it is not shared between nodes.
+// Package memstore is the in-process flow.Store: tables bounded in size
+// whose entries live until their own expiry. It is the default store; it is
+// shared by every gateway of one Caddy process and survives config reloads
+// (the adapter keeps it in a caddy.UsagePool), but not restarts, and it is
+// not shared between nodes.
+//
+// A full table refuses new entries (flow.ErrBusy: the guest is asked to try
+// again shortly) and never drops a live one, so no flood of sends can push
+// out the code a guest is typing, an address's send counter or a lock.
 package memstore
 
 import (
@@ -11,28 +16,24 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
-
 	"github.com/otpgate/caddy-email-otp/flow"
 )
 
 // Limits bound the store's memory. Zero values take the defaults.
 type Limits struct {
-	// MaxChallenges pending codes; the least recently used are dropped past it.
-	// Default 100000.
+	// MaxChallenges pending codes (default 100000). The sending counters
+	// get twice as many entries and the cooldowns as many, so a flood runs
+	// into this limit first.
 	MaxChallenges int
 	// MaxRevocations of signed-out sessions remembered until their expiry.
 	// Default 100000.
 	MaxRevocations int
 	// MaxSecurity entries of security state (wrong-try counts, locks,
 	// back-offs, "this wasn't me"; see flow.IsSecurityKey), kept apart from
-	// challenges, cooldowns and send counters so that a flood of sends can't
-	// evict them: only newer security entries can, and each of those takes a
-	// wrong guess at a real code or a "this wasn't me". Default 100000.
+	// challenges, cooldowns and send counters so that a flood of sends
+	// can't fill them: only wrong guesses at real codes and "this wasn't
+	// me" links write here. Default 100000.
 	MaxSecurity int
-	// Horizon is the longest any entry is kept, whatever its own expiry; it
-	// bounds a cache's lifetime sweeps. Default 25h.
-	Horizon time.Duration
 }
 
 // Store implements flow.Store in memory.
@@ -41,24 +42,24 @@ type Store struct {
 	mu sync.Mutex
 	// challenges holds each identity's one live challenge per browser,
 	// keyed by flow.ChallengeKeyOf: a newer challenge replaces the entry.
-	challenges *expirable.LRU[string, flow.Challenge]
-	revoked    *expirable.LRU[string, time.Time]
-	counters   *expirable.LRU[string, counter]
-	flags      *expirable.LRU[string, time.Time]
-	// The security state's own caches (flow.IsSecurityKey).
-	secCounters *expirable.LRU[string, counter]
-	secFlags    *expirable.LRU[string, time.Time]
+	challenges *table[flow.Challenge]
+	revoked    *table[struct{}]
+	counters   *table[counter]
+	flags      *table[struct{}]
+	// The security state's own tables (flow.IsSecurityKey).
+	secCounters *table[counter]
+	secFlags    *table[struct{}]
 }
 
-// countersFor and flagsFor pick the cache that holds key.
-func (s *Store) countersFor(key string) *expirable.LRU[string, counter] {
+// countersFor and flagsFor pick the table that holds key.
+func (s *Store) countersFor(key string) *table[counter] {
 	if flow.IsSecurityKey(key) {
 		return s.secCounters
 	}
 	return s.counters
 }
 
-func (s *Store) flagsFor(key string) *expirable.LRU[string, time.Time] {
+func (s *Store) flagsFor(key string) *table[struct{}] {
 	if flow.IsSecurityKey(key) {
 		return s.secFlags
 	}
@@ -72,27 +73,26 @@ type counter struct {
 
 // New returns an empty store.
 func New(l Limits) *Store {
-	if l.MaxChallenges <= 0 {
-		l.MaxChallenges = 100_000
-	}
-	if l.MaxRevocations <= 0 {
-		l.MaxRevocations = 100_000
-	}
-	if l.MaxSecurity <= 0 {
-		l.MaxSecurity = 100_000
-	}
-	if l.Horizon <= 0 {
-		l.Horizon = 25 * time.Hour
-	}
+	l.MaxChallenges = cmpOr(l.MaxChallenges, 100_000)
+	l.MaxRevocations = cmpOr(l.MaxRevocations, 100_000)
+	l.MaxSecurity = cmpOr(l.MaxSecurity, 100_000)
 	return &Store{
-		challenges: expirable.NewLRU[string, flow.Challenge](l.MaxChallenges, nil, l.Horizon),
-		revoked:    expirable.NewLRU[string, time.Time](l.MaxRevocations, nil, l.Horizon),
-		counters:   expirable.NewLRU[string, counter](l.MaxChallenges, nil, l.Horizon),
-		flags:      expirable.NewLRU[string, time.Time](l.MaxChallenges, nil, l.Horizon),
+		challenges: newTable[flow.Challenge]("max_challenges", l.MaxChallenges),
+		revoked:    newTable[struct{}]("max_revocations", l.MaxRevocations),
+		counters:   newTable[counter]("max_challenges (twice, for send counters)", 2*l.MaxChallenges),
+		flags:      newTable[struct{}]("max_challenges (for cooldowns)", l.MaxChallenges),
 
-		secCounters: expirable.NewLRU[string, counter](l.MaxSecurity, nil, l.Horizon),
-		secFlags:    expirable.NewLRU[string, time.Time](l.MaxSecurity, nil, l.Horizon),
+		secCounters: newTable[counter]("max_security", l.MaxSecurity),
+		secFlags:    newTable[struct{}]("max_security", l.MaxSecurity),
 	}
+}
+
+// cmpOr is n when positive, else the default.
+func cmpOr(n, def int) int {
+	if n > 0 {
+		return n
+	}
+	return def
 }
 
 // SaveChallenge implements flow.Store.
@@ -103,8 +103,7 @@ func (s *Store) SaveChallenge(_ context.Context, c flow.Challenge) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.challenges.Add(key, c)
-	return nil
+	return s.challenges.put(key, c, c.ExpiresAt, c.CreatedAt)
 }
 
 // CancelChallenge implements flow.Store.
@@ -122,12 +121,8 @@ func (s *Store) live(id string, now time.Time) (flow.Challenge, bool) {
 	if !ok {
 		return flow.Challenge{}, false
 	}
-	c, ok := s.challenges.Get(key)
+	c, _, ok := s.challenges.get(key, now)
 	if !ok || c.ID != id {
-		return flow.Challenge{}, false
-	}
-	if !now.Before(c.ExpiresAt) {
-		s.challenges.Remove(key)
 		return flow.Challenge{}, false
 	}
 	return c, true
@@ -135,7 +130,15 @@ func (s *Store) live(id string, now time.Time) (flow.Challenge, bool) {
 
 func (s *Store) remove(c flow.Challenge) {
 	if key, ok := flow.ChallengeKeyOf(c.ID); ok {
-		s.challenges.Remove(key)
+		s.challenges.remove(key)
+	}
+}
+
+// replace stores a changed challenge under the key it already holds, which
+// needs no room.
+func (s *Store) replace(c flow.Challenge) {
+	if key, ok := flow.ChallengeKeyOf(c.ID); ok {
+		_ = s.challenges.put(key, c, c.ExpiresAt, c.CreatedAt)
 	}
 }
 
@@ -167,8 +170,7 @@ func (s *Store) AttemptChallenge(_ context.Context, id string, codeHash []byte, 
 		s.remove(c)
 		return flow.AttemptExhausted, c, nil
 	}
-	key, _ := flow.ChallengeKeyOf(c.ID)
-	s.challenges.Add(key, c)
+	s.replace(c)
 	return flow.AttemptMismatched, c, nil
 }
 
@@ -180,9 +182,9 @@ func (s *Store) SetDelivery(_ context.Context, id string, state flow.DeliverySta
 	if !ok {
 		return nil
 	}
-	if c, ok := s.challenges.Peek(key); ok && c.ID == id {
+	if c, _, ok := s.challenges.get(key, time.Now()); ok && c.ID == id {
 		c.Delivery = state
-		s.challenges.Add(key, c)
+		s.replace(c)
 	}
 	return nil
 }
@@ -191,16 +193,15 @@ func (s *Store) SetDelivery(_ context.Context, id string, state flow.DeliverySta
 func (s *Store) RevokeSession(_ context.Context, id string, until time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.revoked.Add(id, until)
-	return nil
+	return s.revoked.put(id, struct{}{}, until, time.Now())
 }
 
 // SessionRevoked implements flow.Store.
 func (s *Store) SessionRevoked(_ context.Context, id string, now time.Time) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	until, ok := s.revoked.Get(id)
-	return ok && now.Before(until), nil
+	_, _, ok := s.revoked.get(id, now)
+	return ok, nil
 }
 
 // Count implements flow.Store.
@@ -208,12 +209,14 @@ func (s *Store) Count(_ context.Context, key string, window time.Duration, now t
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	counters := s.countersFor(key)
-	c, ok := counters.Get(key)
-	if !ok || !now.Before(c.resets) {
+	c, _, ok := counters.get(key, now)
+	if !ok {
 		c = counter{resets: now.Add(window)}
 	}
 	c.n++
-	counters.Add(key, c)
+	if err := counters.put(key, c, c.resets, now); err != nil {
+		return 0, time.Time{}, err
+	}
 	return c.n, c.resets, nil
 }
 
@@ -221,8 +224,8 @@ func (s *Store) Count(_ context.Context, key string, window time.Duration, now t
 func (s *Store) Peek(_ context.Context, key string, now time.Time) (int, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.countersFor(key).Peek(key)
-	if !ok || !now.Before(c.resets) {
+	c, _, ok := s.countersFor(key).get(key, now)
+	if !ok {
 		return 0, time.Time{}, nil
 	}
 	return c.n, c.resets, nil
@@ -232,7 +235,7 @@ func (s *Store) Peek(_ context.Context, key string, now time.Time) (int, time.Ti
 func (s *Store) ResetCount(_ context.Context, key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.countersFor(key).Remove(key)
+	s.countersFor(key).remove(key)
 	return nil
 }
 
@@ -240,19 +243,15 @@ func (s *Store) ResetCount(_ context.Context, key string) error {
 func (s *Store) SetFlag(_ context.Context, key string, until time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.flagsFor(key).Add(key, until)
-	return nil
+	return s.flagsFor(key).put(key, struct{}{}, until, time.Now())
 }
 
 // Flag implements flow.Store.
 func (s *Store) Flag(_ context.Context, key string, now time.Time) (time.Time, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	until, ok := s.flagsFor(key).Get(key)
-	if !ok || !now.Before(until) {
-		return time.Time{}, false, nil
-	}
-	return until, true, nil
+	_, until, ok := s.flagsFor(key).get(key, now)
+	return until, ok, nil
 }
 
 // FirstFlag implements flow.Store.
