@@ -70,6 +70,7 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //		namespace    <name>               # default: none; keeps tenants of other sites apart
 //		tenants      <id|pattern...>      # default: host: the site's host names; path: none (required)
 //		display_name [<tenant>] <name>    # default: the tenant id
+//		hsts         <max-age>            # default: off; Strict-Transport-Security on the gateway's HTTPS answers
 //		assertion {                      # default: off
 //			header   <name>               # default X-Auth-Assertion
 //			audience <name...>
@@ -205,6 +206,16 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Err("tenants takes the tenant ids this gateway serves (names, or patterns like team-*)")
 			}
 			g.Tenants = append(g.Tenants, args...)
+		case "hsts":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			dur, err := parsePositiveDuration(opt, val)
+			if err != nil {
+				return d.Err(err.Error())
+			}
+			g.HSTS = dur
 		case "base_url":
 			val, err := oneArg(d, opt)
 			if err != nil {

@@ -68,7 +68,11 @@ func (g *Gateway) setCookie(w http.ResponseWriter, r *http.Request, t tenant, ba
 }
 
 // setCookieAt sets (or, with value "", clears) cookie base with Path path.
+// An answer that sets a gateway cookie is never stored by a cache: a shared
+// one would hand the cookie to the next client, the redirect after a code
+// included.
 func (g *Gateway) setCookieAt(w http.ResponseWriter, r *http.Request, path, base, value string, expires time.Time) {
+	w.Header().Set("Cache-Control", "no-store")
 	c := &http.Cookie{
 		Name:     cookieNameAt(r, path, base),
 		Value:    value,

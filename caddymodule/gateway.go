@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -116,6 +117,14 @@ type Gateway struct {
 	// 50 per client IP and 5000 per tenant an hour, 30s between two codes,
 	// back-off 1m to 1h, a 24h lock after 100 wrong tries (see LimitsConfig).
 	Limits *LimitsConfig `json:"limits,omitempty"`
+	// HSTS, when set, is the max-age of the Strict-Transport-Security
+	// header on the gateway's own answers over HTTPS (pages, redirects,
+	// JSON), so a browser that signed in once never sends its cookies over
+	// plain HTTP to this host again. It covers the host alone (no
+	// includeSubDomains: that is for the whole domain to decide). To send it
+	// on the backend's answers too, use Caddy's header directive instead.
+	// Default: off.
+	HSTS caddy.Duration `json:"hsts,omitempty"`
 	// The name guests see for every tenant of this handler, in the email's
 	// subject and on the pages. Default: the tenant id.
 	DisplayName string `json:"display_name,omitempty"`
@@ -326,6 +335,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		g.serveTenantError(w, r, err)
 		return nil
 	}
+	if g.HSTS > 0 && isHTTPS(r) {
+		w.Header().Set("Strict-Transport-Security", "max-age="+strconv.FormatInt(int64(time.Duration(g.HSTS)/time.Second), 10))
+	}
 	if len(r.URL.Path)+1 == len(t.Root) && strings.HasPrefix(t.Root, r.URL.Path) {
 		// The tenant root without its slash: cookies (Path=/t/acme/) would
 		// not be sent there, and the guest would loop through sign-in.
@@ -363,6 +375,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	checks(t).ok.Inc()
 	r = g.passIdentity(r, t, sess, guest)
+	if g.HSTS > 0 {
+		w.Header().Del("Strict-Transport-Security") // the gateway's answers only; the backend's are its own
+	}
 	return next.ServeHTTP(&cookieGuard{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}, r)
 }
 

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/internal/textcheck"
 )
 
 // applyDefaults fills every option left unset with its default.
@@ -86,6 +88,14 @@ func (g *Gateway) checkOptions() error {
 	if err := g.Assertion.check(); err != nil {
 		return err
 	}
+	if err := checkDisplayName("display_name", g.DisplayName); err != nil {
+		return err
+	}
+	for id, n := range g.DisplayNames {
+		if err := checkDisplayName("display_name "+id, n); err != nil {
+			return err
+		}
+	}
 	if err := g.Branding.check("branding"); err != nil {
 		return err
 	}
@@ -98,6 +108,20 @@ func (g *Gateway) checkOptions() error {
 		if !validHeaderName(h) {
 			return fmt.Errorf("headers: %q is not a valid header name", h)
 		}
+	}
+	return nil
+}
+
+// checkDisplayName refuses a tenant name that could not be shown as one
+// plain line: it goes into every page's heading and every email's subject
+// and body, where a right-to-left override (U+202E) would make it read
+// differently from how it is written.
+func checkDisplayName(option, name string) error {
+	if textcheck.HasControl(name) {
+		return fmt.Errorf("%s %q: holds a line break, a control character or a bidirectional override (U+202A–U+202E, U+2066–U+2069); write the name as plain text", option, name)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%s: is not valid UTF-8", option)
 	}
 	return nil
 }

@@ -80,3 +80,33 @@ func TestPlainHTTPHostTenantsWarnAtLoad(t *testing.T) {
 	e.load(cfg)
 	waitForLog(t, logFile, "host tenants on plain HTTP are not kept apart")
 }
+
+// hsts puts Strict-Transport-Security on the gateway's answers over HTTPS
+// (here: behind a TLS-ending trusted proxy) and never on plain HTTP, where
+// browsers ignore it and it would only mislead.
+func TestHSTSOnTheGatewaysHTTPSAnswers(t *testing.T) {
+	start(t, gatewayOptions{extra: "hsts 365d", global: trustLoopbackProxy(filepath.Join(t.TempDir(), "caddy.log"))})
+	for _, path := range []string{hostBase + "signin", "/report"} {
+		r := newGuest(t).get(contoso+path, "X-Forwarded-Proto", "https", "X-Forwarded-For", "198.51.100.7")
+		if got := r.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+			t.Errorf("%s over HTTPS: Strict-Transport-Security %q, want max-age=31536000", path, got)
+		}
+		if got := newGuest(t).get(contoso + path).Header.Get("Strict-Transport-Security"); got != "" {
+			t.Errorf("%s over plain HTTP: Strict-Transport-Security %q", path, got)
+		}
+	}
+}
+
+// The redirect that sets the session cookie, like every answer that sets a
+// gateway cookie, is never kept by a cache.
+func TestAnswersThatSetCookiesAreNotStored(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	g := newGuest(t)
+	csrf := g.requestCode(contoso, hostBase, "/report", "nia@contoso.com")
+	code := codeIn(t, e.smtp.Wait(t, "nia@contoso.com", 1, 10*time.Second).Text)
+	r := g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {code}})
+	expectRedirect(t, r, http.StatusSeeOther)
+	if len(r.Cookies()) == 0 || r.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("the redirect that signs in: %d cookies set, Cache-Control %q, want no-store", len(r.Cookies()), r.Header.Get("Cache-Control"))
+	}
+}
