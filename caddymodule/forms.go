@@ -112,13 +112,23 @@ func (g *Gateway) warnLooseProxies(r *http.Request) {
 	})
 }
 
-// origin is the scheme and host the client asked for, for absolute links.
+// origin is the scheme and host the client asked for, for absolute links
+// and the assertion's issuer, in one spelling whatever the client typed
+// (lower case, no trailing dot, the port only when it is not the scheme's
+// own): a backend sees one issuer, and mail one host.
 func origin(r *http.Request) string {
-	scheme := "http"
+	scheme, defaultPort := "http", "80"
 	if isHTTPS(r) {
-		scheme = "https"
+		scheme, defaultPort = "https", "443"
 	}
-	return scheme + "://" + r.Host
+	host := canonicalHost(r.Host)
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // an IPv6 address
+	}
+	if _, port, err := net.SplitHostPort(r.Host); err == nil && port != "" && port != defaultPort {
+		host += ":" + port
+	}
+	return scheme + "://" + host
 }
 
 // readForm parses a POST body of limited size and returns its single values of

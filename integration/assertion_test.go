@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -94,4 +96,52 @@ http://contoso.localhost:9080 {
 		}
 	}`))
 	expectStatus(t, newGuest(t).get(contoso+hostBase+"jwks.json"), http.StatusOK, `"alg":"ES256"`)
+}
+
+// The assertion's issuer is the tenant's, whatever spelling of the host the
+// client sends: the backend sees one issuer, and a new spelling costs no
+// fresh signature (the remembered assertion is reused).
+func TestAssertionIssuerIgnoresTheHostsSpelling(t *testing.T) {
+	e := start(t, gatewayOptions{extra: "assertion {\n\t\t\taudience reports-app\n\t\t}"})
+	g := newGuest(t)
+	e.signIn(g, pathSite, acmeBase, "/t/acme/docs/a", "ann@contoso.com")
+	var tokens []string
+	for _, host := range []string{"localhost:9080", "LocalHost:9080", "LOCALHOST:9080"} {
+		req, _ := http.NewRequest(http.MethodGet, pathSite+"/t/acme/docs/a", nil)
+		req.Host = host
+		r := g.do(req)
+		expectStatus(t, r, http.StatusOK)
+		var seen backendSeen
+		if err := json.Unmarshal([]byte(r.body), &seen); err != nil || len(seen.Headers["X-Auth-Assertion"]) != 1 {
+			t.Fatalf("Host %s: the backend got no assertion: %v\n%s", host, err, r.body)
+		}
+		token := seen.Headers["X-Auth-Assertion"][0]
+		if iss := claimOf(t, token, "iss"); iss != pathSite+"/t/acme/" {
+			t.Errorf("Host %s: iss %q, want %q", host, iss, pathSite+"/t/acme/")
+		}
+		tokens = append(tokens, token)
+	}
+	if tokens[1] != tokens[0] || tokens[2] != tokens[0] {
+		t.Error("another spelling of the host got a freshly signed assertion")
+	}
+}
+
+// claimOf reads one string claim of a JWT without checking it (the tests
+// that check signatures use the example verifier).
+func claimOf(t *testing.T, token, name string) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", token)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatalf("JWT payload: %v", err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatalf("JWT payload: %v", err)
+	}
+	s, _ := claims[name].(string)
+	return s
 }
