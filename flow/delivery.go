@@ -48,7 +48,8 @@ func (d DeliveryState) View() DeliveryView {
 	return ViewOnItsWay
 }
 
-// ErrBusy means the delivery queue is full: the guest should try again shortly.
+// ErrBusy means the delivery queue or a bounded store is full: the guest
+// should try again shortly.
 var ErrBusy = errors.New("too many codes are being sent right now")
 
 // permanentError marks a delivery failure that retrying won't fix.
