@@ -124,13 +124,9 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "code_ttl", "session_ttl":
-			val, err := oneArg(d, opt)
+			dur, err := durationArg(d, opt)
 			if err != nil {
 				return err
-			}
-			dur, err := parsePositiveDuration(opt, val)
-			if err != nil {
-				return d.Err(err.Error())
 			}
 			if opt == "code_ttl" {
 				g.CodeTTL = dur
@@ -207,13 +203,9 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			g.Tenants = append(g.Tenants, args...)
 		case "hsts":
-			val, err := oneArg(d, opt)
+			dur, err := durationArg(d, opt)
 			if err != nil {
 				return err
-			}
-			dur, err := parsePositiveDuration(opt, val)
-			if err != nil {
-				return d.Err(err.Error())
 			}
 			g.HSTS = dur
 		case "base_url":

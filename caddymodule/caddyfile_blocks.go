@@ -183,6 +183,20 @@ func parsePositiveDuration(opt, val string) (caddy.Duration, error) {
 	return caddy.Duration(dur), nil
 }
 
+// durationArg reads opt's one value, a positive duration.
+func durationArg(d *caddyfile.Dispenser, opt string) (caddy.Duration, error) {
+	val, err := oneArg(d, opt)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := parsePositiveDuration(opt, val)
+	if err != nil {
+		return 0, d.Err(err.Error())
+	}
+	return dur, nil
+}
+
+// oneArg reads opt's one value.
 func oneArg(d *caddyfile.Dispenser, opt string) (string, error) {
 	var val string
 	if !d.AllArgs(&val) {

@@ -98,7 +98,7 @@ func TestBadConfigIsRefusedWithTheOptionsName(t *testing.T) {
 		"email_otp {\n\t\tallow *\n\t\tbranding {\n\t\t\tsupport javascript:alert(1)\n\t\t}\n\t}": "support",
 	}
 	for block, want := range cases {
-		cfg := "{\n\tadmin localhost:2999\n\thttp_port 9080\n\thttps_port 9443\n\tgrace_period 1ns\n\tstorage file_system " + storageDir(t) + "\n}\nhttp://localhost:9080 {\n\t" + block + "\n\trespond ok\n}\n"
+		cfg := globalOptions(storageDir(t)) + "http://localhost:9080 {\n\t" + block + "\n\trespond ok\n}\n"
 		caddytest.AssertLoadError(t, cfg, "caddyfile", want)
 	}
 }

@@ -70,21 +70,14 @@ func TestClientAssertionNeverReachesTheBackend(t *testing.T) {
 		t.Errorf("a gateway without assertion passed the client's %q", got)
 	}
 
-	e.load(fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	storage file_system %s
-}
-http://contoso.localhost:9080 {
+	e.load(globalOptions(e.storage) + fmt.Sprintf(`http://contoso.localhost:9080 {
 	email_otp /docs/* {
 		allow *@contoso.com
 		assertion
 	}
 	reverse_proxy %s
 }
-`, e.storage, strings.TrimPrefix(e.backend.URL, "http://")))
+`, strings.TrimPrefix(e.backend.URL, "http://")))
 	if got := newGuest(t).backendView(contoso+"/public/a", "X-Auth-Assertion", "captured", "X_Auth_Assertion", "captured").Headers; got["X-Auth-Assertion"] != nil || got["X_auth_assertion"] != nil {
 		t.Errorf("the route the matcher leaves passed the client's assertion: %q", got)
 	}

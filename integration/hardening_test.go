@@ -44,16 +44,7 @@ func TestConfiguredKeysRotateWithoutSigningAnyoneOut(t *testing.T) {
 func TestSecureCookiesOnHTTPS(t *testing.T) {
 	e := newEnv(t)
 	backend := strings.TrimPrefix(e.backend.URL, "http://")
-	cfg := fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	storage file_system %s
-	local_certs
-	skip_install_trust
-}
-https://secure.localhost:9443 {
+	cfg := globalOptions(e.storage, "local_certs", "skip_install_trust") + fmt.Sprintf(`https://secure.localhost:9443 {
 	tls internal
 	handle /t/* {
 		email_otp {
@@ -62,7 +53,7 @@ https://secure.localhost:9443 {
 			allow *
 			mailer dev
 		}
-		reverse_proxy %[2]s
+		reverse_proxy %[1]s
 	}
 	handle {
 		email_otp {
@@ -70,10 +61,10 @@ https://secure.localhost:9443 {
 			allow *
 			mailer dev
 		}
-		reverse_proxy %[2]s
+		reverse_proxy %[1]s
 	}
 }
-`, e.storage, backend)
+`, backend)
 	e.load(cfg)
 	origin := "https://secure.localhost:9443"
 	// Caddy issues the internal certificate in the background.

@@ -59,22 +59,35 @@ type gatewayOptions struct {
 	global   string // more global options
 }
 
-// caddyfile returns the test config: two host tenants, path tenants under /t/.
-func (e *env) caddyfile(o gatewayOptions) string {
-	port := o.smtpPort
+// globalOptions is the global block every test config starts with: the
+// admin API and ports the tests use, no grace period, storage in dir, and
+// more lines.
+func globalOptions(dir string, more ...string) string {
+	return fmt.Sprintf("{\n\tadmin localhost:2999\n\thttp_port %d\n\thttps_port 9443\n\tgrace_period 1ns\n\tstorage file_system %s\n\t%s\n}\n",
+		httpPort, dir, strings.Join(more, "\n\t"))
+}
+
+// smtpMailer is the mailer block that sends to the env's SMTP sink on port
+// (0: the env's own).
+func (e *env) smtpMailer(port int) string {
 	if port == 0 {
 		port = e.smtp.Port
 	}
-	backend := strings.TrimPrefix(e.backend.URL, "http://")
-	mailer := o.mailer
-	if mailer == "" {
-		mailer = fmt.Sprintf(`mailer smtp {
+	return fmt.Sprintf(`mailer smtp {
 			host 127.0.0.1
 			port %d
 			tls none
 			from "Shared documents <docs@example.com>"
 			timeout 3s
 		}`, port)
+}
+
+// caddyfile returns the test config: two host tenants, path tenants under /t/.
+func (e *env) caddyfile(o gatewayOptions) string {
+	backend := strings.TrimPrefix(e.backend.URL, "http://")
+	mailer := o.mailer
+	if mailer == "" {
+		mailer = e.smtpMailer(o.smtpPort)
 	}
 	block := fmt.Sprintf(`
 		allow *@contoso.com *@*.partner.org alice@gmail.com
@@ -82,20 +95,12 @@ func (e *env) caddyfile(o gatewayOptions) string {
 		%s
 		%s
 		%s`, mailer, testLimits, o.extra)
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port %d
-	https_port 9443
-	grace_period 1ns
-	storage file_system %s
-	%s
-}
-http://contoso.localhost:%[1]d, http://fabrikam.localhost:%[1]d {
+	return globalOptions(e.storage, o.global) + fmt.Sprintf(`http://contoso.localhost:%[1]d, http://fabrikam.localhost:%[1]d {
 	email_otp {
 		tenant host
-		%[4]s
+		%[2]s
 	}
-	reverse_proxy %[5]s {
+	reverse_proxy %[3]s {
 		header_up X-Placeholder-Id {http.auth.user.id}
 		header_up X-Placeholder-Email {http.auth.user.email}
 		header_up X-Placeholder-Tenant {http.auth.user.tenant}
@@ -105,15 +110,15 @@ http://localhost:%[1]d {
 	email_otp {
 		tenant path /t/
 		tenants acme globex evil contoso.localhost
-		%[4]s
+		%[2]s
 	}
-	reverse_proxy %[5]s {
+	reverse_proxy %[3]s {
 		header_up X-Placeholder-Id {http.auth.user.id}
 		header_up X-Placeholder-Email {http.auth.user.email}
 		header_up X-Placeholder-Tenant {http.auth.user.tenant}
 	}
 }
-`, httpPort, e.storage, o.global, block, backend)
+`, httpPort, block, backend)
 }
 
 // start loads a config into the in-process Caddy.
@@ -165,28 +170,16 @@ func limitsUnlessGiven(lines string) string {
 // site is a config of one site at address whose gateway has the given lines
 // (policy and more), with more handlers before the proxy.
 func (e *env) site(address, gatewayLines, handlers string) string {
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	storage file_system %s
-}
-%s {
+	return globalOptions(e.storage) + fmt.Sprintf(`%s {
 	email_otp {
 		%s
 		%s
-		mailer smtp {
-			host 127.0.0.1
-			port %d
-			tls none
-			from docs@example.com
-		}
+		%s
 	}
 	%s
 	reverse_proxy %s
 }
-`, e.storage, address, gatewayLines, limitsUnlessGiven(gatewayLines), e.smtp.Port, handlers, strings.TrimPrefix(e.backend.URL, "http://"))
+`, address, gatewayLines, limitsUnlessGiven(gatewayLines), e.smtpMailer(0), handlers, strings.TrimPrefix(e.backend.URL, "http://"))
 }
 
 // newEnv starts a test's world: storage, a backend (no SMTP server yet), and
@@ -227,7 +220,7 @@ func waitPast(at time.Time) {
 // bare is a config without the gateway: loading it drops every pooled
 // value, as a new process would start without them.
 func (e *env) bare() string {
-	return fmt.Sprintf("{\n\tadmin localhost:2999\n\thttp_port 9080\n\thttps_port 9443\n\tgrace_period 1ns\n\tstorage file_system %s\n}\nhttp://localhost:9080 {\n\trespond \"down for maintenance\" 503\n}\n", e.storage)
+	return globalOptions(e.storage) + "http://localhost:9080 {\n\trespond \"down for maintenance\" 503\n}\n"
 }
 
 // load loads a gateway config, or a whole Caddyfile given as a string.

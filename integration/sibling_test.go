@@ -53,31 +53,19 @@ func (ts *tosser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // siblingSites is contoso's gateway (host tenants, the given limits) and
 // fabrikam's page, served by the attacker's own backend.
 func (e *env) siblingSites(limits string, attacker *httptest.Server) string {
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	storage file_system %s
-}
-%s {
+	return globalOptions(e.storage) + fmt.Sprintf(`%s {
 	email_otp {
 		tenant host
 		allow *@contoso.com
 		%s
-		mailer smtp {
-			host 127.0.0.1
-			port %d
-			tls none
-			from docs@example.com
-		}
+		%s
 	}
 	reverse_proxy %s
 }
 %s {
 	reverse_proxy %s
 }
-`, e.storage, siblingOrigin, limits, e.smtp.Port, strings.TrimPrefix(e.backend.URL, "http://"),
+`, siblingOrigin, limits, e.smtpMailer(0), strings.TrimPrefix(e.backend.URL, "http://"),
 		siblingAttack, strings.TrimPrefix(attacker.URL, "http://"))
 }
 
@@ -217,14 +205,7 @@ fetch("/t/acme/.email-otp/session", {referrer: "/t/acme/x"}).then(r => r.text())
 func TestPathTenantPageCannotFrameAnothersSession(t *testing.T) {
 	e := newEnv(t)
 	e.smtp = smtpsink.Start(t)
-	e.load(fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	storage file_system %s
-}
-http://localhost:9080 {
+	e.load(globalOptions(e.storage) + fmt.Sprintf(`http://localhost:9080 {
 	handle /t/evil/page {
 		header Content-Type "text/html; charset=utf-8"
 		respond %s
@@ -235,17 +216,12 @@ http://localhost:9080 {
 			tenants acme evil
 			allow *@contoso.com
 			%s
-			mailer smtp {
-				host 127.0.0.1
-				port %d
-				tls none
-				from docs@example.com
-			}
+			%s
 		}
 		reverse_proxy %s
 	}
 }
-`, e.storage, "`"+evilPage+"`", testLimits, e.smtp.Port, strings.TrimPrefix(e.backend.URL, "http://")))
+`, "`"+evilPage+"`", testLimits, e.smtpMailer(0), strings.TrimPrefix(e.backend.URL, "http://")))
 
 	ctx := newBrowser(t)
 	must(t, "signing in to acme", chromedp.Do(ctx,

@@ -54,8 +54,7 @@ func TestTenantsMustBeDeclared(t *testing.T) {
 		{"http://localhost:9080", "tenant path /t/\n\t\ttenants acme\n\t\tdisplay_name acme \"Contoso \u202efdp.exe\"\n\t\tallow *", "bidirectional override"},
 		{"http://contoso.localhost:9080", "tenant host\n\t\tdisplay_name \"Contoso\u2066 Docs\"\n\t\tallow *", "bidirectional override"},
 	} {
-		cfg := "{\n\tadmin localhost:2999\n\thttp_port 9080\n\thttps_port 9443\n\tgrace_period 1ns\n\tstorage file_system " + storageDir(t) +
-			"\n}\n" + tc.site + " {\n\temail_otp {\n\t\t" + tc.lines + "\n\t\tmailer dev\n\t}\n\trespond ok\n}\n"
+		cfg := globalOptions(storageDir(t)) + tc.site + " {\n\temail_otp {\n\t\t" + tc.lines + "\n\t\tmailer dev\n\t}\n\trespond ok\n}\n"
 		caddytest.AssertLoadError(t, cfg, "caddyfile", tc.want)
 	}
 }
