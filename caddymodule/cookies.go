@@ -266,11 +266,6 @@ func (g *Gateway) savePending(w http.ResponseWriter, r *http.Request, t tenant, 
 	// Only the gateway's own pages read it: scoped to them, it does not ride
 	// along on every request to the backend.
 	g.setCookieAt(w, r, t.Base(), pendingCookie, v, exp)
-	if _, err := r.Cookie(cookieName(r, t, pendingCookie)); err == nil {
-		// One from before it was scoped (Path = the tenant root) may still
-		// be in the browser: end it.
-		g.setCookie(w, r, t, pendingCookie, "", time.Time{})
-	}
 	return nil
 }
 

@@ -15,9 +15,6 @@ import (
 //     and no other. A stranger who asks for a code for someone's address
 //     can't cancel the code the owner is typing in another browser;
 //   - the random part makes every id unguessable and new.
-//
-// Ids of the older form "<identity tag>.<random>" (one challenge per
-// identity) still work while they live.
 
 // IdentityTag names a tenant and address in 128 bits.
 func IdentityTag(tenant, addr string) string {
@@ -51,19 +48,15 @@ func IdentityTagOf(id string) (string, bool) {
 }
 
 // ChallengeKeyOf returns what a store keeps one live challenge under: the
-// identity tag and the browser slot ("<tag>.<slot>"), or the identity tag
-// alone for an id of the older form.
+// identity tag and the browser slot ("<tag>.<slot>"), or false for an id of
+// any other shape.
 func ChallengeKeyOf(id string) (string, bool) {
 	tag, ok := IdentityTagOf(id)
 	if !ok {
 		return "", false
 	}
-	rest := id[len(tag)+1:]
-	slot, _, ok := strings.Cut(rest, ".")
-	if !ok {
-		return tag, true // older form: one challenge per identity
-	}
-	if !isHex(slot, 16) {
+	slot, random, ok := strings.Cut(id[len(tag)+1:], ".")
+	if !ok || !isHex(slot, 16) || random == "" {
 		return "", false
 	}
 	return tag + "." + slot, true

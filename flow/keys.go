@@ -71,7 +71,7 @@ func (k *Keys) Sealer(purpose string) *Sealer {
 	for _, c := range codecs {
 		// Expiry is enforced from the sealed value itself (no sliding past it);
 		// securecookie's own 30-day stamp check would cap long sessions.
-		c.(*securecookie.SecureCookie).MaxAge(0).SetSerializer(serializer{})
+		c.(*securecookie.SecureCookie).MaxAge(0).SetSerializer(securecookie.JSONEncoder{})
 	}
 	return &Sealer{codecs: codecs}
 }
@@ -87,8 +87,9 @@ func (k *Keys) RecordSealer(purpose string) *Sealer {
 }
 
 // Sealer turns values into opaque strings fit for a cookie and back, with
-// securecookie: the pending sign-in, the device marker, queued emails in
-// Redis, and sessions issued before their compact form (sessionseal.go).
+// securecookie (JSON inside): the pending sign-in, the device marker and
+// queued emails in Redis. Sessions have a compact form of their own
+// (sessionseal.go).
 type Sealer struct {
 	codecs []securecookie.Codec
 }
@@ -107,6 +108,10 @@ func (s *Sealer) Open(name, value string, dst any) error {
 	}
 	return nil
 }
+
+// SealName binds a sealed value to its cookie and tenant: a value moved to
+// another cookie or tenant fails authentication.
+func SealName(cookie, tenantID string) string { return cookie + "|" + tenantID }
 
 var errSealedValue = errors.New("the value is not one this server sealed, or it was altered")
 

@@ -27,9 +27,6 @@ func BenchmarkSessionCheck(b *testing.B) {
 	// A guest's first request after sign-in, or a node's first sight of a
 	// value: the whole open (AES-GCM, parse).
 	b.Run("memory-first-sight", func(b *testing.B) { benchSessionCheck(b, memstore.New(memstore.Limits{}), 0, nil) })
-	// The same value before the compact format: securecookie's open
-	// (HMAC, AES-CTR, base64 twice), still accepted after an upgrade.
-	b.Run("memory-first-sight-securecookie", func(b *testing.B) { benchSessionCheck(b, memstore.New(memstore.Limits{}), -1, nil) })
 	for _, cache := range []time.Duration{0, time.Second} {
 		name := "redis"
 		if cache > 0 {
@@ -83,17 +80,10 @@ func benchSessionCheck(b *testing.B, store flow.Store, cached int, commands func
 	// First sight: values that differ (each seal has its own nonce) through
 	// a one-entry cache, so every open is a miss.
 	var values []string
-	switch {
-	case cached == 0:
+	if cached == 0 {
 		sealer = keys.SessionSealer(1)
 		for range 1024 {
 			v, _ := sealer.SealSession("email_otp_session", "docs.example.com", sess)
-			values = append(values, v)
-		}
-	case cached < 0:
-		sealer = keys.SessionSealer(1)
-		for range 1024 {
-			v, _ := keys.Sealer("session").Seal("email_otp_session|docs.example.com", sess)
 			values = append(values, v)
 		}
 	}

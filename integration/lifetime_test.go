@@ -126,10 +126,10 @@ func TestOutboxDoesNotExistWithSMTP(t *testing.T) {
 	expectStatus(t, newGuest(t).get(contoso+hostBase+"outbox"), http.StatusNotFound)
 }
 
-// The session cookie's compact form: small on every request, and sessions
-// issued in the form used before (securecookie's) still open after an
-// upgrade, until they expire.
-func TestCompactSessionCookieAndSessionsFromBeforeTheUpgrade(t *testing.T) {
+// The session cookie's compact form: small on every request, and the only
+// form that opens: the gateway's own keys sealing a session in securecookie's
+// form (the pending cookie's) make no session.
+func TestSessionCookieHasOneCompactForm(t *testing.T) {
 	e := start(t, gatewayOptions{})
 	g := newGuest(t)
 	e.signIn(g, contoso, hostBase, "/", "ava@contoso.com")
@@ -161,13 +161,18 @@ func TestCompactSessionCookieAndSessionsFromBeforeTheUpgrade(t *testing.T) {
 	now := time.Now()
 	tenant := directory.TenantKey("", "host", "contoso.localhost")
 	old := flow.Session{ID: flow.RandomToken(), Tenant: tenant, Email: "ava@contoso.com", IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix()}
-	legacy, err := keys.Sealer("session").Seal(flow.SealName("email_otp_session", tenant), old)
+	sealed, err := keys.SessionSealer(1).SealSession("email_otp_session", tenant, old)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seen := newGuest(t).backendView(contoso+"/doc", "Cookie", "email_otp_session="+legacy); http.Header(seen.Headers).Get("X-Auth-Email") != "ava@contoso.com" {
-		t.Errorf("a session sealed before the upgrade: the backend saw %v", seen.Headers)
+	if seen := newGuest(t).backendView(contoso+"/doc", "Cookie", "email_otp_session="+sealed); http.Header(seen.Headers).Get("X-Auth-Email") != "ava@contoso.com" {
+		t.Errorf("a session sealed with the stored keys: the backend saw %v", seen.Headers)
 	}
-	tampered := legacy[:len(legacy)-4] + "AAAA"
+	tampered := sealed[:len(sealed)-4] + "AAAA"
 	expectRedirect(t, newGuest(t).get(contoso+"/doc", "Cookie", "email_otp_session="+tampered), http.StatusFound)
+	otherForm, err := keys.Sealer("session").Seal(flow.SealName("email_otp_session", tenant), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectRedirect(t, newGuest(t).get(contoso+"/doc", "Cookie", "email_otp_session="+otherForm), http.StatusFound)
 }

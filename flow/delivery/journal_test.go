@@ -71,7 +71,7 @@ func outbox(t *testing.T) (*redisstore.Store, redisJournal) {
 // leaves: the message in the outbox, its lease running out.
 func leftByADeadNode(t *testing.T, j redisJournal, h *harness, to string) flow.Envelope {
 	t.Helper()
-	id := flow.IdentityTag("acme", to) + ".x"
+	id := flow.IdentityTag("acme", to) + ".0123456789abcdef.x"
 	if err := h.store.SaveChallenge(context.Background(), flow.Challenge{ID: id, Tenant: "acme", Email: to, ExpiresAt: time.Now().Add(time.Hour), MaxAttempts: 5}); err != nil {
 		t.Fatal(err)
 	}

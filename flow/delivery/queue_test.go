@@ -68,7 +68,7 @@ func newHarnessOn(t *testing.T, store *memstore.Store, sinkOpts smtpsink.Options
 // dispatch saves a challenge and queues its envelope.
 func (h *harness) dispatch(t *testing.T, to string, decoy bool) (flow.Envelope, error) {
 	t.Helper()
-	id := flow.IdentityTag("acme", to) + ".x"
+	id := flow.IdentityTag("acme", to) + ".0123456789abcdef.x"
 	c := flow.Challenge{ID: id, Tenant: "acme", Email: to, ExpiresAt: time.Now().Add(time.Hour), MaxAttempts: 5}
 	if err := h.store.SaveChallenge(context.Background(), c); err != nil {
 		t.Fatal(err)

@@ -177,7 +177,7 @@ func (d *Directory) Get(ctx context.Context, tenant, email string) (Guest, error
 	if g, ok := d.cache.Get(ck); ok {
 		return g, nil
 	}
-	g, _, err := d.loadRecord(ctx, tenant, email)
+	g, err := d.load(ctx, key(tenant, email))
 	if err == nil {
 		d.cache.Add(ck, g)
 	}
@@ -191,20 +191,6 @@ func (d *Directory) Forget(tenant, email string) { d.cache.Remove(guestID{tenant
 
 // ForgetAll drops every cached record: changes may have been missed.
 func (d *Directory) ForgetAll() { d.cache.Purge() }
-
-// loadRecord reads tenant's record of email, or its record from before
-// tenant keys carried the mode (see legacyTenant), as tenant's.
-// It returns the older record's storage key, or "".
-func (d *Directory) loadRecord(ctx context.Context, tenant, email string) (Guest, string, error) {
-	g, err := d.load(ctx, key(tenant, email))
-	if legacy := legacyTenant(tenant); errors.Is(err, ErrNotFound) && legacy != "" {
-		if g, err = d.load(ctx, key(legacy, email)); err == nil {
-			g.Tenant = tenant
-			return g, key(legacy, email), nil
-		}
-	}
-	return g, "", err
-}
 
 func (d *Directory) load(ctx context.Context, k string) (Guest, error) {
 	data, err := d.kv.Load(ctx, k)
@@ -221,24 +207,11 @@ func (d *Directory) load(ctx context.Context, k string) (Guest, error) {
 	return g, nil
 }
 
-// List returns the tenant's guests, sorted by address (with those of its
-// records from before tenant keys carried the mode that were not rewritten).
+// List returns the tenant's guests, sorted by address.
 func (d *Directory) List(ctx context.Context, tenant string) ([]Guest, error) {
 	guests, err := d.listDir(ctx, tenantDir(tenant))
 	if err != nil {
 		return nil, err
-	}
-	if legacy := legacyTenant(tenant); legacy != "" {
-		older, err := d.listDir(ctx, tenantDir(legacy))
-		if err != nil {
-			return nil, err
-		}
-		for _, g := range older {
-			if !slices.ContainsFunc(guests, func(n Guest) bool { return n.Email == g.Email }) {
-				g.Tenant = tenant
-				guests = append(guests, g)
-			}
-		}
 	}
 	slices.SortFunc(guests, func(a, b Guest) int { return strings.Compare(a.Email, b.Email) })
 	return guests, nil
@@ -281,7 +254,7 @@ func (d *Directory) Update(ctx context.Context, tenant, email string, now time.T
 	}
 	defer d.kv.Unlock(context.WithoutCancel(ctx), k) //nolint:errcheck // the lock expires by itself
 	defer d.cache.Remove(guestID{tenant, email})
-	g, older, err := d.loadRecord(ctx, tenant, email)
+	g, err := d.load(ctx, key(tenant, email))
 	exists := err == nil
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Guest{}, err
@@ -296,9 +269,6 @@ func (d *Directory) Update(ctx context.Context, tenant, email string, now time.T
 	if remove {
 		if !exists {
 			return Guest{}, ErrNotFound
-		}
-		if older != "" {
-			return g, d.kv.Delete(ctx, older)
 		}
 		return g, d.kv.Delete(ctx, k)
 	}

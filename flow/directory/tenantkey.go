@@ -47,16 +47,3 @@ func TenantName(key string) string {
 	}
 	return key
 }
-
-// legacyTenant is what path and static tenants' records were kept under
-// before tenant keys carried the mode ("acme" for "path:acme"), or "".
-// Records found there are read as the new key's and written under it.
-func legacyTenant(key string) string {
-	if strings.Contains(key, "/") {
-		return "" // namespaces came with keys: nothing older to find
-	}
-	if id := TenantName(key); id != key {
-		return id
-	}
-	return ""
-}

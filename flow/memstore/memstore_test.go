@@ -20,7 +20,7 @@ func TestFloodIsRefusedAndDropsNothingLive(t *testing.T) {
 	now := time.Now()
 	mk := func(i int, expires time.Time) flow.Challenge {
 		email := fmt.Sprintf("u%d@x.co", i)
-		return flow.Challenge{ID: flow.IdentityTag("t", email) + ".x", Tenant: "t", Email: email, CreatedAt: now, ExpiresAt: expires, MaxAttempts: 5}
+		return flow.Challenge{ID: flow.IdentityTag("t", email) + ".0123456789abcdef.x", Tenant: "t", Email: email, CreatedAt: now, ExpiresAt: expires, MaxAttempts: 5}
 	}
 	typed := mk(0, now.Add(30*time.Minute))
 	if err := s.SaveChallenge(ctx, typed); err != nil {

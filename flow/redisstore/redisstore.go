@@ -82,10 +82,7 @@ func (s *Store) challengeKey(id string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	tag, slot, hasSlot := strings.Cut(key, ".")
-	if !hasSlot {
-		return s.prefix + "{" + tag + "}:challenge", true // an id of the older form
-	}
+	tag, slot, _ := strings.Cut(key, ".")
 	return s.prefix + "{" + tag + "}:challenge:" + slot, true
 }
 

@@ -31,7 +31,7 @@ func TestKeysExpireWithTheirData(t *testing.T) {
 	s := redisstore.New(rdb, redisstore.Options{Prefix: "t:"})
 	ctx := context.Background()
 	now := time.Now()
-	c := flow.Challenge{ID: flow.IdentityTag("acme", "a@b.co") + ".x", Tenant: "acme", Email: "a@b.co", CodeHash: []byte("h"), ExpiresAt: now.Add(time.Hour), MaxAttempts: 5}
+	c := flow.Challenge{ID: flow.IdentityTag("acme", "a@b.co") + ".0123456789abcdef.x", Tenant: "acme", Email: "a@b.co", CodeHash: []byte("h"), ExpiresAt: now.Add(time.Hour), MaxAttempts: 5}
 	if err := s.SaveChallenge(ctx, c); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestOutageFailsClosedOrWithinGrace(t *testing.T) {
 	if _, err := graced.SessionRevoked(ctx, "never-seen", now); err == nil {
 		t.Error("a session this node never checked passes while Redis is down")
 	}
-	if err := closed.SaveChallenge(ctx, flow.Challenge{ID: flow.IdentityTag("a", "b@c.de") + ".x", ExpiresAt: now.Add(time.Minute)}); err == nil {
+	if err := closed.SaveChallenge(ctx, flow.Challenge{ID: flow.IdentityTag("a", "b@c.de") + ".0123456789abcdef.x", ExpiresAt: now.Add(time.Minute)}); err == nil {
 		t.Error("saving a challenge succeeds while Redis is down")
 	}
 	srv.Restart()

@@ -20,7 +20,7 @@ func Run(t *testing.T, newStore func(t *testing.T) flow.Store) {
 		"SaveLoad":               saveLoad,
 		"NewChallengeSupersedes": supersedes,
 		"BrowsersAreIndependent": browsersAreIndependent,
-		"OlderIDForm":            olderIDForm,
+		"TwoPartIDsRefused":      twoPartIDsRefused,
 		"Cancel":                 cancelOne,
 		"MatchConsumes":          matchConsumes,
 		"WrongTriesExhaust":      wrongTriesExhaust,
@@ -132,15 +132,17 @@ func browsersAreIndependent(t *testing.T, s flow.Store) {
 	}
 }
 
-// olderIDForm: ids without a browser slot (made before slots existed) still
-// save, load and match.
-func olderIDForm(t *testing.T, s flow.Store) {
+// twoPartIDsRefused: an id without a browser slot names no challenge a
+// store keeps, so it is never saved.
+func twoPartIDsRefused(t *testing.T, s flow.Store) {
 	now := time.Now()
 	c := challenge("acme", "a@b.co", now)
 	c.ID = flow.IdentityTag("acme", "a@b.co") + "." + flow.RandomToken()
-	save(t, s, c)
-	if r, _, err := s.AttemptChallenge(ctx, c.ID, c.CodeHash, now); err != nil || r != flow.AttemptMatched {
-		t.Fatalf("older id: %v %v", r, err)
+	if err := s.SaveChallenge(ctx, c); err == nil {
+		t.Fatal("a two-part challenge id was saved")
+	}
+	if _, err := s.LoadChallenge(ctx, c.ID, now); err != flow.ErrChallengeNotFound {
+		t.Fatalf("a two-part challenge id loads: %v", err)
 	}
 }
 

@@ -247,7 +247,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 	echo
 	echo "The session check is the work of every signed-in request (open the cookie value, check"
 	echo "tenant, expiry, sign-out and guest record); \`first-sight\` is a value this node has not"
-	echo "opened before (base64 and AES-256-GCM; \`-securecookie\`: a value in the format used before). \`ServeHTTP\` is the"
+	echo "opened before (base64 and AES-256-GCM). \`ServeHTTP\` is the"
 	echo "gateway's whole cost in front of a backend, as Caddy calls it, without the network."
 	echo "Bytes per pending challenge are measured after a million sends into a store bounded at 100 000."
 	echo
