@@ -16,8 +16,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/assertion"
 	"github.com/otpgate/caddy-email-otp/flow/directory"
+	"github.com/otpgate/caddy-email-otp/internal/assertion"
 	"github.com/otpgate/caddy-email-otp/templates"
 )
 

@@ -16,8 +16,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/delivery"
 	"github.com/otpgate/caddy-email-otp/flow/directory"
+	"github.com/otpgate/caddy-email-otp/internal/mail/delivery"
 )
 
 // DeliveryConfig tunes the queue between the sign-in page and the mailer.
@@ -57,26 +57,26 @@ type mailQueue struct {
 	drain  time.Duration
 	// last is the mailer's last answer to a real message, for health.
 	last atomic.Pointer[mailerAnswer]
-	// outbox, with store redis, keeps queued messages in Redis (sealed),
+	// journal, with store redis, keeps queued messages in Redis (sealed),
 	// so the death of this process loses none.
-	outbox atomic.Pointer[sealedOutbox]
+	journal atomic.Pointer[sealedJournal]
 }
 
-// outboxStore is a store that can keep queued messages for every node
-// (store redis): see redisstore's outbox.
-type outboxStore interface {
-	Keep(ctx context.Context, outbox string, sealed []byte, until time.Time) (string, error)
-	Renew(ctx context.Context, outbox string, tickets []string, until time.Time) error
-	Done(ctx context.Context, outbox, ticket string) error
-	Claim(ctx context.Context, outbox string, now, until time.Time, max int) ([]string, [][]byte, error)
-	OutboxLen(ctx context.Context, outbox string) (int64, error)
+// journalStore is a store that can keep queued messages for every node
+// (store redis): see redisstore's journal.
+type journalStore interface {
+	Keep(ctx context.Context, journal string, sealed []byte, until time.Time) (string, error)
+	Renew(ctx context.Context, journal string, tickets []string, until time.Time) error
+	Done(ctx context.Context, journal, ticket string) error
+	Claim(ctx context.Context, journal string, now, until time.Time, max int) ([]string, [][]byte, error)
+	JournalLen(ctx context.Context, journal string) (int64, error)
 }
 
-// sealedOutbox is the delivery journal on an outboxStore: messages hold
+// sealedJournal is the delivery journal on an journalStore: messages hold
 // codes, so they are sealed (encrypted and authenticated) with the
 // gateway's keys before they leave the process.
-type sealedOutbox struct {
-	store outboxStore
+type sealedJournal struct {
+	store journalStore
 	// name is shared by the queues that can deliver each other's
 	// messages: the same mailer settings and the same keys.
 	name   string
@@ -86,22 +86,22 @@ type sealedOutbox struct {
 	challenges flow.Store
 }
 
-// outboxRecord is what the outbox keeps of an envelope.
-type outboxRecord struct {
+// journalRecord is what the journal keeps of an envelope.
+type journalRecord struct {
 	ChallengeID string       `json:"c"`
 	Tenant      string       `json:"t"`
 	Message     flow.Message `json:"m"`
 	Decoy       bool         `json:"d,omitempty"`
 }
 
-const outboxSealName = "outbox"
+const journalSealName = "journal"
 
-// swapJournal lets the pooled queue use the newest config's outbox.
+// swapJournal lets the pooled queue use the newest config's journal.
 type swapJournal struct{ q *mailQueue }
 
 func (j swapJournal) Keep(ctx context.Context, e flow.Envelope, until time.Time) (string, error) {
-	o := j.q.outbox.Load()
-	sealed, err := o.sealer.Seal(outboxSealName, outboxRecord{e.ChallengeID, e.Tenant, e.Message, e.Decoy})
+	o := j.q.journal.Load()
+	sealed, err := o.sealer.Seal(journalSealName, journalRecord{e.ChallengeID, e.Tenant, e.Message, e.Decoy})
 	if err != nil {
 		return "", err
 	}
@@ -109,25 +109,25 @@ func (j swapJournal) Keep(ctx context.Context, e flow.Envelope, until time.Time)
 }
 
 func (j swapJournal) Renew(ctx context.Context, tickets []string, until time.Time) error {
-	o := j.q.outbox.Load()
+	o := j.q.journal.Load()
 	return o.store.Renew(ctx, o.name, tickets, until)
 }
 
 func (j swapJournal) Done(ctx context.Context, ticket string) error {
-	o := j.q.outbox.Load()
+	o := j.q.journal.Load()
 	return o.store.Done(ctx, o.name, ticket)
 }
 
 func (j swapJournal) Claim(ctx context.Context, now, until time.Time, max int) ([]delivery.Kept, error) {
-	o := j.q.outbox.Load()
+	o := j.q.journal.Load()
 	tickets, sealed, err := o.store.Claim(ctx, o.name, now, until, max)
 	if err != nil {
 		return nil, err
 	}
 	kept := make([]delivery.Kept, 0, len(tickets))
 	for i, t := range tickets {
-		var r outboxRecord
-		if o.sealer.Open(outboxSealName, string(sealed[i]), &r) != nil {
+		var r journalRecord
+		if o.sealer.Open(journalSealName, string(sealed[i]), &r) != nil {
 			// The name covers the keys, so this is damage, not a
 			// neighbour's message: nothing can send it.
 			_ = o.store.Done(ctx, o.name, t)
@@ -141,7 +141,7 @@ func (j swapJournal) Claim(ctx context.Context, now, until time.Time, max int) (
 // stillWanted: a claimed message is sent only if its challenge is live and
 // its code not yet known to be sent.
 func (j swapJournal) stillWanted(ctx context.Context, e flow.Envelope) bool {
-	ch, err := j.q.outbox.Load().challenges.LoadChallenge(ctx, e.ChallengeID, time.Now())
+	ch, err := j.q.journal.Load().challenges.LoadChallenge(ctx, e.ChallengeID, time.Now())
 	if err != nil {
 		return !errors.Is(err, flow.ErrChallengeNotFound) // unsure: send rather than lose it
 	}
@@ -219,8 +219,8 @@ func (g *Gateway) loadQueue(key string) (*mailQueue, error) {
 				reportDelivery(mq.logger.Load(), mailerName, mq.mask.Load(), r)
 			},
 		}
-		if g.outbox != nil {
-			mq.outbox.Store(g.outbox)
+		if g.journal != nil {
+			mq.journal.Store(g.journal)
 			j := swapJournal{mq}
 			cfg.Journal, cfg.StillWanted = j, j.stillWanted
 		}
@@ -238,29 +238,29 @@ func (g *Gateway) loadQueue(key string) (*mailQueue, error) {
 	mq.store.Store(&s)
 	mq.logger.Store(g.logger)
 	mq.mask.Store(g.MaskAddresses)
-	if g.outbox != nil && mq.outbox.Load() != nil {
-		mq.outbox.Store(g.outbox)
+	if g.journal != nil && mq.journal.Load() != nil {
+		mq.journal.Store(g.journal)
 	}
 	return mq, nil
 }
 
-// newSealedOutbox is the journal on the gateway's store for its mailer's
-// settings, or nil when the store keeps no outbox (memory: a crash loses
+// newSealedJournal is the journal on the gateway's store for its mailer's
+// settings, or nil when the store keeps no journal (memory: a crash loses
 // queued messages).
-func (g *Gateway) newSealedOutbox(mailerRaw []byte, keys *flow.Keys) *sealedOutbox {
-	store, ok := g.storeModule.(outboxStore)
+func (g *Gateway) newSealedJournal(mailerRaw []byte, keys *flow.Keys) *sealedJournal {
+	store, ok := g.storeModule.(journalStore)
 	if !ok {
 		return nil
 	}
-	return &sealedOutbox{store: store, name: outboxNameOf(mailerRaw, keys), sealer: keys.RecordSealer("outbox"), challenges: g.store}
+	return &sealedJournal{store: store, name: journalNameOf(mailerRaw, keys), sealer: keys.RecordSealer("journal"), challenges: g.store}
 }
 
-// outboxNameOf names the outbox of a mailer's settings under the gateway's
+// journalNameOf names the journal of a mailer's settings under the gateway's
 // keys: a digest of both, the same on every node that shares them, so a
 // message is only ever claimed by a queue that sends through the same mailer
 // and can open it. It reveals neither.
-func outboxNameOf(mailerRaw []byte, keys *flow.Keys) string {
-	h := hmac.New(sha256.New, keys.MAC("outbox name"))
+func journalNameOf(mailerRaw []byte, keys *flow.Keys) string {
+	h := hmac.New(sha256.New, keys.MAC("journal name"))
 	h.Write(mailerRaw)
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }

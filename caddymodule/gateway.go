@@ -160,7 +160,7 @@ type Gateway struct {
 	pending       *flow.Sealer
 	notMe         *flow.Signer
 	device        *flow.Sealer
-	outbox        *sealedOutbox // queued messages kept in Redis; nil with the memory store
+	journal       *sealedJournal // queued messages kept in Redis; nil with the memory store
 	csrfKey       []byte
 	baseURL       *url.URL // nil: links use the request's own origin
 	identityNames identityNames
@@ -231,7 +231,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.notMe = keys.Signer("notme")
 	g.device = keys.Sealer("device")
 	g.csrfKey = keys.MAC("csrf")
-	g.outbox = g.newSealedOutbox(mailerRaw, keys)
+	g.journal = g.newSealedJournal(mailerRaw, keys)
 	if g.queue, err = g.loadQueue(queueKey); err != nil {
 		return fmt.Errorf("delivery queue: %w", err)
 	}

@@ -18,10 +18,10 @@ type health struct {
 	Store  storeHealth   `json:"store"`
 	Mailer *mailerAnswer `json:"mailer_last,omitempty"` // none yet: no message sent
 	Queue  int           `json:"queue_depth"`
-	// Outbox, with store redis, is how many code emails wait in Redis for
+	// Journal, with store redis, is how many code emails wait in Redis for
 	// any node (this one's and those of nodes that died), the same
-	// answer on every node. Absent without an outbox or when Redis is down.
-	Outbox *int64 `json:"outbox_depth,omitempty"`
+	// answer on every node. Absent without a journal or when Redis is down.
+	Journal *int64 `json:"journal_depth,omitempty"`
 }
 
 type storeHealth struct {
@@ -57,9 +57,9 @@ func (g *Gateway) checkHealth(ctx context.Context) health {
 	}
 	h.Mailer = g.queue.last.Load()
 	h.Queue = g.queue.Depth()
-	if o := g.outbox; o != nil && err == nil {
-		if n, err := o.store.OutboxLen(ctx, o.name); err == nil {
-			h.Outbox = &n
+	if o := g.journal; o != nil && err == nil {
+		if n, err := o.store.JournalLen(ctx, o.name); err == nil {
+			h.Journal = &n
 		}
 	}
 	return h

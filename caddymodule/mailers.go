@@ -11,9 +11,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/devmail"
-	"github.com/otpgate/caddy-email-otp/flow/mailgunmail"
-	"github.com/otpgate/caddy-email-otp/flow/smtpmail"
+	"github.com/otpgate/caddy-email-otp/internal/mail/devmail"
+	"github.com/otpgate/caddy-email-otp/internal/mail/mailgunmail"
+	"github.com/otpgate/caddy-email-otp/internal/mail/smtpmail"
 )
 
 func init() {

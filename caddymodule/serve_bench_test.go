@@ -13,7 +13,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/filestorage"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/assertion"
+	"github.com/otpgate/caddy-email-otp/internal/assertion"
 )
 
 // loadBenchGateway loads a real config (memory store, dev mailer) into Caddy

@@ -17,8 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/memstore"
-	"github.com/otpgate/caddy-email-otp/flow/redisstore"
+	"github.com/otpgate/caddy-email-otp/internal/store/memstore"
+	"github.com/otpgate/caddy-email-otp/internal/store/redisstore"
 )
 
 func init() {

@@ -14,9 +14,9 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/otpgate/caddy-email-otp/flow"
 
-	"github.com/otpgate/caddy-email-otp/flow/devmail"
 	"github.com/otpgate/caddy-email-otp/flow/directory"
-	"github.com/otpgate/caddy-email-otp/flow/memstore"
+	"github.com/otpgate/caddy-email-otp/internal/mail/devmail"
+	"github.com/otpgate/caddy-email-otp/internal/store/memstore"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -42,7 +42,7 @@ type fixture struct {
 }
 
 // direct delivers at once, so tests read the outbox right after Send; the
-// queue between the two is tested in flow/delivery.
+// queue between the two is tested in internal/mail/delivery.
 func direct(m flow.Mailer) flow.Dispatcher {
 	return flow.DispatcherFunc(func(ctx context.Context, e flow.Envelope) error {
 		if e.Decoy {

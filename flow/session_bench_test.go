@@ -12,11 +12,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/devmail"
 	"github.com/otpgate/caddy-email-otp/flow/directory"
-	"github.com/otpgate/caddy-email-otp/flow/memstore"
-	"github.com/otpgate/caddy-email-otp/flow/redisstore"
 	"github.com/otpgate/caddy-email-otp/integration/redisserver"
+	"github.com/otpgate/caddy-email-otp/internal/mail/devmail"
+	"github.com/otpgate/caddy-email-otp/internal/store/memstore"
+	"github.com/otpgate/caddy-email-otp/internal/store/redisstore"
 )
 
 // BenchmarkSessionCheck is the work of every signed-in request: open the

@@ -92,12 +92,12 @@ func askRedis[T any](t *testing.T, c *cluster, cmd func(context.Context, *redis.
 	return v
 }
 
-// outboxLen is how many code emails Redis holds for the nodes, in every
-// outbox (one per mailer and keys).
-func (c *cluster) outboxLen(t *testing.T) int64 {
+// journalLen is how many code emails Redis holds for the nodes, in every
+// journal (one per mailer and keys).
+func (c *cluster) journalLen(t *testing.T) int64 {
 	t.Helper()
 	return askRedis(t, c, func(ctx context.Context, rdb *redis.Client) (int64, error) {
-		keys, err := rdb.Keys(ctx, "email_otp:{outbox:*}:leases").Result()
+		keys, err := rdb.Keys(ctx, "email_otp:{journal:*}:leases").Result()
 		var n int64
 		for _, k := range keys {
 			m, err := rdb.ZCard(ctx, k).Result()
@@ -122,13 +122,13 @@ func TestClusterKillDashNineDuringDeliveryLosesNoCode(t *testing.T) {
 			t.Fatal("node B never tried to deliver the code")
 		}
 	}
-	if n := c.outboxLen(t); n != 1 {
+	if n := c.journalLen(t); n != 1 {
 		t.Fatalf("the outbox holds %d messages while B retries, want 1", n)
 	}
 	// Node A's health shows the message B holds: one outbox for both.
 	var health []healthReply
 	adminAPIAt(t, "/email-otp/health", &health)
-	if len(health) != 1 || health[0].Outbox == nil || *health[0].Outbox != 1 || health[0].Queue != 0 {
+	if len(health) != 1 || health[0].Journal == nil || *health[0].Journal != 1 || health[0].Queue != 0 {
 		t.Errorf("node A's health while B holds a message: %+v", health)
 	}
 	// Node A answers the guest from the state B recorded in Redis.
@@ -141,7 +141,7 @@ func TestClusterKillDashNineDuringDeliveryLosesNoCode(t *testing.T) {
 
 	mail := c.smtp.Wait(t, "max@contoso.com", 1, 10*time.Second)
 	t.Logf("node A delivered the dead node's code %v after the kill", time.Since(killed).Round(time.Millisecond))
-	for deadline := time.Now().Add(5 * time.Second); c.outboxLen(t) > 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); c.journalLen(t) > 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the delivered message stays in the outbox")
 		}

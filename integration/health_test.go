@@ -25,7 +25,7 @@ type healthReply struct {
 		Result string `json:"result"`
 	} `json:"mailer_last"`
 	Queue   int    `json:"queue_depth"`
-	Outbox  *int64 `json:"outbox_depth"`
+	Journal *int64 `json:"journal_depth"`
 	Tenants string `json:"tenants"`
 }
 

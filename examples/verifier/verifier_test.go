@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/caddy-email-otp/flow/assertion"
+	"github.com/otpgate/caddy-email-otp/internal/assertion"
 )
 
 // gateway stands in for the gateway's side: its key ring, a minter and the

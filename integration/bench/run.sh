@@ -160,7 +160,7 @@ echo "bench: Go benchmarks" >&2
 	go test -run '^$' -bench 'SessionCheck|Send$|VerifyWrongCode' -benchmem -benchtime 20000x ./flow
 	go test -run '^$' -bench 'ServeHTTP' -benchmem ./caddymodule
 	go test -run '^$' -bench 'PendingChallengeMemory' -benchtime 1x ./flow
-	go test -run '^$' -bench 'SessionRevoked' -benchmem -benchtime 20000x ./flow/redisstore
+	go test -run '^$' -bench 'SessionRevoked' -benchmem -benchtime 20000x ./internal/store/redisstore
 ) 2>&1 | grep -E '^Benchmark' >"$out/gobench"
 # a Go benchmark's figure: the number before unit on the line of name
 gobench() { awk -v name="$1" -v unit="$2" '$1 ~ "^Benchmark" name "-[0-9]+$" { for (i = 2; i <= NF; i++) if ($i == unit) print $(i - 1) }' "$out/gobench"; }

@@ -18,8 +18,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/rueidis"
 
-	"github.com/otpgate/caddy-email-otp/flow/redisstore"
 	"github.com/otpgate/caddy-email-otp/integration/redisserver"
+	"github.com/otpgate/caddy-email-otp/internal/store/redisstore"
 )
 
 // sessions checked per benchmark: a node's signed-in guests.

@@ -9,8 +9,8 @@ import (
 	"github.com/mailgun/mailgun-go/v4"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/mailgunmail"
 	"github.com/otpgate/caddy-email-otp/integration/mailgunapi"
+	"github.com/otpgate/caddy-email-otp/internal/mail/mailgunmail"
 )
 
 func newMailer(t *testing.T, base, key string, timeout time.Duration) *mailgunmail.Mailer {

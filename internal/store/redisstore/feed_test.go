@@ -9,8 +9,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/otpgate/caddy-email-otp/flow/redisstore"
 	"github.com/otpgate/caddy-email-otp/integration/redisserver"
+	"github.com/otpgate/caddy-email-otp/internal/store/redisstore"
 )
 
 // commandCounter counts the commands a client sends.

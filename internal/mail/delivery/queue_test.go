@@ -11,10 +11,10 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/delivery"
-	"github.com/otpgate/caddy-email-otp/flow/memstore"
-	"github.com/otpgate/caddy-email-otp/flow/smtpmail"
 	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
+	"github.com/otpgate/caddy-email-otp/internal/mail/delivery"
+	"github.com/otpgate/caddy-email-otp/internal/mail/smtpmail"
+	"github.com/otpgate/caddy-email-otp/internal/store/memstore"
 )
 
 // harness is a queue in front of a real SMTP mailer and server.

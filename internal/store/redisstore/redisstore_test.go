@@ -8,9 +8,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/redisstore"
-	"github.com/otpgate/caddy-email-otp/flow/storetest"
 	"github.com/otpgate/caddy-email-otp/integration/redisserver"
+	"github.com/otpgate/caddy-email-otp/internal/store/redisstore"
+	"github.com/otpgate/caddy-email-otp/internal/store/storetest"
 )
 
 func TestContract(t *testing.T) {
@@ -47,7 +47,7 @@ func TestKeysExpireWithTheirData(t *testing.T) {
 	}
 	for _, k := range keys {
 		ttl, _ := rdb.PTTL(ctx, k).Result()
-		// An outbox lasts a day after its last message.
+		// A journal lasts a day after its last message.
 		if ttl <= 0 || ttl > 24*time.Hour {
 			t.Errorf("%s has TTL %v", k, ttl)
 		}

@@ -9,8 +9,8 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/smtpmail"
 	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
+	"github.com/otpgate/caddy-email-otp/internal/mail/smtpmail"
 )
 
 func TestSendDeliversMultipartMessage(t *testing.T) {

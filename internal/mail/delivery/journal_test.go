@@ -10,10 +10,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/delivery"
-	"github.com/otpgate/caddy-email-otp/flow/redisstore"
 	"github.com/otpgate/caddy-email-otp/integration/redisserver"
 	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
+	"github.com/otpgate/caddy-email-otp/internal/mail/delivery"
+	"github.com/otpgate/caddy-email-otp/internal/store/redisstore"
 )
 
 // redisJournal is the queue's journal on a real Redis outbox; the Caddy
@@ -84,7 +84,7 @@ func leftByADeadNode(t *testing.T, j redisJournal, h *harness, to string) flow.E
 
 func outboxLen(t *testing.T, s *redisstore.Store) int64 {
 	t.Helper()
-	n, err := s.OutboxLen(context.Background(), outboxName)
+	n, err := s.JournalLen(context.Background(), outboxName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,8 @@ var (
 	delivery = script("delivery.lua") // record a challenge's delivery state
 	cancel   = script("cancel.lua")   // delete a challenge if it is still that one
 	count    = script("count.lua")    // a counter in its fixed window
-	keep     = script("keep.lua")     // an outbox message with its lease
-	done     = script("done.lua")     // forget an outbox message
+	keep     = script("keep.lua")     // a journal message with its lease
+	done     = script("done.lua")     // forget a journal message
 	claim    = script("claim.lua")    // take the messages whose lease ran out
 )
 

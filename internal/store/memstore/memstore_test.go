@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/storetest"
+	"github.com/otpgate/caddy-email-otp/internal/store/storetest"
 )
 
 // A flood fills the store and is then refused; what it found there stays:
