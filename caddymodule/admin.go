@@ -62,9 +62,9 @@ func (a *AdminAPI) Provision(ctx caddy.Context) error {
 		"GET /email-otp/guests/{tenant}":                 a.list,
 		"POST /email-otp/guests/{tenant}":                a.invite,
 		"GET /email-otp/guests/{tenant}/{email}":         a.get,
-		"DELETE /email-otp/guests/{tenant}/{email}":      a.changer("guest deleted", (*directory.Directory).Delete),
-		"POST /email-otp/guests/{tenant}/{email}/revoke": a.changer("guest revoked", (*directory.Directory).Revoke),
-		"POST /email-otp/guests/{tenant}/{email}/reset":  a.changer("guest redemption reset", (*directory.Directory).Reset),
+		"DELETE /email-otp/guests/{tenant}/{email}":      a.changer("guest deleted", "", (*directory.Directory).Delete),
+		"POST /email-otp/guests/{tenant}/{email}/revoke": a.changer("guest revoked", "revoked", (*directory.Directory).Revoke),
+		"POST /email-otp/guests/{tenant}/{email}/reset":  a.changer("guest redemption reset", "", (*directory.Directory).Reset),
 		"/email-otp/guests/":                             a.notAnOperation,
 		"/email-otp/":                                    a.noSuchEndpoint,
 	} {
@@ -170,8 +170,9 @@ func (a *AdminAPI) get(w http.ResponseWriter, r *http.Request) error {
 }
 
 // changer is the handler of a directory operation on an existing guest,
-// logged as event.
-func (a *AdminAPI) changer(event string, op func(*directory.Directory, context.Context, string, string, time.Time) (directory.Guest, error)) adminHandler {
+// logged as event; an operation that is also a sign-in step (a revocation
+// ends the guest's way in) names it in step.
+func (a *AdminAPI) changer(event, step string, op func(*directory.Directory, context.Context, string, string, time.Time) (directory.Guest, error)) adminHandler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		tenant, email, err := guestOf(r)
 		if err != nil {
@@ -185,10 +186,10 @@ func (a *AdminAPI) changer(event string, op func(*directory.Directory, context.C
 		}
 		announceGuestChange(r.Context(), a.logger, tenant, email)
 		a.logger.Info(event, zap.String("tenant", tenant), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
-		if event == "guest revoked" {
-			signinEvents.WithLabelValues(tenantLabel(directory.TenantName(tenant)), "revoked", "").Inc()
-			caddy.Log().Named("http.handlers.email_otp.audit").Info("revoked", zap.String("tenant", directory.TenantName(tenant)),
-				zap.String("email", email), zap.String("event", "revoked"), zap.String("admin_remote", r.RemoteAddr))
+		if step != "" {
+			id := directory.TenantName(tenant)
+			recordStep(caddy.Log().Named("http.handlers.email_otp.audit"), id, step, "",
+				zap.String("tenant", id), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
 		}
 		return writeJSON(w, http.StatusOK, g)
 	}
@@ -295,7 +296,7 @@ func invitationLink(rawURL, tenantID, email string) (*Gateway, string, error) {
 	defer gateways.Unlock()
 	for g := range gateways.set {
 		t, err := g.resolveTenant(req)
-		if err != nil || t.ID != tenantID {
+		if err != nil || t.Key != tenantID {
 			continue
 		}
 		rd := safeRD(u.RequestURI(), t)

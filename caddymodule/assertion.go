@@ -165,7 +165,7 @@ func (g *Gateway) assertionFor(r *http.Request, t tenant, s flow.Session, guest 
 		Audience:  g.Assertion.Audience,
 		Subject:   s.Email,
 		Email:     s.Email,
-		Tenant:    t.Name,
+		Tenant:    t.ID,
 		SessionID: s.ID,
 		Status:    string(guest.Status),
 		AuthTime:  s.IssuedAt,
@@ -208,7 +208,7 @@ func assertionOfTenant(r *http.Request, t tenant) *assertionState {
 		if o.assertion == nil {
 			continue
 		}
-		if ot, err := o.resolveTenant(r); err == nil && ot.ID == t.ID {
+		if ot, err := o.resolveTenant(r); err == nil && ot.Key == t.Key {
 			return o.assertion
 		}
 	}

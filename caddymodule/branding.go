@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"strings"
@@ -41,18 +42,11 @@ func (g *Gateway) brand(id string) templates.Brand {
 		if src == nil {
 			continue
 		}
-		b.Logo = first(src.Logo, b.Logo)
-		b.Accent = first(src.Accent, b.Accent)
-		b.AccentDark = first(src.AccentDark, b.AccentDark)
-		b.Support = first(src.Support, b.Support)
-		b.Privacy = first(src.Privacy, b.Privacy)
-	}
-	return b
-}
-
-func first(a, b string) string {
-	if a != "" {
-		return a
+		b.Logo = cmp.Or(src.Logo, b.Logo)
+		b.Accent = cmp.Or(src.Accent, b.Accent)
+		b.AccentDark = cmp.Or(src.AccentDark, b.AccentDark)
+		b.Support = cmp.Or(src.Support, b.Support)
+		b.Privacy = cmp.Or(src.Privacy, b.Privacy)
 	}
 	return b
 }

@@ -28,7 +28,7 @@ func (g *Gateway) postConsent(w http.ResponseWriter, r *http.Request, t tenant) 
 		return
 	}
 	held := p.Held
-	if held == nil || held.Tenant != t.ID || g.service.Now().Unix() >= held.ExpiresAt {
+	if held == nil || held.Tenant != t.Key || g.service.Now().Unix() >= held.ExpiresAt {
 		g.backToSignIn(w, r, t, p, flow.NoticeNone)
 		return
 	}
@@ -40,7 +40,7 @@ func (g *Gateway) postConsent(w http.ResponseWriter, r *http.Request, t tenant) 
 		}
 		g.logger.Info("consent declined; not signed in", g.eventFields(r, t, held.Email)...)
 		g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{
-			Notice: g.words(r).Say(templates.ConsentDeclined, templates.Vars{"Tenant": g.displayName(t.Name)}),
+			Notice: g.words(r).Say(templates.ConsentDeclined, templates.Vars{"Tenant": g.displayName(t.ID)}),
 		})
 		return
 	}

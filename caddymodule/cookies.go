@@ -61,7 +61,7 @@ func cookieNameAt(r *http.Request, path, base string) string {
 	return "__Secure-" + base
 }
 
-func sealName(name string, t tenant) string { return flow.SealName(name, t.ID) }
+func sealName(name string, t tenant) string { return flow.SealName(name, t.Key) }
 
 func (g *Gateway) setCookie(w http.ResponseWriter, r *http.Request, t tenant, base, value string, expires time.Time) {
 	g.setCookieAt(w, r, t.Root, base, value, expires)
@@ -162,7 +162,7 @@ func (g *Gateway) eachSession(r *http.Request, t tenant, fn func(signedIn) bool)
 	name := cookieName(r, t, sessionCookie)
 	n, last := 0, ""
 	for v := range cookieValues(r, name) {
-		s, err := g.sessions.OpenSession(name, t.ID, v)
+		s, err := g.sessions.OpenSession(name, t.Key, v)
 		if err != nil {
 			checks(t).invalid.Inc()
 			continue
@@ -170,7 +170,7 @@ func (g *Gateway) eachSession(r *http.Request, t tenant, fn func(signedIn) bool)
 		if s.ID == last {
 			continue
 		}
-		guest, err := g.service.Authenticate(r.Context(), t.ID, s)
+		guest, err := g.service.Authenticate(r.Context(), t.Key, s)
 		if err != nil {
 			if !isSessionRefusal(err) {
 				return n, err
@@ -205,7 +205,7 @@ func isSessionRefusal(err error) bool {
 
 func (g *Gateway) setSession(w http.ResponseWriter, r *http.Request, t tenant, s flow.Session) error {
 	name := cookieName(r, t, sessionCookie)
-	v, err := g.sessions.SealSession(name, t.ID, s)
+	v, err := g.sessions.SealSession(name, t.Key, s)
 	if err != nil {
 		return err
 	}
@@ -273,7 +273,7 @@ func (g *Gateway) savePending(w http.ResponseWriter, r *http.Request, t tenant, 
 // tenant, so another site can't post it on the guest's behalf.
 func (g *Gateway) csrfToken(t tenant, binding string) string {
 	m := hmac.New(sha256.New, g.csrfKey)
-	m.Write([]byte(t.ID))
+	m.Write([]byte(t.Key))
 	m.Write([]byte{0})
 	m.Write([]byte(binding))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))

@@ -308,8 +308,8 @@ func reportDelivery(logger *zap.Logger, mailer string, mask bool, r delivery.Rep
 	// A real message's end is a step of the sign-in: the funnel and the
 	// audit log hear of it.
 	step := func(name string) {
-		signinEvents.WithLabelValues(tenantName, name, "").Inc()
-		logger.Named("audit").Info(name, zap.String("tenant", directory.TenantName(r.Envelope.Tenant)), zap.String("email", to), zap.String("event", name))
+		id := directory.TenantName(r.Envelope.Tenant)
+		recordStep(logger.Named("audit"), id, name, "", zap.String("tenant", id), zap.String("email", to))
 	}
 	switch r.Event {
 	case delivery.Delivered:

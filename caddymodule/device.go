@@ -47,7 +47,7 @@ func (g *Gateway) loadDevices(r *http.Request, t tenant) []flow.Device {
 // one that knows the address already, else the first that opens, else a new
 // one.
 func (g *Gateway) rememberDevice(w http.ResponseWriter, r *http.Request, t tenant, email string) error {
-	tag := flow.IdentityTag(t.ID, email)
+	tag := flow.IdentityTag(t.Key, email)
 	all := g.loadDevices(r, t)
 	m := deviceMarker{ID: flow.RandomToken()}
 	if i := slices.IndexFunc(all, func(d flow.Device) bool { return slices.Contains(d.Tags, tag) }); i >= 0 {

@@ -179,6 +179,6 @@ func (g *Gateway) readPendingForm(w http.ResponseWriter, r *http.Request, t tena
 // formUnreadable answers a form that arrived incomplete, repeated or too
 // large; what exactly was wrong goes to the debug log, not to the page.
 func (g *Gateway) formUnreadable(w http.ResponseWriter, r *http.Request, t tenant, err error, retry ...link) {
-	g.logger.Debug("form refused", zap.String("tenant", t.Name), zap.String("path", r.URL.Path), zap.Error(err))
+	g.logger.Debug("form refused", zap.String("tenant", t.ID), zap.String("path", r.URL.Path), zap.Error(err))
 	g.errorPage(w, r, t, http.StatusBadRequest, templates.FormUnreadableTitle, templates.FormUnreadableText, nil, retry...)
 }

@@ -15,9 +15,9 @@ func FuzzSafeRD(f *testing.F) {
 		f.Add(s, true)
 	}
 	f.Fuzz(func(t *testing.T, rd string, pathTenant bool) {
-		tn := tenant{ID: "host.example", Root: "/"}
+		tn := tenant{Key: "host.example", Root: "/"}
 		if pathTenant {
-			tn = tenant{ID: "acme", Root: "/t/acme/"}
+			tn = tenant{Key: "acme", Root: "/t/acme/"}
 		}
 		got := safeRD(rd, tn)
 		if got == tn.Root && rd != tn.Root {
@@ -53,7 +53,7 @@ func FuzzResolvePathTenant(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !validTenantSegment(tn.Name) || tn.ID != "path:"+tn.Name || tn.Root != "/t/"+tn.Name+"/" {
+		if !validTenantSegment(tn.ID) || tn.Key != "path:"+tn.ID || tn.Root != "/t/"+tn.ID+"/" {
 			t.Fatalf("%q: tenant %+v", target, tn)
 		}
 		if esc := u.EscapedPath(); !strings.HasPrefix(esc+"/", tn.Root) {

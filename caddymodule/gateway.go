@@ -358,7 +358,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	if err != nil {
-		g.logger.Error("session check failed; refusing the request", zap.String("tenant", t.Name), zap.Error(err))
+		g.logger.Error("session check failed; refusing the request", zap.String("tenant", t.ID), zap.Error(err))
 		g.errorPage(w, r, t, http.StatusServiceUnavailable, templates.UnavailableTitle, templates.UnavailableSessionText, nil)
 		return nil
 	}
@@ -387,7 +387,7 @@ func (g *Gateway) resolveTenant(r *http.Request) (tenant, error) {
 	if err != nil {
 		return t, err
 	}
-	served, named := g.tenants.admit(t.Name)
+	served, named := g.tenants.admit(t.ID)
 	if !served {
 		return tenant{}, errUnknownTenant
 	}

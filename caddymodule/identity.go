@@ -149,7 +149,7 @@ type signedInKey struct{}
 // sessionOf returns the session an earlier gateway of this request found for
 // tenant t, or else the one in the request's cookies.
 func (g *Gateway) sessionOf(r *http.Request, t tenant) (flow.Session, directory.Guest, bool, error) {
-	if s, ok := r.Context().Value(signedInKey{}).(signedIn); ok && s.session.Tenant == t.ID {
+	if s, ok := r.Context().Value(signedInKey{}).(signedIn); ok && s.session.Tenant == t.Key {
 		return s.session, s.guest, true, nil
 	}
 	return g.authenticate(r, t)
@@ -161,13 +161,13 @@ func (g *Gateway) sessionOf(r *http.Request, t tenant) (flow.Session, directory.
 func (g *Gateway) passIdentity(r *http.Request, t tenant, s flow.Session, guest directory.Guest) *http.Request {
 	// One backing array for the values (in identityNames' order), set
 	// under names canonicalized at provision: this runs on every request.
-	values := []string{s.Email, t.Name, AuthMethod, s.Expiry().Format(time.RFC3339), string(guest.Status), ""}
+	values := []string{s.Email, t.ID, AuthMethod, s.Expiry().Format(time.RFC3339), string(guest.Status), ""}
 	if g.assertion != nil {
 		// A remembered assertion costs no signature; a failure leaves the
 		// header empty, which a verifying backend refuses.
 		token, err := g.assertionFor(r, t, s, guest)
 		if err != nil {
-			g.logger.Error("assertion not signed", zap.String("tenant", t.Name), zap.Error(err))
+			g.logger.Error("assertion not signed", zap.String("tenant", t.ID), zap.Error(err))
 		}
 		values[5] = token
 	}
@@ -178,7 +178,7 @@ func (g *Gateway) passIdentity(r *http.Request, t tenant, s flow.Session, guest 
 		var email any = s.Email
 		repl.Set("http.auth.user.id", email)
 		repl.Set("http.auth.user.email", email)
-		repl.Set("http.auth.user.tenant", t.Name)
+		repl.Set("http.auth.user.tenant", t.ID)
 		repl.Set("http.auth.user.status", statusValue(guest.Status))
 	}
 	removeGatewayCookies(r.Header)

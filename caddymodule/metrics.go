@@ -57,16 +57,23 @@ var queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
 	Help:      "Code emails queued or being retried in this process.",
 })
 
-// step records one step of a sign-in: the funnel's counter, and one line
-// on the audit log (http.handlers.email_otp.audit) with the address (masked
-// with mask_addresses) and the client's IP, never a code or a cookie.
+// step records one step of a sign-in on a guest's request, with the
+// guest's address (masked with mask_addresses) and client IP.
 func (g *Gateway) step(r *http.Request, t tenant, name, reason, email string) {
-	signinEvents.WithLabelValues(tenantLabel(t.Name), name, reason).Inc()
-	fields := g.eventFields(r, t, email, zap.String("event", name))
+	recordStep(g.audit, t.ID, name, reason, g.eventFields(r, t, email)...)
+}
+
+// recordStep is the one place a sign-in step is counted and logged: the
+// funnel's counter, and one line on the audit log
+// (http.handlers.email_otp.audit) with the fields given, never a code or a
+// cookie. Guest requests, the delivery queue and the admin API all come here.
+func recordStep(audit *zap.Logger, tenantID, name, reason string, fields ...zap.Field) {
+	signinEvents.WithLabelValues(tenantLabel(tenantID), name, reason).Inc()
+	fields = append(fields, zap.String("event", name))
 	if reason != "" {
 		fields = append(fields, zap.String("reason", reason))
 	}
-	g.audit.Info(name, fields...)
+	audit.Info(name, fields...)
 }
 
 // sessionResults are a tenant's session-check counters, looked up once:
@@ -76,17 +83,17 @@ type sessionResults struct{ ok, expired, revoked, invalid, forbidden prometheus.
 var sessionResultsOf sync.Map // tenant label → *sessionResults
 
 func checks(t tenant) *sessionResults {
-	if c, ok := sessionResultsOf.Load(t.Name); ok {
+	if c, ok := sessionResultsOf.Load(t.ID); ok {
 		return c.(*sessionResults)
 	}
-	l := tenantLabel(t.Name)
+	l := tenantLabel(t.ID)
 	c := &sessionResults{
 		ok: sessionChecks.WithLabelValues(l, "ok"), expired: sessionChecks.WithLabelValues(l, "expired"),
 		revoked: sessionChecks.WithLabelValues(l, "revoked"), invalid: sessionChecks.WithLabelValues(l, "invalid"),
 		forbidden: sessionChecks.WithLabelValues(l, "forbidden"),
 	}
-	if l == t.Name {
-		sessionResultsOf.Store(t.Name, c)
+	if l == t.ID {
+		sessionResultsOf.Store(t.ID, c)
 	}
 	return c
 }

@@ -44,7 +44,7 @@ func (g *Gateway) notMeLink(c flow.CodeMail) (string, error) {
 // openNotMe reads the token of a "this wasn't me" request for tenant t.
 func (g *Gateway) openNotMe(t tenant, value string) (notMeToken, bool) {
 	parts := strings.Split(value, notMeSep)
-	if len(value) > 512 || len(parts) != 4 || !g.notMe.Verify(parts[3], t.ID, parts[0], parts[1], parts[2]) {
+	if len(value) > 512 || len(parts) != 4 || !g.notMe.Verify(parts[3], t.Key, parts[0], parts[1], parts[2]) {
 		return notMeToken{}, false
 	}
 	exp, err1 := strconv.ParseInt(parts[1], 36, 64)
@@ -85,7 +85,7 @@ func (g *Gateway) postNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 	if !g.checkFormOrigin(w, r, t, notMeBinding(form["t"]), form["csrf"]) {
 		return
 	}
-	until, err := g.service.NotMe(r.Context(), t.ID, tok.Email, tok.Challenge, time.Duration(g.CodeTTL)+notMeValidity)
+	until, err := g.service.NotMe(r.Context(), t.Key, tok.Email, tok.Challenge, time.Duration(g.CodeTTL)+notMeValidity)
 	if errors.Is(err, flow.ErrNotMeUsed) || errors.Is(err, flow.ErrChallengeNotFound) {
 		g.errorPage(w, r, t, http.StatusGone, templates.NotmeUsedTitle, templates.NotmeUsedText, nil)
 		return

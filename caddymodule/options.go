@@ -70,11 +70,11 @@ func (g *Gateway) checkOptions() error {
 	if g.SessionTTL <= 0 {
 		return errors.New("session_ttl: must be a positive duration, like 24h")
 	}
-	if g.CodeLength < 6 || g.CodeLength > 12 {
-		return fmt.Errorf("code_length %d: use 6 to 12 digits (NIST SP 800-63B asks for at least 6)", g.CodeLength)
+	if err := flow.CheckCodeLength(g.CodeLength); err != nil {
+		return fmt.Errorf("code_length %d: %w", g.CodeLength, err)
 	}
-	if g.MaxAttempts < 1 || g.MaxAttempts > 100 {
-		return fmt.Errorf("max_attempts %d: use 1 to 100", g.MaxAttempts)
+	if err := flow.CheckMaxAttempts(g.MaxAttempts); err != nil {
+		return fmt.Errorf("max_attempts %d: %w", g.MaxAttempts, err)
 	}
 	if err := g.Limits.check(); err != nil {
 		return err

@@ -54,7 +54,7 @@ func (g *Gateway) internalError(w http.ResponseWriter, r *http.Request, t tenant
 		g.busy(w, r, t, err, link{t.Base() + "signin", templates.ActionTryAgain})
 		return
 	}
-	g.logger.Error("sign-in step failed", zap.String("tenant", t.Name), zap.String("path", r.URL.Path), zap.Error(err))
+	g.logger.Error("sign-in step failed", zap.String("tenant", t.ID), zap.String("path", r.URL.Path), zap.Error(err))
 	g.errorPage(w, r, t, http.StatusServiceUnavailable, templates.UnavailableTitle, templates.UnavailableInternalText, nil,
 		link{t.Base() + "signin", templates.ActionStartAgain})
 }
@@ -64,7 +64,7 @@ func (g *Gateway) internalError(w http.ResponseWriter, r *http.Request, t tenant
 // answers the flood gets, and a 5xx would page the operator for a server
 // that is doing what it should.
 func (g *Gateway) busy(w http.ResponseWriter, r *http.Request, t tenant, err error, again link) {
-	g.logger.Warn("sign-in step refused: the gateway is at capacity", zap.String("tenant", t.Name), zap.String("path", r.URL.Path), zap.Error(err))
+	g.logger.Warn("sign-in step refused: the gateway is at capacity", zap.String("tenant", t.ID), zap.String("path", r.URL.Path), zap.Error(err))
 	w.Header().Set("Retry-After", "60")
 	g.errorPage(w, r, t, http.StatusTooManyRequests, templates.BusyTitle, templates.BusyText, nil, again)
 }
@@ -75,10 +75,10 @@ func (g *Gateway) page(w http.ResponseWriter, r *http.Request, t tenant, status 
 	if data.Words.Lang == "" {
 		data.Words = g.words(r)
 	}
-	if t.Name != "" {
-		data.Tenant = g.displayName(t.Name)
+	if t.ID != "" {
+		data.Tenant = g.displayName(t.ID)
 	}
-	data.Brand = g.brand(t.Name)
+	data.Brand = g.brand(t.ID)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -110,7 +110,7 @@ func (g *Gateway) eventFields(r *http.Request, t tenant, email string, extra ...
 		email = maskAddress(email)
 	}
 	return append([]zap.Field{
-		zap.String("tenant", t.Name),
+		zap.String("tenant", t.ID),
 		zap.String("email", email),
 		zap.String("client_ip", clientIP(r)),
 	}, extra...)

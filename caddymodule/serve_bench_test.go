@@ -48,13 +48,13 @@ func loadBenchGateway(b *testing.B) *Gateway {
 // cookie. "no-session" is a guest turned away with a 401.
 func BenchmarkServeHTTP(b *testing.B) {
 	g := loadBenchGateway(b)
-	t := tenant{ID: "docs.example.com", Root: "/"}
+	t := tenant{Key: "docs.example.com", Root: "/"}
 	now := time.Now()
-	sess := flow.Session{ID: flow.RandomToken(), Tenant: t.ID, Email: "bob@contoso.com", IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix()}
+	sess := flow.Session{ID: flow.RandomToken(), Tenant: t.Key, Email: "bob@contoso.com", IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix()}
 	if _, err := g.service.Redeem(context.Background(), sess); err != nil {
 		b.Fatal(err)
 	}
-	value, err := g.sessions.SealSession(sessionCookie, t.ID, sess)
+	value, err := g.sessions.SealSession(sessionCookie, t.Key, sess)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func (g *Gateway) getSession(w http.ResponseWriter, r *http.Request, t tenant) {
 		_, _ = w.Write([]byte(`{"error":"no session"}` + "\n"))
 	default:
 		_ = json.NewEncoder(w).Encode(sessionJSON{
-			Email: s.Email, Tenant: t.Name, Status: string(guest.Status),
+			Email: s.Email, Tenant: t.ID, Status: string(guest.Status),
 			IssuedAt: time.Unix(s.IssuedAt, 0).UTC(), Expires: s.Expiry(),
 		})
 	}

@@ -20,7 +20,7 @@ func (g *Gateway) askToSignIn(w http.ResponseWriter, r *http.Request, t tenant) 
 		http.Redirect(w, r, signin, http.StatusFound)
 		return
 	}
-	w.Header().Set("WWW-Authenticate", `Email-OTP realm="`+strings.ReplaceAll(t.Name, `"`, "")+`", signin="`+t.Base()+`signin"`)
+	w.Header().Set("WWW-Authenticate", `Email-OTP realm="`+strings.ReplaceAll(t.ID, `"`, "")+`", signin="`+t.Base()+`signin"`)
 	if wantsHTML(r) {
 		g.errorPage(w, r, t, http.StatusUnauthorized, templates.PleaseSignInTitle, templates.PleaseSignInText, nil, link{signin, templates.ActionSignIn})
 		return
@@ -91,7 +91,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 	answered := make(chan struct{})
 	defer close(answered)
 	res, err := g.service.Send(r.Context(), flow.SendRequest{
-		Tenant:    t.ID,
+		Tenant:    t.Key,
 		Email:     form["email"],
 		Resource:  mailResourceOf(t, rd),
 		Host:      g.mailHost(r, t),
@@ -118,11 +118,11 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.logger.Info("code not sent: address may not sign in (revealed)", g.eventFields(r, t, res.Email)...)
 		g.page(w, r, t, http.StatusForbidden, templates.PageSignIn, templates.PageData{
 			CSRF: form["csrf"], RD: rd, Email: res.Email,
-			FieldError: g.words(r).Say(templates.NotPermitted, templates.Vars{"Email": res.Email, "Tenant": g.displayName(t.Name)}),
+			FieldError: g.words(r).Say(templates.NotPermitted, templates.Vars{"Email": res.Email, "Tenant": g.displayName(t.ID)}),
 		})
 		return
 	case errors.Is(err, flow.ErrBusy):
-		mailEvents.WithLabelValues(g.mailerName, tenantLabel(t.Name), "refused").Inc()
+		mailEvents.WithLabelValues(g.mailerName, tenantLabel(t.ID), "refused").Inc()
 		g.busy(w, r, t, err, link{t.Base() + "signin?rd=" + url.QueryEscape(rd), templates.ActionTryAgain})
 		return
 	case errors.Is(err, flow.ErrRateLimited):

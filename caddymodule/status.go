@@ -32,7 +32,7 @@ func (g *Gateway) getStatus(w http.ResponseWriter, r *http.Request, t tenant) {
 	if screen.Step == flow.StepEnterCode {
 		view, words := screen.Challenge.Delivery.View(), g.words(r)
 		out = statusJSON{State: string(view), Message: words.Say(deliveryWords[view], templates.Vars{
-			"Email": p.Email, "Tenant": g.displayName(t.Name), "Count": g.service.CodeLength(),
+			"Email": p.Email, "Tenant": g.displayName(t.ID), "Count": g.service.CodeLength(),
 			"Duration": words.Duration(g.service.CodeTTL()),
 		})}
 	}

@@ -37,12 +37,12 @@ type TenantConfig struct {
 
 // tenant is the tenant context of one request.
 type tenant struct {
-	// ID is the tenant's key: what sessions, codes, limits and guest records
+	// Key is the tenant's key: what sessions, codes, limits and guest records
 	// are bound to, with the mode (and namespace) in it, so the path tenant
 	// "contoso.example" is not the host tenant (see directory.TenantKey).
-	ID string
-	// Name is the bare tenant id that backends, pages and metrics see.
-	Name string
+	Key string
+	// ID is the bare tenant id that backends, pages and metrics see.
+	ID   string
 	Root string // the tenant's path root: "/" or "/t/acme/"
 	// Named: the config names this tenant exactly (see tenantSet); false
 	// for one only a pattern admits, whose id a stranger may have chosen.
@@ -51,7 +51,7 @@ type tenant struct {
 
 // newTenant is the tenant of id under root, keyed for this config.
 func (c TenantConfig) newTenant(id, root string) tenant {
-	return tenant{ID: directory.TenantKey(c.Namespace, c.From, id), Name: id, Root: root}
+	return tenant{Key: directory.TenantKey(c.Namespace, c.From, id), ID: id, Root: root}
 }
 
 // Base is the prefix of the gateway's own endpoints for this tenant.

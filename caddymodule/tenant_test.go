@@ -19,7 +19,7 @@ func TestResolveHostTenant(t *testing.T) {
 		r.Host = host
 		r.Header.Set("X-Forwarded-Host", "evil.example")
 		got, err := c.resolve(r)
-		if err != nil || got.ID != want || got.Name != want || got.Root != "/" {
+		if err != nil || got.Key != want || got.ID != want || got.Root != "/" {
 			t.Errorf("host %q: %+v, %v; want %q", host, got, err, want)
 		}
 	}
@@ -28,10 +28,10 @@ func TestResolveHostTenant(t *testing.T) {
 func TestResolvePathTenant(t *testing.T) {
 	c := TenantConfig{From: TenantFromPath, Prefix: "/t/"}
 	good := map[string]tenant{
-		"/t/acme/":            {ID: "path:acme", Name: "acme", Root: "/t/acme/"},
-		"/t/acme/doc?x=1":     {ID: "path:acme", Name: "acme", Root: "/t/acme/"},
-		"/t/acme":             {ID: "path:acme", Name: "acme", Root: "/t/acme/"},
-		"/t/Acme-2_b.c/x/y.z": {ID: "path:Acme-2_b.c", Name: "Acme-2_b.c", Root: "/t/Acme-2_b.c/"},
+		"/t/acme/":            {Key: "path:acme", ID: "acme", Root: "/t/acme/"},
+		"/t/acme/doc?x=1":     {Key: "path:acme", ID: "acme", Root: "/t/acme/"},
+		"/t/acme":             {Key: "path:acme", ID: "acme", Root: "/t/acme/"},
+		"/t/Acme-2_b.c/x/y.z": {Key: "path:Acme-2_b.c", ID: "Acme-2_b.c", Root: "/t/Acme-2_b.c/"},
 	}
 	for target, want := range good {
 		got, err := c.resolve(httptest.NewRequest("GET", target, nil))
@@ -54,8 +54,8 @@ func TestResolvePathTenant(t *testing.T) {
 }
 
 func TestSafeRD(t *testing.T) {
-	acme := tenant{ID: "acme", Root: "/t/acme/"}
-	host := tenant{ID: "contoso.example.com", Root: "/"}
+	acme := tenant{Key: "acme", Root: "/t/acme/"}
+	host := tenant{Key: "contoso.example.com", Root: "/"}
 	keep := map[string]tenant{
 		"/docs/a.pdf?v=2&x=%2F": host,
 		"/":                     host,

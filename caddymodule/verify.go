@@ -26,7 +26,7 @@ func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 // enter-code step shows now; the page and …/status both answer from it.
 func (g *Gateway) codeScreen(r *http.Request, t tenant) (flow.Pending, flow.Screen, error) {
 	p, _ := g.loadPending(r, t, "")
-	ch, err := g.service.Pending(r.Context(), t.ID, p.Challenge)
+	ch, err := g.service.Pending(r.Context(), t.Key, p.Challenge)
 	if err != nil && !errors.Is(err, flow.ErrChallengeNotFound) {
 		return p, flow.Screen{}, err
 	}
@@ -80,7 +80,7 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.backToSignIn(w, r, t, p, flow.NoticeNone)
 		return
 	}
-	res, err := g.service.Verify(r.Context(), t.ID, p.Challenge, form["code"])
+	res, err := g.service.Verify(r.Context(), t.Key, p.Challenge, form["code"])
 	if err != nil {
 		g.internalError(w, r, t, err)
 		return

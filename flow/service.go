@@ -94,6 +94,23 @@ type Service struct {
 	codeKey []byte
 }
 
+// CheckCodeLength says whether a code of n digits is allowed: at least the
+// six NIST SP 800-63B asks for, at most what a guest can copy by eye.
+func CheckCodeLength(n int) error {
+	if n < 6 || n > 12 {
+		return errors.New("use 6 to 12 digits (NIST SP 800-63B asks for at least 6)")
+	}
+	return nil
+}
+
+// CheckMaxAttempts says whether n wrong tries per code is allowed.
+func CheckMaxAttempts(n int) error {
+	if n < 1 || n > 100 {
+		return errors.New("use 1 to 100")
+	}
+	return nil
+}
+
 // New checks cfg and returns a Service.
 func New(cfg Config) (*Service, error) {
 	switch {
@@ -101,10 +118,10 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("code TTL must be positive")
 	case cfg.SessionTTL <= 0:
 		return nil, errors.New("session TTL must be positive")
-	case cfg.CodeLength < 6 || cfg.CodeLength > 12:
-		return nil, fmt.Errorf("code length %d: use 6 to 12 digits (NIST SP 800-63B asks for at least 6)", cfg.CodeLength)
-	case cfg.MaxAttempts < 1 || cfg.MaxAttempts > 100:
-		return nil, fmt.Errorf("max attempts %d: use 1 to 100", cfg.MaxAttempts)
+	case CheckCodeLength(cfg.CodeLength) != nil:
+		return nil, fmt.Errorf("code length %d: %w", cfg.CodeLength, CheckCodeLength(cfg.CodeLength))
+	case CheckMaxAttempts(cfg.MaxAttempts) != nil:
+		return nil, fmt.Errorf("max attempts %d: %w", cfg.MaxAttempts, CheckMaxAttempts(cfg.MaxAttempts))
 	case cfg.Keys == nil || cfg.Store == nil || cfg.Dispatcher == nil || cfg.Compose == nil || cfg.Guests == nil:
 		return nil, errors.New("keys, store, dispatcher, composer and guest directory are required")
 	}

@@ -295,13 +295,6 @@ func (q *Queue) Troubled() bool {
 	return int(q.failures.Load()) >= q.cfg.TroubleAfter
 }
 
-// Pending is the number of envelopes accepted and not yet finished.
-func (q *Queue) Pending() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.pending
-}
-
 func (q *Queue) work() {
 	defer q.workers.Done()
 	for {
