@@ -2,7 +2,8 @@
 //
 //	xcaddy build --with github.com/otpgate/caddy-email-otp
 //
-// The module itself lives in caddymodule; this package only imports it.
+// The module itself is package emailotp in caddymodule/; this package only
+// imports it.
 package caddyemailotp
 
 import (

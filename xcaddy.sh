@@ -143,7 +143,7 @@ bench)
 	esac
 	;;
 screenshots)
-	# The README's pictures of the guest's pages: the accessibility walk in
+	# The pictures of the guest's pages in docs/guests.md: the accessibility walk in
 	# Chromium saves its main states into docs/screenshots.
 	ensure_test_deps
 	rm -f docs/screenshots/*.png

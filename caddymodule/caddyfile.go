@@ -1,4 +1,4 @@
-package caddymodule
+package emailotp
 
 import (
 	"encoding/json"
@@ -272,7 +272,7 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		default:
-			return d.Errf("unknown option %q (see the README for email_otp's options)", opt)
+			return d.Errf("unknown option %q (see the options table in the README of github.com/otpgate/caddy-email-otp)", opt)
 		}
 	}
 	return nil

@@ -1,8 +1,10 @@
-// Package caddymodule is the Caddy adapter of caddy-email-otp: the
+// Package emailotp is the Caddy adapter of caddy-email-otp: the
 // http.handlers.email_otp handler, its Caddyfile directive, and the mailer and
 // store modules. It translates requests into flow calls and flow results into
-// pages, redirects and headers; the sign-in logic itself lives in flow.
-package caddymodule
+// pages, redirects and headers; the sign-in logic itself lives in flow. It is
+// named for what it does, like Caddy's own caddyauth or forwardauth; its
+// folder keeps the project's name for it, caddymodule.
+package emailotp
 
 import (
 	"encoding/json"

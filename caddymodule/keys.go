@@ -1,4 +1,4 @@
-package caddymodule
+package emailotp
 
 import (
 	"encoding/json"
@@ -20,7 +20,7 @@ type storedSecrets struct {
 	Secrets []string `json:"secrets"` // newest first, base64
 }
 
-// exampleSecret is the key printed in the README; using it is refused.
+// exampleSecret is the placeholder key of the docs and examples; using it is refused.
 const exampleSecret = "REPLACE-ME-with-openssl-rand-base64-32-output"
 
 // loadKeys returns the key ring from configured secrets or from Caddy's storage,
@@ -32,7 +32,7 @@ func loadKeys(ctx caddy.Context, configured []string) (*flow.Keys, error) {
 		for i, s := range configured {
 			s = repl.ReplaceAll(s, "")
 			if s == "" || s == exampleSecret {
-				return nil, fmt.Errorf("keys: secret %d is empty or the README's example; generate one with: openssl rand -base64 32", i+1)
+				return nil, fmt.Errorf("keys: secret %d is empty or the docs' placeholder; generate one with: openssl rand -base64 32", i+1)
 			}
 			b, err := flow.DecodeSecret(s)
 			if err != nil {

@@ -52,7 +52,7 @@ type pageLook struct {
 	width        int64
 }
 
-// pictured: the looks the README shows (phone light and dark, desktop
+// pictured: the looks docs/guests.md shows (phone light and dark, desktop
 // light, and Arabic on a dark phone).
 func (l pageLook) pictured() bool {
 	switch l {

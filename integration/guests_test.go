@@ -331,7 +331,7 @@ func TestCLI(t *testing.T) {
 	common := []string{"--address", "localhost:2999", "--tenant", "contoso.localhost"}
 	with := func(args ...string) []string { return append(args, common...) }
 
-	// The README's walk-through: invite, the guest signs in from the email, list, revoke.
+	// docs/access.md's walk-through: invite, the guest signs in from the email, list, revoke.
 	out, err := run(with("invite", "--email", "cli@x.example", "--url", contoso+"/docs/plan.pdf", "--invited-by", "ops@contoso.com", "--expires", "2d", "--path", "/docs/")...)
 	if err != nil || !strings.Contains(out, `"status": "invited"`) {
 		t.Fatalf("invite: %v\n%s", err, out)
