@@ -30,11 +30,18 @@ func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 // node is one gateway's store on a shared Redis, watching the feed.
 func node(t *testing.T, srv *redisserver.Server, cache time.Duration) (*redisstore.Store, *commandCounter, *redis.Client) {
 	t.Helper()
+	s, counter, rdb := unwatchedNode(t, srv, cache)
+	s.Watch()
+	return s, counter, rdb
+}
+
+// unwatchedNode is a node that has not subscribed to the feed yet.
+func unwatchedNode(t *testing.T, srv *redisserver.Server, cache time.Duration) (*redisstore.Store, *commandCounter, *redis.Client) {
+	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	counter := &commandCounter{}
 	rdb.AddHook(counter)
 	s := redisstore.New(rdb, redisstore.Options{SessionCache: cache})
-	s.Watch()
 	t.Cleanup(func() { s.Close(); rdb.Close() })
 	return s, counter, rdb
 }
@@ -145,9 +152,9 @@ func TestLosingTheSubscriptionFallsBackToRedisUntilResubscribed(t *testing.T) {
 func TestGuestChangesReachEveryNode(t *testing.T) {
 	srv := redisserver.Start(t)
 	a, _, _ := node(t, srv, time.Hour)
-	b, _, _ := node(t, srv, time.Hour)
-	// Listening before the subscription is confirmed: the first call is
-	// the flush that every (re)subscription starts with.
+	b, _, _ := unwatchedNode(t, srv, time.Hour)
+	// Listening before B subscribes: the first call is the flush that every
+	// (re)subscription starts with.
 	var mu sync.Mutex
 	var heard []string
 	stop := b.OnGuestChange(func(tenant, email string) {
@@ -156,6 +163,7 @@ func TestGuestChangesReachEveryNode(t *testing.T) {
 		mu.Unlock()
 	})
 	defer stop()
+	b.Watch()
 	within(t, 5*time.Second, "subscribed", func() bool { return a.Watching() && b.Watching() })
 	if err := a.AnnounceGuestChange(context.Background(), "host:contoso.example", "ada@contoso.com"); err != nil {
 		t.Fatal(err)
