@@ -117,7 +117,7 @@ run_tests() {
 	# coordinator can report "context deadline exceeded" as a failure when a
 	# duration ends while a busy worker is mid-input (go.dev/issue/75804,
 	# fixed in Go 1.27); a count has no deadline to race.
-	for target in flow:FuzzParseAddress flow:FuzzSealerOpen flow:FuzzOpenSession caddymodule:FuzzSafeRD caddymodule:FuzzResolvePathTenant internal/textcheck:FuzzHasControl; do
+	for target in flow:FuzzParseAddress flow:FuzzSealerOpen flow:FuzzOpenSession caddymodule:FuzzSafeRD caddymodule:FuzzResolvePathTenant internal/textcheck:FuzzHasControl internal/hygiene:FuzzRemoveFrom; do
 		echo "xcaddy.sh: fuzzing ${target#*:} for ${FUZZTIME:-30000x}" >&2
 		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "${FUZZTIME:-30000x}" "./${target%%:*}" >"$log.fuzz" 2>&1 || {
 			cat "$log.fuzz" >&2

@@ -18,6 +18,7 @@ import (
 	"github.com/otpgate/caddy-email-otp/flow"
 	"github.com/otpgate/caddy-email-otp/flow/directory"
 	"github.com/otpgate/caddy-email-otp/internal/assertion"
+	"github.com/otpgate/caddy-email-otp/internal/hygiene"
 	"github.com/otpgate/caddy-email-otp/templates"
 )
 
@@ -59,7 +60,7 @@ func (c *AssertionConfig) check() error {
 	if c == nil {
 		return nil
 	}
-	if c.Header != "" && !validHeaderName(c.Header) {
+	if c.Header != "" && !hygiene.ValidHeaderName(c.Header) {
 		return fmt.Errorf("assertion: header %q is not a valid header name", c.Header)
 	}
 	if c.TTL < 0 || c.Rotate < 0 || c.Rotate != 0 && time.Duration(c.Rotate) < 2*assertionLead {

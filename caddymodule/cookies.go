@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"io"
 	"iter"
 	"net/http"
 	"net/textproto"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/otpgate/caddy-email-otp/flow"
 	"github.com/otpgate/caddy-email-otp/flow/directory"
+
+	"github.com/otpgate/caddy-email-otp/internal/hygiene"
 )
 
 // Cookie base names; on HTTPS they get the __Host- (host and static tenants,
@@ -30,10 +31,9 @@ const (
 	pendingLifetime = 30 * 24 * time.Hour
 )
 
-func isGatewayCookie(name string) bool {
-	name = strings.TrimPrefix(strings.TrimPrefix(name, "__Host-"), "__Secure-")
-	return name == sessionCookie || name == pendingCookie || name == deviceCookie
-}
+// gatewayCookies are the cookies only the gateway reads and sets: removed
+// from the Cookie line a backend sees, refused in the backend's Set-Cookie.
+var gatewayCookies = hygiene.Cookies{Marker: "email_otp_", Bases: []string{sessionCookie, pendingCookie, deviceCookie}}
 
 // isHTTPS reports whether the browser reached the site over HTTPS: the
 // connection is TLS, or a trusted proxy (Caddy's trusted_proxies) that ended
@@ -281,58 +281,4 @@ func (g *Gateway) csrfToken(t tenant, binding string) string {
 
 func (g *Gateway) csrfOK(t tenant, binding, token string) bool {
 	return binding != "" && hmac.Equal([]byte(g.csrfToken(t, binding)), []byte(token))
-}
-
-// cookieGuard keeps a backend from setting the gateway's cookies: on path
-// tenants a backend (or a page it serves for another tenant of the same
-// origin) could otherwise plant a session of its choosing. Other cookies
-// pass untouched.
-type cookieGuard struct {
-	caddyhttp.ResponseWriterWrapper
-	checked bool
-}
-
-func (c *cookieGuard) WriteHeader(status int) {
-	if !c.checked {
-		if status >= 200 {
-			c.checked = true
-		}
-		dropGatewaySetCookies(c.Header())
-	}
-	c.ResponseWriterWrapper.WriteHeader(status)
-}
-
-func (c *cookieGuard) Write(b []byte) (int, error) {
-	if !c.checked {
-		c.WriteHeader(http.StatusOK)
-	}
-	return c.ResponseWriterWrapper.Write(b)
-}
-
-// ReadFrom keeps io.Copy on the wrapper's path (headers checked first).
-func (c *cookieGuard) ReadFrom(r io.Reader) (int64, error) {
-	if !c.checked {
-		c.WriteHeader(http.StatusOK)
-	}
-	return c.ResponseWriterWrapper.ReadFrom(r)
-}
-
-// dropGatewaySetCookies removes Set-Cookie lines that name a gateway cookie.
-func dropGatewaySetCookies(h http.Header) {
-	lines, ok := h["Set-Cookie"]
-	if !ok {
-		return
-	}
-	kept := lines[:0:0]
-	for _, line := range lines {
-		name, _, _ := strings.Cut(line, "=")
-		if !isGatewayCookie(textproto.TrimString(name)) {
-			kept = append(kept, line)
-		}
-	}
-	if len(kept) == 0 {
-		delete(h, "Set-Cookie")
-		return
-	}
-	h["Set-Cookie"] = kept
 }

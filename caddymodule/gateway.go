@@ -23,6 +23,7 @@ import (
 
 	"github.com/otpgate/caddy-email-otp/flow"
 	"github.com/otpgate/caddy-email-otp/flow/directory"
+	"github.com/otpgate/caddy-email-otp/internal/hygiene"
 	"github.com/otpgate/caddy-email-otp/templates"
 )
 
@@ -165,8 +166,8 @@ type Gateway struct {
 	journal       *sealedJournal // queued messages kept in Redis; nil with the memory store
 	csrfKey       []byte
 	baseURL       *url.URL // nil: links use the request's own origin
-	identityNames identityNames
-	clientHeaders identityNames   // removed from every request (clientForbidden)
+	identityNames hygiene.Headers
+	clientHeaders hygiene.Headers // removed from every request (clientForbidden)
 	assertion     *assertionState // nil: no assertion
 	endpoints     map[string]endpoint
 	logger        *zap.Logger
@@ -322,7 +323,7 @@ func (g *Gateway) Cleanup() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Client-sent identity headers go first, whatever happens next.
-	g.clientHeaders.stripClient(r)
+	g.clientHeaders.StripClient(r)
 	if err := checkPath(r.URL); err != nil {
 		g.serveTenantError(w, r, err)
 		return nil
@@ -380,7 +381,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if g.HSTS > 0 {
 		w.Header().Del("Strict-Transport-Security") // the gateway's answers only; the backend's are its own
 	}
-	return next.ServeHTTP(&cookieGuard{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}, r)
+	return next.ServeHTTP(gatewayCookies.Guard(w), r)
 }
 
 // resolveTenant finds the tenant of r among those this gateway serves.

@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/internal/hygiene"
 	"github.com/otpgate/caddy-email-otp/internal/textcheck"
 )
 
@@ -105,7 +106,7 @@ func (g *Gateway) checkOptions() error {
 		}
 	}
 	for _, h := range g.Headers.all() {
-		if !validHeaderName(h) {
+		if !hygiene.ValidHeaderName(h) {
 			return fmt.Errorf("headers: %q is not a valid header name", h)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/otpgate/caddy-email-otp/internal/hygiene"
 )
 
 func init() {
@@ -25,7 +27,7 @@ type IdentityStrip struct {
 	// removed in any case. Default: none.
 	AssertionHeader string `json:"assertion_header,omitempty"`
 
-	names identityNames
+	names hygiene.Headers
 }
 
 // CaddyModule returns the Caddy module information.
@@ -48,7 +50,7 @@ func (s *IdentityStrip) Provision(caddy.Context) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (s *IdentityStrip) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	s.names.stripClient(r)
+	s.names.StripClient(r)
 	return next.ServeHTTP(w, r)
 }
 
