@@ -104,9 +104,7 @@ func apiError(status int, format string, args ...any) error {
 // directory is the guest directory of the loaded config (its storage), or
 // the one this admin endpoint was provisioned with.
 func (a *AdminAPI) directory() *directory.Directory {
-	gateways.Lock()
-	defer gateways.Unlock()
-	for g := range gateways.set {
+	for _, g := range gateways.loaded() {
 		return g.guests
 	}
 	return a.dir
@@ -117,9 +115,7 @@ func (a *AdminAPI) directory() *directory.Directory {
 // reach the directory's storage, and "CONTOSO.example" is the host tenant
 // contoso.example.
 func servedTenant(key string) (string, bool) {
-	gateways.Lock()
-	defer gateways.Unlock()
-	for g := range gateways.set {
+	for _, g := range gateways.loaded() {
 		if t, ok := g.Tenant.produces(key); ok {
 			if served, _ := g.tenants.admit(directory.TenantName(t)); served {
 				return t, true
@@ -292,9 +288,7 @@ func invitationLink(rawURL, tenantID, email string) (*Gateway, string, error) {
 	if req.URL.Path == "" {
 		req.URL.Path = "/"
 	}
-	gateways.Lock()
-	defer gateways.Unlock()
-	for g := range gateways.set {
+	for _, g := range gateways.loaded() {
 		t, err := g.resolveTenant(req)
 		if err != nil || t.Key != tenantID {
 			continue

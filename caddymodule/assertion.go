@@ -205,7 +205,7 @@ func (g *Gateway) assertionHeader() string {
 // assertionOfTenant is the assertion state of a loaded gateway that signs
 // assertions for tenant t of r, or nil.
 func assertionOfTenant(r *http.Request, t tenant) *assertionState {
-	for _, o := range loadedGateways() {
+	for _, o := range gateways.loaded() {
 		if o.assertion == nil {
 			continue
 		}

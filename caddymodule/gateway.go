@@ -290,7 +290,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	g.endpoints = g.endpointTable()
-	registerGateway(g)
+	gateways.add(g)
 	g.clientHeaders = clientForbidden(g.Headers, g.assertionHeader())
 	g.identityNames = g.Headers.canonical()
 	if g.assertion != nil {
@@ -306,7 +306,7 @@ func (g *Gateway) Validate() error { return g.checkOptions() }
 // Cleanup implements caddy.CleanerUpper: the last config using a delivery
 // queue drains it.
 func (g *Gateway) Cleanup() error {
-	unregisterGateway(g)
+	gateways.remove(g)
 	if g.stopFollowing != nil {
 		g.stopFollowing()
 	}

@@ -3,7 +3,6 @@ package emailotp
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -33,31 +32,6 @@ func loadDirectory(ctx caddy.Context) (*directory.Directory, string, error) {
 		return directory.New(st, 100_000, guestCacheTTL)
 	})
 	return d, key, err
-}
-
-// gateways are the provisioned gateways of the loaded configs: the admin API
-// sends invitations through the one that serves the invited link.
-var gateways = struct {
-	sync.Mutex
-	set map[*Gateway]struct{}
-}{set: make(map[*Gateway]struct{})}
-
-func registerGateway(g *Gateway) {
-	gateways.Lock()
-	defer gateways.Unlock()
-	gateways.set[g] = struct{}{}
-}
-
-// loadedGateways is a snapshot of the gateways loaded now, for work that
-// should not hold the lock (a store round trip each).
-func loadedGateways() []*Gateway {
-	gateways.Lock()
-	defer gateways.Unlock()
-	all := make([]*Gateway, 0, len(gateways.set))
-	for g := range gateways.set {
-		all = append(all, g)
-	}
-	return all
 }
 
 // guestFeed is a store that tells every node when a guest's record changes
@@ -90,7 +64,7 @@ func (g *Gateway) followGuestChanges() func() {
 // that a guest's record changed (this node's directory already knows).
 func announceGuestChange(ctx context.Context, logger *zap.Logger, tenant, email string) {
 	told := map[guestFeed]bool{}
-	for _, g := range loadedGateways() {
+	for _, g := range gateways.loaded() {
 		if g.feed == nil || told[g.feed] {
 			continue
 		}
@@ -100,10 +74,4 @@ func announceGuestChange(ctx context.Context, logger *zap.Logger, tenant, email 
 				zap.String("tenant", tenant), zap.Error(err))
 		}
 	}
-}
-
-func unregisterGateway(g *Gateway) {
-	gateways.Lock()
-	defer gateways.Unlock()
-	delete(gateways.set, g)
 }

@@ -97,7 +97,7 @@ type gatewayHealth struct {
 // health answers GET /email-otp/health on the admin endpoint: every loaded
 // gateway's health; 503 when any store is down.
 func (a *AdminAPI) health(w http.ResponseWriter, r *http.Request) error {
-	all := loadedGateways()
+	all := gateways.loaded()
 	out := make([]gatewayHealth, 0, len(all))
 	ok := true
 	for _, g := range all {

@@ -33,9 +33,7 @@ func loadBenchGateway(b *testing.B) *Gateway {
 		b.Fatalf("loading the benchmark config: %v", err)
 	}
 	b.Cleanup(func() { _ = caddy.Stop() })
-	gateways.Lock()
-	defer gateways.Unlock()
-	for g := range gateways.set {
+	for _, g := range gateways.loaded() {
 		return g
 	}
 	b.Fatal("the config loaded no gateway")

@@ -60,7 +60,7 @@ func (a *AdminAPI) why(w http.ResponseWriter, r *http.Request) error {
 // servingGateways are the loaded gateways that could serve tenant key.
 func servingGateways(key string) []*Gateway {
 	var out []*Gateway
-	for _, g := range loadedGateways() {
+	for _, g := range gateways.loaded() {
 		if t, ok := g.Tenant.produces(key); ok && t == key {
 			out = append(out, g)
 		}
