@@ -269,10 +269,7 @@ func journalNameOf(mailerRaw []byte, keys *flow.Keys) string {
 // Decoys are counted with the real messages, so the metrics, like the pages,
 // do not tell allowed from denied addresses; they are not logged.
 func reportDelivery(logger *zap.Logger, mailer string, mask bool, r delivery.Report) {
-	event := map[delivery.Event]string{
-		delivery.Queued: "queued", delivery.Delivered: "delivered",
-		delivery.Retrying: "retried", delivery.Failed: "failed",
-	}[r.Event]
+	event := r.Event.String()
 	tenantName := tenantLabel(directory.TenantName(r.Envelope.Tenant))
 	mailEvents.WithLabelValues(mailer, tenantName, event).Inc()
 	switch r.Event {
@@ -326,11 +323,10 @@ func reportDelivery(logger *zap.Logger, mailer string, mask bool, r delivery.Rep
 // remember keeps the mailer's answer to a real message (decoys never reach
 // the mailer).
 func (q *mailQueue) remember(r delivery.Report) {
-	result := map[delivery.Event]string{delivery.Delivered: "delivered", delivery.Retrying: "retrying", delivery.Failed: "failed"}[r.Event]
-	if r.Envelope.Decoy || result == "" {
+	if r.Envelope.Decoy || r.Event == delivery.Queued {
 		return
 	}
-	a := &mailerAnswer{Result: result, At: time.Now().UTC()}
+	a := &mailerAnswer{Result: r.Event.String(), At: time.Now().UTC()}
 	if r.Err != nil {
 		a.Error = r.Err.Error()
 	}

@@ -16,7 +16,7 @@ var mailEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Namespace: "caddy",
 	Subsystem: "email_otp",
 	Name:      "mail_events_total",
-	Help:      "Code emails by mailer, tenant and event: queued, delivered, retried, failed, refused (queue full).",
+	Help:      "Code emails by mailer, tenant and event: queued, delivered, retrying, failed, refused (queue full).",
 }, []string{"mailer", "tenant", "event"})
 
 // signinEvents is the sign-in funnel: how many guests reach each step.

@@ -85,6 +85,8 @@ const (
 	Failed
 )
 
+// String is the event's one name: in metrics labels, logs and the mailer's
+// last answer on healthz.
 func (e Event) String() string {
 	return [...]string{"", "queued", "delivered", "retrying", "failed"}[e]
 }
