@@ -113,15 +113,16 @@ func CheckMaxAttempts(n int) error {
 
 // New checks cfg and returns a Service.
 func New(cfg Config) (*Service, error) {
+	lengthErr, attemptsErr := CheckCodeLength(cfg.CodeLength), CheckMaxAttempts(cfg.MaxAttempts)
 	switch {
 	case cfg.CodeTTL <= 0:
 		return nil, errors.New("code TTL must be positive")
 	case cfg.SessionTTL <= 0:
 		return nil, errors.New("session TTL must be positive")
-	case CheckCodeLength(cfg.CodeLength) != nil:
-		return nil, fmt.Errorf("code length %d: %w", cfg.CodeLength, CheckCodeLength(cfg.CodeLength))
-	case CheckMaxAttempts(cfg.MaxAttempts) != nil:
-		return nil, fmt.Errorf("max attempts %d: %w", cfg.MaxAttempts, CheckMaxAttempts(cfg.MaxAttempts))
+	case lengthErr != nil:
+		return nil, fmt.Errorf("code length %d: %w", cfg.CodeLength, lengthErr)
+	case attemptsErr != nil:
+		return nil, fmt.Errorf("max attempts %d: %w", cfg.MaxAttempts, attemptsErr)
 	case cfg.Keys == nil || cfg.Store == nil || cfg.Dispatcher == nil || cfg.Compose == nil || cfg.Guests == nil:
 		return nil, errors.New("keys, store, dispatcher, composer and guest directory are required")
 	}

@@ -435,10 +435,19 @@ func (g *guest) requestCode(origin, base, protected, email string) (csrf string)
 // signIn does the whole flow and returns where the guest landed.
 func (e *env) signIn(g *guest, origin, base, protected, email string) string {
 	e.t.Helper()
+	return e.signInAnswer(g, origin, base, protected, email).Header.Get("Location")
+}
+
+// signInAnswer is signIn's last answer, the redirect that sets the session
+// cookie, for tests of its headers.
+func (e *env) signInAnswer(g *guest, origin, base, protected, email string) reply {
+	e.t.Helper()
 	n := e.smtp.Count(email)
 	csrf := g.requestCode(origin, base, protected, email)
 	code := codeIn(e.t, e.smtp.Wait(e.t, email, n+1, 10*time.Second).Text)
-	return expectRedirect(e.t, g.post(origin+base+"verify", url.Values{"csrf": {csrf}, "code": {code}}), http.StatusSeeOther)
+	r := g.post(origin+base+"verify", url.Values{"csrf": {csrf}, "code": {code}})
+	expectRedirect(e.t, r, http.StatusSeeOther)
+	return r
 }
 
 // backendView GETs a protected URL that must reach the backend.
