@@ -307,13 +307,13 @@ func invitationLink(rawURL, tenantID, email string) (*Gateway, string, error) {
 // sendInvitation queues the invitation email through the gateway's mailer.
 func (g *Gateway) sendInvitation(r *http.Request, guest directory.Guest, link, language string) error {
 	data := templates.InviteData{
-		Tenant: g.displayName(directory.TenantName(guest.Tenant)), Email: guest.Email, Link: link, InvitedBy: guest.InvitedBy,
-		Lang: g.pages.Language(language), Brand: g.brand(directory.TenantName(guest.Tenant)),
+		Tenant: g.pages.displayNames.of(directory.TenantName(guest.Tenant)), Email: guest.Email, Link: link, InvitedBy: guest.InvitedBy,
+		Lang: g.pages.set.Language(language), Brand: g.pages.brandings.of(directory.TenantName(guest.Tenant)),
 	}
 	if guest.InviteExpires != nil {
 		data.Expires = *guest.InviteExpires
 	}
-	subject, text, html, err := g.pages.Invitation(data)
+	subject, text, html, err := g.pages.set.Invitation(data)
 	if err != nil {
 		return err
 	}

@@ -151,7 +151,7 @@ func (g *Gateway) refreshAssertionKeys(ctx caddy.Context, st certmagic.Storage) 
 				err = g.assertion.publish(ring)
 			}
 			if err != nil {
-				g.logger.Error("assertion keys not refreshed; the current ones go on signing", zap.Error(err))
+				g.log.Error("assertion keys not refreshed; the current ones go on signing", zap.Error(err))
 				continue
 			}
 			g.assertion.minter.SetRing(ring)
@@ -183,7 +183,7 @@ func (g *Gateway) getJWKS(w http.ResponseWriter, r *http.Request, t tenant) {
 		st = assertionOfTenant(r, t)
 	}
 	if st == nil {
-		g.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NotFoundText, nil)
+		g.pages.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NotFoundText, nil)
 		return
 	}
 	h := w.Header()

@@ -35,20 +35,41 @@ type Branding struct {
 	Privacy string `json:"privacy,omitempty"`
 }
 
-// brand is the look of tenant id: its own branding over the gateway's.
-func (g *Gateway) brand(id string) templates.Brand {
-	b := templates.Brand{}
-	for _, src := range []*Branding{g.Branding, g.Brandings[id]} {
+// tenantBrandings is every tenant's look: the gateway's branding, overridden
+// field by field by a tenant's own.
+type tenantBrandings struct {
+	all      *Branding
+	byTenant map[string]*Branding
+}
+
+// of is the look of tenant id.
+func (b tenantBrandings) of(id string) templates.Brand {
+	look := templates.Brand{}
+	for _, src := range []*Branding{b.all, b.byTenant[id]} {
 		if src == nil {
 			continue
 		}
-		b.Logo = cmp.Or(src.Logo, b.Logo)
-		b.Accent = cmp.Or(src.Accent, b.Accent)
-		b.AccentDark = cmp.Or(src.AccentDark, b.AccentDark)
-		b.Support = cmp.Or(src.Support, b.Support)
-		b.Privacy = cmp.Or(src.Privacy, b.Privacy)
+		look.Logo = cmp.Or(src.Logo, look.Logo)
+		look.Accent = cmp.Or(src.Accent, look.Accent)
+		look.AccentDark = cmp.Or(src.AccentDark, look.AccentDark)
+		look.Support = cmp.Or(src.Support, look.Support)
+		look.Privacy = cmp.Or(src.Privacy, look.Privacy)
 	}
-	return b
+	return look
+}
+
+// tenantNames are the names guests see: a tenant's own display name, else
+// the gateway's, else the tenant id.
+type tenantNames struct {
+	all      string
+	byTenant map[string]string
+}
+
+func (n tenantNames) of(id string) string {
+	if name, ok := n.byTenant[id]; ok {
+		return name
+	}
+	return cmp.Or(n.all, id)
 }
 
 // check refuses what would break a page or its colours, saying which option.

@@ -113,8 +113,9 @@ func TestUnmarshalCaddyfileMailersDeliveryAndNames(t *testing.T) {
 	if g.DisplayName != "Shared documents" || g.DisplayNames["contoso.example.com"] != "Contoso" {
 		t.Errorf("display names %q %v", g.DisplayName, g.DisplayNames)
 	}
-	if g.displayName("contoso.example.com") != "Contoso" || g.displayName("other") != "Shared documents" {
-		t.Error("displayName does not prefer the tenant's own name")
+	names := tenantNames{all: g.DisplayName, byTenant: g.DisplayNames}
+	if names.of("contoso.example.com") != "Contoso" || names.of("other") != "Shared documents" {
+		t.Error("tenant names do not prefer the tenant's own name")
 	}
 
 	g, err = parse(t, `email_otp {

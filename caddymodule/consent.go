@@ -10,13 +10,13 @@ import (
 )
 
 func (g *Gateway) getConsent(w http.ResponseWriter, r *http.Request, t tenant) {
-	p, _ := g.loadPending(r, t, "")
+	p, _ := g.pending.load(r, t, "")
 	if p.Held == nil {
 		g.backToSignIn(w, r, t, p, flow.NoticeNone)
 		return
 	}
-	g.page(w, r, t, http.StatusOK, templates.PageConsent, templates.PageData{
-		CSRF: g.csrfToken(t, p.Nonce), Email: p.Held.Email, RD: safeRD(p.RD, t),
+	g.pages.page(w, r, t, http.StatusOK, templates.PageConsent, templates.PageData{
+		CSRF: g.csrf.token(t, p.Nonce), Email: p.Held.Email, RD: safeRD(p.RD, t),
 	})
 }
 
@@ -34,13 +34,13 @@ func (g *Gateway) postConsent(w http.ResponseWriter, r *http.Request, t tenant) 
 	}
 	if form["decision"] != "accept" {
 		p.Held = nil
-		if err := g.savePending(w, r, t, p); err != nil {
-			g.internalError(w, r, t, err)
+		if err := g.pending.save(w, r, t, p); err != nil {
+			g.pages.internalError(w, r, t, err)
 			return
 		}
-		g.logger.Info("consent declined; not signed in", g.eventFields(r, t, held.Email)...)
-		g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{
-			Notice: g.words(r).Say(templates.ConsentDeclined, templates.Vars{"Tenant": g.displayName(t.ID)}),
+		g.log.Info("consent declined; not signed in", g.log.fields(r, t, held.Email)...)
+		g.pages.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{
+			Notice: g.pages.words(r).Say(templates.ConsentDeclined, templates.Vars{"Tenant": g.pages.displayNames.of(t.ID)}),
 		})
 		return
 	}
@@ -48,9 +48,9 @@ func (g *Gateway) postConsent(w http.ResponseWriter, r *http.Request, t tenant) 
 		g.backToSignIn(w, r, t, p, flow.NoticeNone)
 		return
 	} else if err != nil {
-		g.internalError(w, r, t, err)
+		g.pages.internalError(w, r, t, err)
 		return
 	}
-	g.step(r, t, "consent_given", "", held.Email)
+	g.log.step(r, t, "consent_given", "", held.Email)
 	g.issueSession(w, r, t, p, *held)
 }

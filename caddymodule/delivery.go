@@ -236,7 +236,7 @@ func (g *Gateway) loadQueue(key string) (*mailQueue, error) {
 	var s flow.Store = g.store
 	mq.mailer.Store(&m)
 	mq.store.Store(&s)
-	mq.logger.Store(g.logger)
+	mq.logger.Store(g.log.Logger)
 	mq.mask.Store(g.MaskAddresses)
 	if g.journal != nil && mq.journal.Load() != nil {
 		mq.journal.Store(g.journal)

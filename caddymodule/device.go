@@ -27,28 +27,34 @@ type deviceMarker struct {
 	Tags []string `json:"t"` // identity tags, the most recent first
 }
 
-// loadDevices returns every marker of t the request carries that opens. A
+// deviceMarkers reads and writes the device marker.
+type deviceMarkers struct {
+	sealer *flow.Sealer
+	now    func() time.Time
+}
+
+// load returns every marker of t the request carries that opens. A
 // page on a sibling host can toss its own genuine marker under a parent
 // Domain and a longer Path, which the browser sends first: taking the first
 // would drop the owner back into the strangers' quota, so none hides another.
-func (g *Gateway) loadDevices(r *http.Request, t tenant) []flow.Device {
+func (d deviceMarkers) load(r *http.Request, t tenant) []flow.Device {
 	name := cookieNameAt(r, t.Base(), deviceCookie)
 	var all []flow.Device
 	for v := range cookieValues(r, name) {
 		var m deviceMarker
-		if g.device.Open(sealName(name, t), v, &m) == nil && m.ID != "" {
+		if d.sealer.Open(sealName(name, t), v, &m) == nil && m.ID != "" {
 			all = append(all, flow.Device{ID: m.ID, Tags: m.Tags})
 		}
 	}
 	return all
 }
 
-// rememberDevice adds the signed-in address to this browser's marker: the
+// remember adds the signed-in address to this browser's marker: the
 // one that knows the address already, else the first that opens, else a new
 // one.
-func (g *Gateway) rememberDevice(w http.ResponseWriter, r *http.Request, t tenant, email string) error {
+func (d deviceMarkers) remember(w http.ResponseWriter, r *http.Request, t tenant, email string) error {
 	tag := flow.IdentityTag(t.Key, email)
-	all := g.loadDevices(r, t)
+	all := d.load(r, t)
 	m := deviceMarker{ID: flow.RandomToken()}
 	if i := slices.IndexFunc(all, func(d flow.Device) bool { return slices.Contains(d.Tags, tag) }); i >= 0 {
 		m = deviceMarker{ID: all[i].ID, Tags: all[i].Tags}
@@ -58,10 +64,10 @@ func (g *Gateway) rememberDevice(w http.ResponseWriter, r *http.Request, t tenan
 	m.Tags = append([]string{tag}, slices.DeleteFunc(slices.Clone(m.Tags), func(s string) bool { return s == tag })...)
 	m.Tags = m.Tags[:min(len(m.Tags), maxDeviceTags)]
 	name := cookieNameAt(r, t.Base(), deviceCookie)
-	v, err := g.device.Seal(sealName(name, t), m)
+	v, err := d.sealer.Seal(sealName(name, t), m)
 	if err != nil {
 		return err
 	}
-	g.setCookieAt(w, r, t.Base(), deviceCookie, v, g.service.Now().Add(deviceLifetime))
+	setCookieAt(w, r, t.Base(), deviceCookie, v, d.now().Add(deviceLifetime))
 	return nil
 }

@@ -106,7 +106,7 @@ func (g *Gateway) warnLooseProxies(r *http.Request) {
 		return
 	}
 	g.looseProxies.Do(func() {
-		g.logger.Warn("email_otp: requests come through trusted_proxies without trusted_proxies_strict: the client IP is the left-most " +
+		g.log.Warn("email_otp: requests come through trusted_proxies without trusted_proxies_strict: the client IP is the left-most " +
 			"X-Forwarded-For entry, which any client writes, so per_ip limits count what clients claim; " +
 			"add trusted_proxies_strict to the server's options")
 	})
@@ -153,8 +153,8 @@ func readForm(w http.ResponseWriter, r *http.Request, names ...string) (map[stri
 // checkFormOrigin refuses cross-site posts and forms whose CSRF token does not
 // belong to this browser.
 func (g *Gateway) checkFormOrigin(w http.ResponseWriter, r *http.Request, t tenant, binding, token string) bool {
-	if crossOrigin.Check(r) != nil || !g.csrfOK(t, binding, token) {
-		g.errorPage(w, r, t, http.StatusForbidden, templates.FormExpiredTitle, templates.FormExpiredText, nil,
+	if crossOrigin.Check(r) != nil || !g.csrf.ok(t, binding, token) {
+		g.pages.errorPage(w, r, t, http.StatusForbidden, templates.FormExpiredTitle, templates.FormExpiredText, nil,
 			link{t.Base() + "signin", templates.ActionGoToSignin})
 		return false
 	}
@@ -169,7 +169,7 @@ func (g *Gateway) readPendingForm(w http.ResponseWriter, r *http.Request, t tena
 		g.formUnreadable(w, r, t, err, retry)
 		return flow.Pending{}, nil, false
 	}
-	p, _ := g.loadPending(r, t, form["csrf"])
+	p, _ := g.pending.load(r, t, form["csrf"])
 	if !g.checkFormOrigin(w, r, t, p.Nonce, form["csrf"]) {
 		return p, nil, false
 	}
@@ -179,6 +179,6 @@ func (g *Gateway) readPendingForm(w http.ResponseWriter, r *http.Request, t tena
 // formUnreadable answers a form that arrived incomplete, repeated or too
 // large; what exactly was wrong goes to the debug log, not to the page.
 func (g *Gateway) formUnreadable(w http.ResponseWriter, r *http.Request, t tenant, err error, retry ...link) {
-	g.logger.Debug("form refused", zap.String("tenant", t.ID), zap.String("path", r.URL.Path), zap.Error(err))
-	g.errorPage(w, r, t, http.StatusBadRequest, templates.FormUnreadableTitle, templates.FormUnreadableText, nil, retry...)
+	g.log.Debug("form refused", zap.String("tenant", t.ID), zap.String("path", r.URL.Path), zap.Error(err))
+	g.pages.errorPage(w, r, t, http.StatusBadRequest, templates.FormUnreadableTitle, templates.FormUnreadableText, nil, retry...)
 }

@@ -158,21 +158,20 @@ type Gateway struct {
 	feed          guestFeed // nil unless the store tells nodes of changes
 	stopFollowing func()
 	queueKey      string
-	pages         *templates.Set
-	sessions      *flow.SessionSealer
-	pending       *flow.Sealer
+	pages         *pageRenderer
+	sessions      sessionCookies
+	pending       pendingCookies
+	devices       deviceMarkers
+	csrf          csrfKey
 	notMe         *flow.Signer
-	device        *flow.Sealer
 	journal       *sealedJournal // queued messages kept in Redis; nil with the memory store
-	csrfKey       []byte
-	baseURL       *url.URL // nil: links use the request's own origin
+	baseURL       *url.URL       // nil: links use the request's own origin
 	identityNames hygiene.Headers
 	clientHeaders hygiene.Headers // removed from every request (clientForbidden)
 	assertion     *assertionState // nil: no assertion
 	endpoints     map[string]endpoint
-	logger        *zap.Logger
-	audit         *zap.Logger // http.handlers.email_otp.audit: one line per sign-in step
-	looseProxies  *sync.Once  // warnLooseProxies warns once
+	log           signInLog
+	looseProxies  *sync.Once // warnLooseProxies warns once
 }
 
 // CaddyModule returns the Caddy module information.
@@ -188,8 +187,7 @@ func (Gateway) CaddyModule() caddy.ModuleInfo {
 // the guest directory in Caddy's storage, and the Redis store answers one
 // PING, so a config that can't reach Redis is refused at load.
 func (g *Gateway) Provision(ctx caddy.Context) error {
-	g.logger = ctx.Logger()
-	g.audit = g.logger.Named("audit")
+	g.log = newSignInLog(ctx.Logger(), g.MaskAddresses)
 	g.looseProxies = new(sync.Once)
 	g.applyDefaults()
 	if err := g.checkOptions(); err != nil {
@@ -229,11 +227,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	g.sessions = keys.SessionSealer(10_000)
-	g.pending = keys.Sealer("pending")
 	g.notMe = keys.Signer("notme")
-	g.device = keys.Sealer("device")
-	g.csrfKey = keys.MAC("csrf")
 	g.journal = g.newSealedJournal(mailerRaw, keys)
 	if g.queue, err = g.loadQueue(queueKey); err != nil {
 		return fmt.Errorf("delivery queue: %w", err)
@@ -243,8 +237,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("guest directory: %w", err)
 	}
 	g.stopFollowing = g.followGuestChanges()
-	if g.pages, err = templates.Load(g.TemplatesDir); err != nil {
-		return fmt.Errorf("templates: %w", err)
+	names := tenantNames{all: g.DisplayName, byTenant: g.DisplayNames}
+	if g.pages, err = newPageRenderer(g.TemplatesDir, names, tenantBrandings{all: g.Branding, byTenant: g.Brandings}, g.log.Logger); err != nil {
+		return err
 	}
 	g.service, err = flow.New(flow.Config{
 		CodeTTL:     time.Duration(g.CodeTTL),
@@ -265,24 +260,28 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	g.csrf = csrfKey(keys.MAC("csrf"))
+	g.sessions = sessionCookies{sealer: keys.SessionSealer(10_000), service: g.service}
+	g.pending = pendingCookies{sealer: keys.Sealer("pending"), csrf: g.csrf, now: g.service.Now}
+	g.devices = deviceMarkers{sealer: keys.Sealer("device"), now: g.service.Now}
 	st := siteOf(ctx)
 	g.tenants = newTenantSet(g, st.hosts)
 	if err := g.tenants.check(g); err != nil {
 		return err
 	}
 	if g.tenants.siblingsShareCookies(g.Tenant.From, st) {
-		g.logger.Warn("email_otp: host tenants on plain HTTP are not kept apart: a page on one host can set a cookie for a parent domain " +
+		g.log.Warn("email_otp: host tenants on plain HTTP are not kept apart: a page on one host can set a cookie for a parent domain " +
 			"that the others accept, and sign their guests in as someone else; serve HTTPS (cookies are then __Host-), " +
 			"or behind a proxy that ends TLS, list it in trusted_proxies so its X-Forwarded-Proto https counts")
 	}
 	if len(g.tenants.patterns) > 0 {
-		g.logger.Warn("email_otp: tenants "+strings.Join(g.tenants.patterns, " ")+" admit tenants whose id whoever writes the link chooses: "+
+		g.log.Warn("email_otp: tenants "+strings.Join(g.tenants.patterns, " ")+" admit tenants whose id whoever writes the link chooses: "+
 			"their pages and emails say display_name and their emails carry no link; list the tenants by name where you can",
 			zap.Bool("any_tenant", g.tenants.open()))
 	}
 	g.baseURL, _ = parseBaseURL(g.BaseURL) // checked above
 	if g.baseURL == nil && g.Tenant.From != TenantFromHost {
-		g.logger.Warn("email_otp: no base_url with tenant "+g.Tenant.From+": links in code emails will use whatever Host a request names; "+
+		g.log.Warn("email_otp: no base_url with tenant "+g.Tenant.From+": links in code emails will use whatever Host a request names; "+
 			"if this site answers more than one host name, set base_url (e.g. base_url https://docs.example.com)",
 			zap.String("tenant_from", g.Tenant.From))
 	}
@@ -325,7 +324,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Client-sent identity headers go first, whatever happens next.
 	g.clientHeaders.StripClient(r)
 	if err := checkPath(r.URL); err != nil {
-		g.serveTenantError(w, r, err)
+		g.pages.tenantError(w, r, err)
 		return nil
 	}
 
@@ -335,7 +334,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	t, err := g.resolveTenant(r)
 	if err != nil {
-		g.serveTenantError(w, r, err)
+		g.pages.tenantError(w, r, err)
 		return nil
 	}
 	if g.HSTS > 0 && isHTTPS(r) {
@@ -361,8 +360,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	if err != nil {
-		g.logger.Error("session check failed; refusing the request", zap.String("tenant", t.ID), zap.Error(err))
-		g.errorPage(w, r, t, http.StatusServiceUnavailable, templates.UnavailableTitle, templates.UnavailableSessionText, nil)
+		g.log.Error("session check failed; refusing the request", zap.String("tenant", t.ID), zap.Error(err))
+		g.pages.errorPage(w, r, t, http.StatusServiceUnavailable, templates.UnavailableTitle, templates.UnavailableSessionText, nil)
 		return nil
 	}
 	if !ok {

@@ -70,7 +70,7 @@ func (g *Gateway) checkHealth(ctx context.Context) health {
 // fromThisMachine): 200 when the store answers, else 503.
 func (g *Gateway) getHealthz(w http.ResponseWriter, r *http.Request, t tenant) {
 	if !fromThisMachine(r) {
-		g.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NotFoundText, nil)
+		g.pages.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NotFoundText, nil)
 		return
 	}
 	h := g.checkHealth(r.Context())

@@ -31,7 +31,7 @@ func (g *Gateway) sessionOf(r *http.Request, t tenant) (flow.Session, directory.
 	if s, ok := r.Context().Value(signedInKey{}).(signedIn); ok && s.session.Tenant == t.Key {
 		return s.session, s.guest, true, nil
 	}
-	return g.authenticate(r, t)
+	return g.sessions.authenticate(r, t)
 }
 
 // passIdentity sets the identity headers and placeholders for the handlers
@@ -46,7 +46,7 @@ func (g *Gateway) passIdentity(r *http.Request, t tenant, s flow.Session, guest 
 		// header empty, which a verifying backend refuses.
 		token, err := g.assertionFor(r, t, s, guest)
 		if err != nil {
-			g.logger.Error("assertion not signed", zap.String("tenant", t.ID), zap.Error(err))
+			g.log.Error("assertion not signed", zap.String("tenant", t.ID), zap.Error(err))
 		}
 		values[5] = token
 	}

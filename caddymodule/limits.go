@@ -110,10 +110,10 @@ func (l *LimitsConfig) flowLimits() flow.Limits {
 
 // rateLimited answers a limit about the client or the tenant.
 func (g *Gateway) rateLimited(w http.ResponseWriter, r *http.Request, t tenant, rl flow.RateLimitError, rd string) {
-	g.logger.Warn("code not sent: rate limit", g.eventFields(r, t, "", zap.String("scope", rl.Scope), zap.Time("until", rl.Until))...)
+	g.log.Warn("code not sent: rate limit", g.log.fields(r, t, "", zap.String("scope", rl.Scope), zap.Time("until", rl.Until))...)
 	wait := max(time.Until(rl.Until).Round(time.Second), time.Second)
 	w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())))
-	g.errorPage(w, r, t, http.StatusTooManyRequests, templates.RateLimitedTitle, templates.RateLimitedText,
-		templates.Vars{"Wait": g.words(r).Wait(wait)},
+	g.pages.errorPage(w, r, t, http.StatusTooManyRequests, templates.RateLimitedTitle, templates.RateLimitedText,
+		templates.Vars{"Wait": g.pages.words(r).Wait(wait)},
 		link{t.Base() + "signin?rd=" + url.QueryEscape(rd), templates.ActionBackToSignin})
 }

@@ -119,18 +119,18 @@ func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
 		return flow.Message{}, err
 	}
 	browser, system := browserName(c.UserAgent)
-	subject, text, html, err := g.pages.Email(templates.EmailData{
+	subject, text, html, err := g.pages.set.Email(templates.EmailData{
 		Code:      c.Code,
 		NotMeLink: notMe,
-		Tenant:    g.displayName(directory.TenantName(c.Tenant)),
-		Brand:     g.brand(directory.TenantName(c.Tenant)),
+		Tenant:    g.pages.displayNames.of(directory.TenantName(c.Tenant)),
+		Brand:     g.pages.brandings.of(directory.TenantName(c.Tenant)),
 		Resource:  mailResource(c.Resource),
 		Host:      c.Host,
 		ClientIP:  c.ClientIP,
 		Browser:   browser,
 		System:    system,
 		ExpiresIn: c.ExpiresIn,
-		Lang:      g.pages.Language(c.Language),
+		Lang:      g.pages.set.Language(c.Language),
 	})
 	if err != nil {
 		return flow.Message{}, err

@@ -2,7 +2,6 @@ package emailotp
 
 import (
 	"errors"
-	"net/http"
 	"sync"
 
 	"go.uber.org/zap"
@@ -56,12 +55,6 @@ var queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
 	Name:      "delivery_queue_depth",
 	Help:      "Code emails queued or being retried in this process.",
 })
-
-// step records one step of a sign-in on a guest's request, with the
-// guest's address (masked with mask_addresses) and client IP.
-func (g *Gateway) step(r *http.Request, t tenant, name, reason, email string) {
-	recordStep(g.audit, t.ID, name, reason, g.eventFields(r, t, email)...)
-}
 
 // recordStep is the one place a sign-in step is counted and logged: the
 // funnel's counter, and one line on the audit log

@@ -61,12 +61,12 @@ func (g *Gateway) getNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 	token := r.URL.Query().Get("t")
 	tok, ok := g.openNotMe(t, token)
 	if !ok {
-		g.errorPage(w, r, t, http.StatusBadRequest, templates.NotmeBadTitle, templates.NotmeBadText, nil)
+		g.pages.errorPage(w, r, t, http.StatusBadRequest, templates.NotmeBadTitle, templates.NotmeBadText, nil)
 		return
 	}
-	words := g.words(r)
-	g.page(w, r, t, http.StatusOK, templates.PageNotMe, templates.PageData{
-		Email: tok.Email, CSRF: g.csrfToken(t, notMeBinding(token)), Token: token, Words: words,
+	words := g.pages.words(r)
+	g.pages.page(w, r, t, http.StatusOK, templates.PageNotMe, templates.PageData{
+		Email: tok.Email, CSRF: g.csrf.token(t, notMeBinding(token)), Token: token, Words: words,
 		Notice: words.Say(templates.NotmeNotice, templates.Vars{"Duration": words.Duration(time.Duration(g.Limits.NotMe))}),
 	})
 }
@@ -79,7 +79,7 @@ func (g *Gateway) postNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 	}
 	tok, ok := g.openNotMe(t, form["t"])
 	if !ok {
-		g.errorPage(w, r, t, http.StatusBadRequest, templates.NotmeBadTitle, templates.NotmeBadText, nil)
+		g.pages.errorPage(w, r, t, http.StatusBadRequest, templates.NotmeBadTitle, templates.NotmeBadText, nil)
 		return
 	}
 	if !g.checkFormOrigin(w, r, t, notMeBinding(form["t"]), form["csrf"]) {
@@ -87,17 +87,17 @@ func (g *Gateway) postNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 	}
 	until, err := g.service.NotMe(r.Context(), t.Key, tok.Email, tok.Challenge, time.Duration(g.CodeTTL)+notMeValidity)
 	if errors.Is(err, flow.ErrNotMeUsed) || errors.Is(err, flow.ErrChallengeNotFound) {
-		g.errorPage(w, r, t, http.StatusGone, templates.NotmeUsedTitle, templates.NotmeUsedText, nil)
+		g.pages.errorPage(w, r, t, http.StatusGone, templates.NotmeUsedTitle, templates.NotmeUsedText, nil)
 		return
 	}
 	if err != nil {
-		g.internalError(w, r, t, err)
+		g.pages.internalError(w, r, t, err)
 		return
 	}
-	g.logger.Warn("code reported as not requested; codes to the address stopped",
-		g.eventFields(r, t, tok.Email, zap.Time("until", until))...)
-	words := g.words(r)
-	g.page(w, r, t, http.StatusOK, templates.PageError, templates.PageData{
+	g.log.Warn("code reported as not requested; codes to the address stopped",
+		g.log.fields(r, t, tok.Email, zap.Time("until", until))...)
+	words := g.pages.words(r)
+	g.pages.page(w, r, t, http.StatusOK, templates.PageError, templates.PageData{
 		Words:   words,
 		Heading: words.Say(templates.NotmeDoneTitle, nil),
 		Message: words.Say(templates.NotmeDoneText, templates.Vars{"Email": tok.Email, "Wait": words.Wait(until.Sub(g.service.Now()))}),

@@ -13,7 +13,7 @@ import (
 func (g *Gateway) serveOutbox(w http.ResponseWriter, r *http.Request, t tenant) {
 	dev, isDev := g.mailer.(*DevMailer)
 	if !isDev || !fromThisMachine(r) {
-		g.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NotFoundText, nil)
+		g.pages.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NotFoundText, nil)
 		return
 	}
 	var entries []templates.OutboxEntry
@@ -22,5 +22,5 @@ func (g *Gateway) serveOutbox(w http.ResponseWriter, r *http.Request, t tenant) 
 			At: e.At.UTC().Format(time.RFC3339), To: e.To, Subject: e.Subject, Text: e.Text,
 		})
 	}
-	g.page(w, r, t, http.StatusOK, templates.PageOutbox, templates.PageData{Outbox: entries})
+	g.pages.page(w, r, t, http.StatusOK, templates.PageOutbox, templates.PageData{Outbox: entries})
 }

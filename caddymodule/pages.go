@@ -2,6 +2,7 @@ package emailotp
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -11,17 +12,38 @@ import (
 	"github.com/otpgate/caddy-email-otp/templates"
 )
 
-// serveTenantError answers a request whose tenant or path can't be read.
-func (g *Gateway) serveTenantError(w http.ResponseWriter, r *http.Request, err error) {
+// pageRenderer renders the gateway's pages: in the language the guest's
+// browser asks for, with the tenant's display name and branding, and with the
+// headers every gateway page carries. The code and invitation emails take the
+// same names and looks from it.
+type pageRenderer struct {
+	set          *templates.Set
+	displayNames tenantNames
+	brandings    tenantBrandings
+	logger       *zap.Logger
+}
+
+// newPageRenderer loads the templates (the embedded ones, overridden by
+// dir's files).
+func newPageRenderer(dir string, names tenantNames, looks tenantBrandings, logger *zap.Logger) (*pageRenderer, error) {
+	set, err := templates.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	return &pageRenderer{set: set, displayNames: names, brandings: looks, logger: logger}, nil
+}
+
+// tenantError answers a request whose tenant or path can't be read.
+func (p *pageRenderer) tenantError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errBadPath) {
-		g.errorPage(w, r, tenant{Root: "/"}, http.StatusBadRequest, templates.BadLinkTitle, templates.BadPathText, nil)
+		p.errorPage(w, r, tenant{Root: "/"}, http.StatusBadRequest, templates.BadLinkTitle, templates.BadPathText, nil)
 		return
 	}
 	if errors.Is(err, errBadTenant) {
-		g.errorPage(w, r, tenant{Root: "/"}, http.StatusBadRequest, templates.BadLinkTitle, templates.BadTenantText, nil)
+		p.errorPage(w, r, tenant{Root: "/"}, http.StatusBadRequest, templates.BadLinkTitle, templates.BadTenantText, nil)
 		return
 	}
-	g.errorPage(w, r, tenant{Root: "/"}, http.StatusNotFound, templates.NoTenantTitle, templates.NoTenantText, nil)
+	p.errorPage(w, r, tenant{Root: "/"}, http.StatusNotFound, templates.NoTenantTitle, templates.NoTenantText, nil)
 }
 
 // link is a way on from an error page: where, and the words on it.
@@ -32,30 +54,30 @@ type link struct {
 
 // errorPage answers with a page that says, in the guest's language, what
 // went wrong (title, text filled with vars) and offers at most one way on.
-func (g *Gateway) errorPage(w http.ResponseWriter, r *http.Request, t tenant, status int, title, text templates.Message, vars templates.Vars, action ...link) {
-	words := g.words(r)
+func (p *pageRenderer) errorPage(w http.ResponseWriter, r *http.Request, t tenant, status int, title, text templates.Message, vars templates.Vars, action ...link) {
+	words := p.words(r)
 	data := templates.PageData{Words: words, Heading: words.Say(title, vars), Message: words.Say(text, vars)}
 	if len(action) > 0 {
 		data.Action, data.ActionText = action[0].href, words.Say(action[0].text, nil)
 	}
-	g.page(w, r, t, status, templates.PageError, data)
+	p.page(w, r, t, status, templates.PageError, data)
 }
 
 // words are the sentences in the language the guest's browser asks for.
-func (g *Gateway) words(r *http.Request) templates.Words {
-	return g.pages.Words(r.Header.Get("Accept-Language")).ForPage()
+func (p *pageRenderer) words(r *http.Request) templates.Words {
+	return p.set.Words(r.Header.Get("Accept-Language")).ForPage()
 }
 
 // internalError answers a step that could not be done. A store or queue
 // that is full (flow.ErrBusy) is load being shed, not a fault: the guest is
 // asked to come back in a minute.
-func (g *Gateway) internalError(w http.ResponseWriter, r *http.Request, t tenant, err error) {
+func (p *pageRenderer) internalError(w http.ResponseWriter, r *http.Request, t tenant, err error) {
 	if errors.Is(err, flow.ErrBusy) {
-		g.busy(w, r, t, err, link{t.Base() + "signin", templates.ActionTryAgain})
+		p.busy(w, r, t, err, link{t.Base() + "signin", templates.ActionTryAgain})
 		return
 	}
-	g.logger.Error("sign-in step failed", zap.String("tenant", t.ID), zap.String("path", r.URL.Path), zap.Error(err))
-	g.errorPage(w, r, t, http.StatusServiceUnavailable, templates.UnavailableTitle, templates.UnavailableInternalText, nil,
+	p.logger.Error("sign-in step failed", zap.String("tenant", t.ID), zap.String("path", r.URL.Path), zap.Error(err))
+	p.errorPage(w, r, t, http.StatusServiceUnavailable, templates.UnavailableTitle, templates.UnavailableInternalText, nil,
 		link{t.Base() + "signin", templates.ActionStartAgain})
 }
 
@@ -63,22 +85,22 @@ func (g *Gateway) internalError(w http.ResponseWriter, r *http.Request, t tenant
 // 429, like the other limits, with Retry-After: under a flood these are the
 // answers the flood gets, and a 5xx would page the operator for a server
 // that is doing what it should.
-func (g *Gateway) busy(w http.ResponseWriter, r *http.Request, t tenant, err error, again link) {
-	g.logger.Warn("sign-in step refused: the gateway is at capacity", zap.String("tenant", t.ID), zap.String("path", r.URL.Path), zap.Error(err))
+func (p *pageRenderer) busy(w http.ResponseWriter, r *http.Request, t tenant, err error, again link) {
+	p.logger.Warn("sign-in step refused: the gateway is at capacity", zap.String("tenant", t.ID), zap.String("path", r.URL.Path), zap.Error(err))
 	w.Header().Set("Retry-After", "60")
-	g.errorPage(w, r, t, http.StatusTooManyRequests, templates.BusyTitle, templates.BusyText, nil, again)
+	p.errorPage(w, r, t, http.StatusTooManyRequests, templates.BusyTitle, templates.BusyText, nil, again)
 }
 
 // page renders a gateway page with the headers every auth page carries.
-func (g *Gateway) page(w http.ResponseWriter, r *http.Request, t tenant, status int, name string, data templates.PageData) {
+func (p *pageRenderer) page(w http.ResponseWriter, r *http.Request, t tenant, status int, name string, data templates.PageData) {
 	data.Base = t.Base()
 	if data.Words.Lang == "" {
-		data.Words = g.words(r)
+		data.Words = p.words(r)
 	}
 	if t.ID != "" {
-		data.Tenant = g.displayName(t.ID)
+		data.Tenant = p.displayNames.of(t.ID)
 	}
-	data.Brand = g.brand(t.ID)
+	data.Brand = p.brandings.of(t.ID)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -91,8 +113,8 @@ func (g *Gateway) page(w http.ResponseWriter, r *http.Request, t tenant, status 
 	// tell them from another site's. Other sites still get no referrer.
 	h.Set("Referrer-Policy", "same-origin")
 	var buf strings.Builder
-	if err := g.pages.Page(&buf, name, data); err != nil {
-		g.logger.Error("rendering page failed", zap.String("page", name), zap.Error(err))
+	if err := p.set.Page(&buf, name, data); err != nil {
+		p.logger.Error("rendering page failed", zap.String("page", name), zap.Error(err))
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte("500 Internal Server Error: the sign-in page could not be shown\n"))
@@ -102,38 +124,6 @@ func (g *Gateway) page(w http.ResponseWriter, r *http.Request, t tenant, status 
 	if r.Method != http.MethodHead {
 		_, _ = w.Write([]byte(buf.String()))
 	}
-}
-
-// eventFields are the fields of every sign-in log line: never a code or cookie.
-func (g *Gateway) eventFields(r *http.Request, t tenant, email string, extra ...zap.Field) []zap.Field {
-	if g.MaskAddresses {
-		email = maskAddress(email)
-	}
-	return append([]zap.Field{
-		zap.String("tenant", t.ID),
-		zap.String("email", email),
-		zap.String("client_ip", clientIP(r)),
-	}, extra...)
-}
-
-// maskAddress keeps an address's first character and its domain.
-func maskAddress(addr string) string {
-	at := strings.LastIndexByte(addr, '@')
-	if at < 1 {
-		return addr
-	}
-	return addr[:1] + "***" + addr[at:]
-}
-
-// displayName is what guests see for tenant id.
-func (g *Gateway) displayName(id string) string {
-	if n, ok := g.DisplayNames[id]; ok {
-		return n
-	}
-	if g.DisplayName != "" {
-		return g.DisplayName
-	}
-	return id
 }
 
 // pagePolicy is the Content-Security-Policy of a gateway page: nothing but

@@ -47,7 +47,7 @@ func (g *Gateway) endpointTable() map[string]endpoint {
 func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, t tenant, name string) {
 	e, ok := g.endpoints[name]
 	if !ok {
-		g.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NoSuchStepText, nil)
+		g.pages.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NoSuchStepText, nil)
 		return
 	}
 	switch {
@@ -57,6 +57,6 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, t tenant
 		e.post(w, r, t)
 	default:
 		w.Header().Set("Allow", e.allow)
-		g.errorPage(w, r, t, http.StatusMethodNotAllowed, templates.NotAllowedTitle, templates.NotAllowedText, nil)
+		g.pages.errorPage(w, r, t, http.StatusMethodNotAllowed, templates.NotAllowedTitle, templates.NotAllowedText, nil)
 	}
 }

@@ -52,7 +52,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	if _, err := g.service.Redeem(context.Background(), sess); err != nil {
 		b.Fatal(err)
 	}
-	value, err := g.sessions.SealSession(sessionCookie, t.Key, sess)
+	value, err := g.sessions.sealer.SealSession(sessionCookie, t.Key, sess)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func (g *Gateway) getSession(w http.ResponseWriter, r *http.Request, t tenant) {
 	if !jsonForOwnPages(w, r, t) {
 		return
 	}
-	s, guest, ok, err := g.authenticate(r, t)
+	s, guest, ok, err := g.sessions.authenticate(r, t)
 	switch {
 	case errors.Is(err, errSessionConflict):
 		w.WriteHeader(http.StatusConflict)

@@ -22,7 +22,7 @@ func (g *Gateway) askToSignIn(w http.ResponseWriter, r *http.Request, t tenant) 
 	}
 	w.Header().Set("WWW-Authenticate", `Email-OTP realm="`+strings.ReplaceAll(t.ID, `"`, "")+`", signin="`+t.Base()+`signin"`)
 	if wantsHTML(r) {
-		g.errorPage(w, r, t, http.StatusUnauthorized, templates.PleaseSignInTitle, templates.PleaseSignInText, nil, link{signin, templates.ActionSignIn})
+		g.pages.errorPage(w, r, t, http.StatusUnauthorized, templates.PleaseSignInTitle, templates.PleaseSignInText, nil, link{signin, templates.ActionSignIn})
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -43,7 +43,7 @@ var noticeWords = map[flow.Notice]templates.Message{
 }
 
 func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
-	p, _ := g.loadPending(r, t, "")
+	p, _ := g.pending.load(r, t, "")
 	q := r.URL.Query()
 	email := p.Email
 	if hint, err := flow.ParseAddress(q.Get("email")); err == nil {
@@ -55,13 +55,13 @@ func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
 		p.Restart()
 	}
 	notice := flow.ParseNotice(q.Get("reason"))
-	if err := g.savePending(w, r, t, p); err != nil {
-		g.internalError(w, r, t, err)
+	if err := g.pending.save(w, r, t, p); err != nil {
+		g.pages.internalError(w, r, t, err)
 		return
 	}
-	g.step(r, t, "page_shown", "", email)
-	g.page(w, r, t, http.StatusOK, templates.PageSignIn, templates.PageData{
-		CSRF:       g.csrfToken(t, p.Nonce),
+	g.log.step(r, t, "page_shown", "", email)
+	g.pages.page(w, r, t, http.StatusOK, templates.PageSignIn, templates.PageData{
+		CSRF:       g.csrf.token(t, p.Nonce),
 		RD:         safeRD(q.Get("rd"), t),
 		Email:      email,
 		Notice:     g.notice(r, notice),
@@ -100,65 +100,65 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		ClientIP:  clientIP(r),
 		UserAgent: r.UserAgent(),
 		Browser:   p.Nonce,
-		Devices:   g.loadDevices(r, t),
+		Devices:   g.devices.load(r, t),
 
 		AfterAnswer: answered,
 	})
 	switch {
 	case errors.Is(err, flow.ErrInvalidAddress):
-		g.page(w, r, t, http.StatusUnprocessableEntity, templates.PageSignIn, templates.PageData{
+		g.pages.page(w, r, t, http.StatusUnprocessableEntity, templates.PageSignIn, templates.PageData{
 			CSRF: form["csrf"], RD: rd, Email: templates.OneLine(truncate(form["email"], 254)),
-			FieldError: addressProblem(g.words(r), err),
+			FieldError: addressProblem(g.pages.words(r), err),
 			Trouble:    g.queue.Troubled(),
 		})
 		return
 	case errors.Is(err, flow.ErrNotPermitted):
-		g.step(r, t, "code_requested", "", res.Email)
-		g.step(r, t, "code_denied", "", res.Email)
-		g.logger.Info("code not sent: address may not sign in (revealed)", g.eventFields(r, t, res.Email)...)
-		g.page(w, r, t, http.StatusForbidden, templates.PageSignIn, templates.PageData{
+		g.log.step(r, t, "code_requested", "", res.Email)
+		g.log.step(r, t, "code_denied", "", res.Email)
+		g.log.Info("code not sent: address may not sign in (revealed)", g.log.fields(r, t, res.Email)...)
+		g.pages.page(w, r, t, http.StatusForbidden, templates.PageSignIn, templates.PageData{
 			CSRF: form["csrf"], RD: rd, Email: res.Email,
-			FieldError: g.words(r).Say(templates.NotPermitted, templates.Vars{"Email": res.Email, "Tenant": g.displayName(t.ID)}),
+			FieldError: g.pages.words(r).Say(templates.NotPermitted, templates.Vars{"Email": res.Email, "Tenant": g.pages.displayNames.of(t.ID)}),
 		})
 		return
 	case errors.Is(err, flow.ErrBusy):
 		mailEvents.WithLabelValues(g.mailerName, tenantLabel(t.ID), "refused").Inc()
-		g.busy(w, r, t, err, link{t.Base() + "signin?rd=" + url.QueryEscape(rd), templates.ActionTryAgain})
+		g.pages.busy(w, r, t, err, link{t.Base() + "signin?rd=" + url.QueryEscape(rd), templates.ActionTryAgain})
 		return
 	case errors.Is(err, flow.ErrRateLimited):
 		var rl flow.RateLimitError
 		errors.As(err, &rl)
-		g.step(r, t, "rate_limited", rl.Scope, "")
+		g.log.step(r, t, "rate_limited", rl.Scope, "")
 		g.rateLimited(w, r, t, rl, rd)
 		return
 	case err != nil:
-		g.internalError(w, r, t, err)
+		g.pages.internalError(w, r, t, err)
 		return
 	}
-	g.step(r, t, "code_requested", "", res.Email)
+	g.log.step(r, t, "code_requested", "", res.Email)
 	if !res.Held.IsZero() {
-		g.step(r, t, "code_held", res.HeldWhy, res.Email)
+		g.log.step(r, t, "code_held", res.HeldWhy, res.Email)
 		// Answered as a send, for every address alike; a challenge this
 		// browser already waits on for the address stays.
-		g.logger.Info("code not sent: held by a limit", g.eventFields(r, t, res.Email, zap.String("why", res.HeldWhy), zap.Time("until", res.Held))...)
+		g.log.Info("code not sent: held by a limit", g.log.fields(r, t, res.Email, zap.String("why", res.HeldWhy), zap.Time("until", res.Held))...)
 		p.Sent(res, rd)
-		if err := g.savePending(w, r, t, p); err != nil {
-			g.internalError(w, r, t, err)
+		if err := g.pending.save(w, r, t, p); err != nil {
+			g.pages.internalError(w, r, t, err)
 			return
 		}
 		http.Redirect(w, r, t.Base()+"verify", http.StatusSeeOther)
 		return
 	}
 	if res.Permitted {
-		g.step(r, t, "code_sent", "", res.Challenge.Email)
-		g.logger.Info("code queued", g.eventFields(r, t, res.Challenge.Email)...)
+		g.log.step(r, t, "code_sent", "", res.Challenge.Email)
+		g.log.Info("code queued", g.log.fields(r, t, res.Challenge.Email)...)
 	} else {
-		g.step(r, t, "code_denied", "", res.Challenge.Email)
-		g.logger.Info("code not sent: address may not sign in", g.eventFields(r, t, res.Challenge.Email)...)
+		g.log.step(r, t, "code_denied", "", res.Challenge.Email)
+		g.log.Info("code not sent: address may not sign in", g.log.fields(r, t, res.Challenge.Email)...)
 	}
 	p.Sent(res, rd)
-	if err := g.savePending(w, r, t, p); err != nil {
-		g.internalError(w, r, t, err)
+	if err := g.pending.save(w, r, t, p); err != nil {
+		g.pages.internalError(w, r, t, err)
 		return
 	}
 	http.Redirect(w, r, t.Base()+"verify", http.StatusSeeOther)
@@ -178,7 +178,7 @@ func addressProblem(words templates.Words, err error) string {
 // notice is the sentence for why the guest is back at the sign-in page.
 func (g *Gateway) notice(r *http.Request, n flow.Notice) string {
 	if id, ok := noticeWords[n]; ok {
-		return g.words(r).Say(id, nil)
+		return g.pages.words(r).Say(id, nil)
 	}
 	return ""
 }

@@ -8,18 +8,18 @@ import (
 )
 
 func (g *Gateway) getSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
-	all, err := g.allSessions(r, t)
+	all, err := g.sessions.all(r, t)
 	if err != nil {
-		g.internalError(w, r, t, err)
+		g.pages.internalError(w, r, t, err)
 		return
 	}
 	rd := g.wayBack(r, t, r.URL.Query().Get("rd"))
 	if len(all) == 0 {
-		g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{RD: rd})
+		g.pages.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{RD: rd})
 		return
 	}
-	g.page(w, r, t, http.StatusOK, templates.PageSignOut, templates.PageData{
-		CSRF: g.csrfToken(t, all[0].session.ID), Email: all[0].session.Email, RD: rd,
+	g.pages.page(w, r, t, http.StatusOK, templates.PageSignOut, templates.PageData{
+		CSRF: g.csrf.token(t, all[0].session.ID), Email: all[0].session.Email, RD: rd,
 	})
 }
 
@@ -28,7 +28,7 @@ func (g *Gateway) getSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
 // the one they signed in for, else the tenant root.
 func (g *Gateway) wayBack(r *http.Request, t tenant, rd string) string {
 	if rd == "" {
-		p, _ := g.loadPending(r, t, "")
+		p, _ := g.pending.load(r, t, "")
 		rd = p.RD
 	}
 	return safeRD(rd, t)
@@ -37,9 +37,9 @@ func (g *Gateway) wayBack(r *http.Request, t tenant, rd string) string {
 // postSignOut ends every session the request carries for the tenant: after a
 // session conflict, the planted one ends too.
 func (g *Gateway) postSignOut(w http.ResponseWriter, r *http.Request, t tenant) {
-	all, err := g.allSessions(r, t)
+	all, err := g.sessions.all(r, t)
 	if err != nil {
-		g.internalError(w, r, t, err)
+		g.pages.internalError(w, r, t, err)
 		return
 	}
 	if len(all) > 0 {
@@ -52,13 +52,13 @@ func (g *Gateway) postSignOut(w http.ResponseWriter, r *http.Request, t tenant) 
 		}
 		for _, s := range all {
 			if err := g.service.SignOut(r.Context(), s.session); err != nil {
-				g.internalError(w, r, t, err)
+				g.pages.internalError(w, r, t, err)
 				return
 			}
-			g.logger.Info("signed out", g.eventFields(r, t, s.session.Email)...)
-			g.step(r, t, "signed_out", "", s.session.Email)
+			g.log.Info("signed out", g.log.fields(r, t, s.session.Email)...)
+			g.log.step(r, t, "signed_out", "", s.session.Email)
 		}
 	}
-	g.setCookie(w, r, t, sessionCookie, "", time.Time{})
-	g.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{RD: g.wayBack(r, t, r.PostFormValue("rd"))})
+	setCookie(w, r, t, sessionCookie, "", time.Time{})
+	g.pages.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{RD: g.wayBack(r, t, r.PostFormValue("rd"))})
 }

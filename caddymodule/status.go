@@ -30,9 +30,9 @@ func (g *Gateway) getStatus(w http.ResponseWriter, r *http.Request, t tenant) {
 	}
 	out := statusJSON{State: "gone"}
 	if screen.Step == flow.StepEnterCode {
-		view, words := screen.Challenge.Delivery.View(), g.words(r)
+		view, words := screen.Challenge.Delivery.View(), g.pages.words(r)
 		out = statusJSON{State: string(view), Message: words.Say(deliveryWords[view], templates.Vars{
-			"Email": p.Email, "Tenant": g.displayName(t.ID), "Count": g.service.CodeLength(),
+			"Email": p.Email, "Tenant": g.pages.displayNames.of(t.ID), "Count": g.service.CodeLength(),
 			"Duration": words.Duration(g.service.CodeTTL()),
 		})}
 	}

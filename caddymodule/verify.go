@@ -16,7 +16,7 @@ import (
 func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 	p, screen, err := g.codeScreen(r, t)
 	if err != nil {
-		g.internalError(w, r, t, err)
+		g.pages.internalError(w, r, t, err)
 		return
 	}
 	g.show(w, r, t, p, screen, http.StatusOK, "")
@@ -25,7 +25,7 @@ func (g *Gateway) getVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 // codeScreen is this browser's pending sign-in and what flow says its
 // enter-code step shows now; the page and …/status both answer from it.
 func (g *Gateway) codeScreen(r *http.Request, t tenant) (flow.Pending, flow.Screen, error) {
-	p, _ := g.loadPending(r, t, "")
+	p, _ := g.pending.load(r, t, "")
 	ch, err := g.service.Pending(r.Context(), t.Key, p.Challenge)
 	if err != nil && !errors.Is(err, flow.ErrChallengeNotFound) {
 		return p, flow.Screen{}, err
@@ -41,9 +41,9 @@ func (g *Gateway) show(w http.ResponseWriter, r *http.Request, t tenant, p flow.
 		return
 	}
 	ch := s.Challenge
-	words := g.words(r)
+	words := g.pages.words(r)
 	data := templates.PageData{
-		CSRF:       g.csrfToken(t, p.Nonce),
+		CSRF:       g.csrf.token(t, p.Nonce),
 		RD:         safeRD(p.RD, t),
 		Email:      p.Email,
 		TriesLeft:  ch.TriesLeft(),
@@ -60,7 +60,7 @@ func (g *Gateway) show(w http.ResponseWriter, r *http.Request, t tenant, p flow.
 		// no reload, so nothing the guest typed is lost.
 		data.Nonce = flow.RandomToken()
 	}
-	g.page(w, r, t, status, templates.PageVerify, data)
+	g.pages.page(w, r, t, status, templates.PageVerify, data)
 }
 
 func (g *Gateway) backToSignIn(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, n flow.Notice) {
@@ -82,33 +82,33 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 	}
 	res, err := g.service.Verify(r.Context(), t.Key, p.Challenge, form["code"])
 	if err != nil {
-		g.internalError(w, r, t, err)
+		g.pages.internalError(w, r, t, err)
 		return
 	}
 	screen := p.AfterVerify(res)
 	if name, ok := verifyEvents[res.Outcome]; ok {
-		g.step(r, t, name, "", cmp.Or(res.Email, p.Email))
+		g.log.step(r, t, name, "", cmp.Or(res.Email, p.Email))
 	}
 	switch res.Outcome {
 	case flow.WrongCode:
-		g.logger.Info("verify failed: wrong code", g.eventFields(r, t, res.Email, zap.Int("tries_left", res.TriesLeft))...)
+		g.log.Info("verify failed: wrong code", g.log.fields(r, t, res.Email, zap.Int("tries_left", res.TriesLeft))...)
 	case flow.Locked:
-		g.logger.Warn("verify failed: code locked after too many wrong tries", g.eventFields(r, t, res.Email)...)
+		g.log.Warn("verify failed: code locked after too many wrong tries", g.log.fields(r, t, res.Email)...)
 	case flow.Expired:
-		g.logger.Info("verify failed: code expired or replaced", g.eventFields(r, t, p.Email)...)
+		g.log.Info("verify failed: code expired or replaced", g.log.fields(r, t, p.Email)...)
 	}
 	switch screen.Step {
 	case flow.StepConsent:
-		if err := g.savePending(w, r, t, p); err != nil {
-			g.internalError(w, r, t, err)
+		if err := g.pending.save(w, r, t, p); err != nil {
+			g.pages.internalError(w, r, t, err)
 			return
 		}
-		g.logger.Info("code verified; asking for consent", g.eventFields(r, t, res.Email)...)
+		g.log.Info("code verified; asking for consent", g.log.fields(r, t, res.Email)...)
 		http.Redirect(w, r, t.Base()+"consent", http.StatusSeeOther)
 	case flow.StepSession:
 		g.issueSession(w, r, t, p, res.Session)
 	case flow.StepEnterCode:
-		words := g.words(r)
+		words := g.pages.words(r)
 		msg := words.Count(templates.WrongCode, res.TriesLeft, nil)
 		if res.Outcome == flow.Malformed {
 			msg = words.Count(templates.MalformedCode, g.service.CodeLength(), nil)
@@ -122,21 +122,21 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 // issueSession sets the session cookie and sends the guest on to the link
 // they first opened.
 func (g *Gateway) issueSession(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, s flow.Session) {
-	if err := g.setSession(w, r, t, s); err != nil {
-		g.internalError(w, r, t, err)
+	if err := g.sessions.set(w, r, t, s); err != nil {
+		g.pages.internalError(w, r, t, err)
 		return
 	}
-	if err := g.rememberDevice(w, r, t, s.Email); err != nil {
-		g.internalError(w, r, t, err)
+	if err := g.devices.remember(w, r, t, s.Email); err != nil {
+		g.pages.internalError(w, r, t, err)
 		return
 	}
 	// A fresh nonce: nothing from before sign-in carries over.
 	rd := safeRD(p.RD, t)
-	if err := g.savePending(w, r, t, p.SignedIn(s.Email)); err != nil {
-		g.internalError(w, r, t, err)
+	if err := g.pending.save(w, r, t, p.SignedIn(s.Email)); err != nil {
+		g.pages.internalError(w, r, t, err)
 		return
 	}
-	g.logger.Info("session issued", g.eventFields(r, t, s.Email, zap.Time("expires", s.Expiry()))...)
+	g.log.Info("session issued", g.log.fields(r, t, s.Email, zap.Time("expires", s.Expiry()))...)
 	http.Redirect(w, r, rd, http.StatusSeeOther)
 }
 
