@@ -105,7 +105,7 @@ func apiError(status int, format string, args ...any) error {
 // the one this admin endpoint was provisioned with.
 func (a *AdminAPI) directory() *directory.Directory {
 	for _, g := range gateways.loaded() {
-		return g.guests
+		return g.guests.Directory
 	}
 	return a.dir
 }
@@ -259,7 +259,7 @@ func (a *AdminAPI) invite(w http.ResponseWriter, r *http.Request) error {
 		return apiError(http.StatusInternalServerError, "writing the guest: %v", err)
 	}
 	if send {
-		if err := gw.sendInvitation(r, g, link, cmp.Or(req.Language, r.Header.Get("Accept-Language"))); err != nil {
+		if err := gw.mail.invite(r.Context(), g, link, cmp.Or(req.Language, r.Header.Get("Accept-Language"))); err != nil {
 			// No partial write: the directory goes back to what it was.
 			_ = undo(r.Context())
 			return apiError(http.StatusServiceUnavailable, "the invitation email could not be queued (%v); nothing was changed, try again", err)
@@ -294,33 +294,9 @@ func invitationLink(rawURL, tenantID, email string) (*Gateway, string, error) {
 			continue
 		}
 		rd := safeRD(u.RequestURI(), t)
-		if g.baseURL != nil {
-			u = g.baseURL
-		}
-		link := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: t.Base() + "signin",
-			RawQuery: url.Values{"rd": {rd}, "email": {email}}.Encode()}).String()
-		return g, link, nil
+		return g, g.links.signInLink(u, t, rd, email), nil
 	}
 	return nil, "", fmt.Errorf("no loaded email_otp handler serves %s as tenant %q", rawURL, tenantID)
-}
-
-// sendInvitation queues the invitation email through the gateway's mailer.
-func (g *Gateway) sendInvitation(r *http.Request, guest directory.Guest, link, language string) error {
-	data := templates.InviteData{
-		Tenant: g.pages.displayNames.of(directory.TenantName(guest.Tenant)), Email: guest.Email, Link: link, InvitedBy: guest.InvitedBy,
-		Lang: g.pages.set.Language(language), Brand: g.pages.brandings.of(directory.TenantName(guest.Tenant)),
-	}
-	if guest.InviteExpires != nil {
-		data.Expires = *guest.InviteExpires
-	}
-	subject, text, html, err := g.pages.set.Invitation(data)
-	if err != nil {
-		return err
-	}
-	return g.queue.Dispatch(r.Context(), flow.Envelope{
-		Tenant:  guest.Tenant,
-		Message: flow.Message{To: guest.Email, Subject: subject, Text: text, HTML: html},
-	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

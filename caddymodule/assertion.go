@@ -46,10 +46,18 @@ const assertionKeysKey = "email_otp/assertion_keys.json"
 // re-read the keys every quarter of it, backends cache the JWKS for less.
 const assertionLead = time.Hour
 
-type assertionState struct {
-	header string
-	minter *assertion.Minter
-	jwks   atomic.Pointer[[]byte]
+// assertionSigner signs the assertions of one gateway with the keys in
+// Caddy's storage, which it keeps current (rotated on schedule, re-read for
+// the other nodes' new keys), and publishes their public half.
+type assertionSigner struct {
+	header   string // canonical
+	audience []string
+	schedule assertion.Schedule
+	storage  certmagic.Storage
+	clock    flow.Clock
+	log      *zap.Logger
+	minter   *assertion.Minter
+	jwks     atomic.Pointer[[]byte]
 }
 
 func (c *AssertionConfig) schedule() assertion.Schedule {
@@ -69,26 +77,29 @@ func (c *AssertionConfig) check() error {
 	return nil
 }
 
-// provisionAssertion loads (or makes) the keys and keeps them current.
-func (g *Gateway) provisionAssertion(ctx caddy.Context) error {
-	if g.Assertion == nil {
-		return nil
+// newAssertionSigner loads (or makes) the keys and keeps them current
+// while ctx lives; nil without an assertion configured.
+func newAssertionSigner(ctx caddy.Context, c *AssertionConfig, clock flow.Clock, log *zap.Logger) (*assertionSigner, error) {
+	if c == nil {
+		return nil, nil
 	}
-	st := &assertionState{header: http.CanonicalHeaderKey(cmp.Or(g.Assertion.Header, defaultAssertionHeader))}
-	ring, err := g.currentAssertionKeys(ctx, ctx.Storage())
+	s := &assertionSigner{
+		header: http.CanonicalHeaderKey(c.headerName()), audience: c.Audience,
+		schedule: c.schedule(), storage: ctx.Storage(), clock: clock, log: log,
+	}
+	ring, err := s.currentKeys(ctx)
 	if err != nil {
-		return fmt.Errorf("assertion keys (%s in Caddy's storage): %w", assertionKeysKey, err)
+		return nil, fmt.Errorf("assertion keys (%s in Caddy's storage): %w", assertionKeysKey, err)
 	}
-	st.minter = assertion.NewMinter(ring, 10_000)
-	if err := st.publish(ring); err != nil {
-		return err
+	s.minter = assertion.NewMinter(ring, 10_000)
+	if err := s.publish(ring); err != nil {
+		return nil, err
 	}
-	g.assertion = st
-	go g.refreshAssertionKeys(ctx, ctx.Storage())
-	return nil
+	go s.refresh(ctx)
+	return s, nil
 }
 
-func (s *assertionState) publish(r *assertion.Ring) error {
+func (s *assertionSigner) publish(r *assertion.Ring) error {
 	b, err := r.JWKS()
 	if err != nil {
 		return err
@@ -97,19 +108,19 @@ func (s *assertionState) publish(r *assertion.Ring) error {
 	return nil
 }
 
-// currentAssertionKeys reads the keys, rotating (and storing) them when due.
-// The lock makes nodes that rotate together agree on one new key.
-func (g *Gateway) currentAssertionKeys(ctx context.Context, st certmagic.Storage) (*assertion.Ring, error) {
-	sched := g.Assertion.schedule()
-	now := g.service.Now()
+// currentKeys reads the keys, rotating (and storing) them when due. The
+// lock makes nodes that rotate together agree on one new key.
+func (s *assertionSigner) currentKeys(ctx context.Context) (*assertion.Ring, error) {
+	st := s.storage
+	now := s.clock.Now()
 	read := func() (*assertion.Ring, error) {
 		data, err := st.Load(ctx, assertionKeysKey)
 		if errors.Is(err, fs.ErrNotExist) {
-			return &assertion.Ring{Schedule: sched}, nil
+			return &assertion.Ring{Schedule: s.schedule}, nil
 		} else if err != nil {
 			return nil, err
 		}
-		return assertion.Unmarshal(data, sched)
+		return assertion.Unmarshal(data, s.schedule)
 	}
 	ring, err := read()
 	if err != nil {
@@ -136,9 +147,9 @@ func (g *Gateway) currentAssertionKeys(ctx context.Context, st certmagic.Storage
 	return ring, st.Store(ctx, assertionKeysKey, data)
 }
 
-// refreshAssertionKeys re-reads the keys every quarter of the lead time,
-// so a key another node made is published here before it signs.
-func (g *Gateway) refreshAssertionKeys(ctx caddy.Context, st certmagic.Storage) {
+// refresh re-reads the keys every quarter of the lead time, so a key
+// another node made is published here before it signs.
+func (s *assertionSigner) refresh(ctx caddy.Context) {
 	tick := time.NewTicker(assertionLead / 4)
 	defer tick.Stop()
 	for {
@@ -146,31 +157,33 @@ func (g *Gateway) refreshAssertionKeys(ctx caddy.Context, st certmagic.Storage) 
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			ring, err := g.currentAssertionKeys(ctx, st)
+			ring, err := s.currentKeys(ctx)
 			if err == nil {
-				err = g.assertion.publish(ring)
+				err = s.publish(ring)
 			}
 			if err != nil {
-				g.log.Error("assertion keys not refreshed; the current ones go on signing", zap.Error(err))
+				s.log.Error("assertion keys not refreshed; the current ones go on signing", zap.Error(err))
 				continue
 			}
-			g.assertion.minter.SetRing(ring)
+			s.minter.SetRing(ring)
 		}
 	}
 }
 
-// assertionFor is the signed assertion of a session passing to the backend.
-func (g *Gateway) assertionFor(r *http.Request, t tenant, s flow.Session, guest directory.Guest) (string, error) {
-	return g.assertion.minter.Mint(assertion.Claims{
-		Issuer:    g.mailOrigin(r) + t.Root,
-		Audience:  g.Assertion.Audience,
-		Subject:   s.Email,
-		Email:     s.Email,
+// sign is the assertion of a session passing to the backend, issued by
+// issuer (the tenant root's absolute URL). A session's assertion is minted
+// once and remembered while it is valid.
+func (s *assertionSigner) sign(issuer string, t tenant, sess flow.Session, guest directory.Guest) (string, error) {
+	return s.minter.Mint(assertion.Claims{
+		Issuer:    issuer,
+		Audience:  s.audience,
+		Subject:   sess.Email,
+		Email:     sess.Email,
 		Tenant:    t.ID,
-		SessionID: s.ID,
+		SessionID: sess.ID,
 		Status:    string(guest.Status),
-		AuthTime:  s.IssuedAt,
-	}, g.service.Now())
+		AuthTime:  sess.IssuedAt,
+	}, s.clock.Now())
 }
 
 // getJWKS publishes the public keys of the assertions; backends may cache
@@ -194,17 +207,17 @@ func (g *Gateway) getJWKS(w http.ResponseWriter, r *http.Request, t tenant) {
 	_, _ = w.Write(*st.jwks.Load())
 }
 
-// assertionHeader is the configured assertion header, or "" without one.
-func (g *Gateway) assertionHeader() string {
-	if g.Assertion == nil {
+// headerName is the header that carries the assertion; "" without one.
+func (c *AssertionConfig) headerName() string {
+	if c == nil {
 		return ""
 	}
-	return g.Assertion.Header
+	return cmp.Or(c.Header, defaultAssertionHeader)
 }
 
 // assertionOfTenant is the assertion state of a loaded gateway that signs
 // assertions for tenant t of r, or nil.
-func assertionOfTenant(r *http.Request, t tenant) *assertionState {
+func assertionOfTenant(r *http.Request, t tenant) *assertionSigner {
 	for _, o := range gateways.loaded() {
 		if o.assertion == nil {
 			continue

@@ -44,7 +44,7 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	if err != nil {
 		return nil, err
 	}
-	strip := h.NewRoute(caddy.ModuleMap{"not": not}, &IdentityStrip{Headers: g.Headers, AssertionHeader: g.assertionHeader()})
+	strip := h.NewRoute(caddy.ModuleMap{"not": not}, &IdentityStrip{Headers: g.Headers, AssertionHeader: g.Assertion.headerName()})
 	return append(strip, routes...), nil
 }
 

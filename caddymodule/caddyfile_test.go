@@ -248,14 +248,14 @@ func TestCheckOptionsNamesTheOption(t *testing.T) {
 	for name, c := range cases {
 		g := c.g
 		g.applyDefaults()
-		err := g.checkOptions()
+		_, err := g.checkOptions()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error naming %q", name, err, c.want)
 		}
 	}
 	ok := Gateway{Allow: []string{"*"}, CodeTTL: caddy.Duration(2 * time.Second)}
 	ok.applyDefaults()
-	if err := ok.checkOptions(); err != nil {
+	if _, err := ok.checkOptions(); err != nil {
 		t.Errorf("a 2s code_ttl (tests use seconds) is refused: %v", err)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +21,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/directory"
 	"github.com/otpgate/caddy-email-otp/internal/hygiene"
 	"github.com/otpgate/caddy-email-otp/templates"
 )
@@ -145,33 +143,28 @@ type Gateway struct {
 	// too (see AssertionConfig). Default: off.
 	Assertion *AssertionConfig `json:"assertion,omitempty"`
 
-	service       *flow.Service
-	tenants       tenantSet
-	mailer        Mailer
-	store         Store
-	mailerName    string
-	storeName     string
-	queue         *mailQueue
-	guests        *directory.Directory
-	guestsKey     string
-	storeModule   any       // the store as loaded (g.store may wrap it)
-	feed          guestFeed // nil unless the store tells nodes of changes
-	stopFollowing func()
-	queueKey      string
-	pages         *pageRenderer
-	sessions      sessionCookies
-	pending       pendingCookies
-	devices       deviceMarkers
-	csrf          csrfKey
-	notMe         *flow.Signer
-	journal       *sealedJournal // queued messages kept in Redis; nil with the memory store
-	baseURL       *url.URL       // nil: links use the request's own origin
-	identityNames hygiene.Headers
-	clientHeaders hygiene.Headers // removed from every request (clientForbidden)
-	assertion     *assertionState // nil: no assertion
-	endpoints     map[string]endpoint
-	log           signInLog
-	looseProxies  *sync.Once // warnLooseProxies warns once
+	// What Provision builds, each part once, with what it needs.
+	service    *flow.Service
+	tenants    tenantSet
+	modules    loadedModules
+	queue      *mailQueue
+	journal    *sealedJournal // queued messages kept in the store; nil with the memory store
+	guests     *guestBook
+	pages      *pageRenderer
+	mail       *mailWriter
+	links      linkOrigin
+	sessions   sessionCookies
+	pending    pendingCookies
+	devices    deviceMarkers
+	csrf       csrfKey
+	notMe      notMeLinks
+	identity   identityHeaders
+	fromClient hygiene.Headers  // removed from every request (clientForbidden)
+	assertion  *assertionSigner // nil: no assertion
+	endpoints  map[string]endpoint
+	log        signInLog
+	// looseProxies warns once that a proxy's X-Forwarded-Proto goes unheeded.
+	looseProxies *sync.Once
 }
 
 // CaddyModule returns the Caddy module information.
@@ -190,70 +183,50 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.log = newSignInLog(ctx.Logger(), g.MaskAddresses)
 	g.looseProxies = new(sync.Once)
 	g.applyDefaults()
-	if err := g.checkOptions(); err != nil {
+	opts, err := g.checkOptions()
+	if err != nil {
 		return err
 	}
-	policy, _ := flow.NewPolicy(g.Allow, g.Block, g.InviteOnly) // checked above
-
-	if g.MailerRaw == nil {
-		g.MailerRaw = json.RawMessage(`{"module":"dev"}`)
-	}
-	if g.StoreRaw == nil {
-		g.StoreRaw = json.RawMessage(`{"module":"memory"}`)
-	}
-	// LoadModule clears the raw JSON: key the queue by it first.
-	queueKey := g.queueKeyOf()
-	mailerRaw := append(json.RawMessage(nil), g.MailerRaw...)
-	g.mailerName, g.storeName = moduleName(g.MailerRaw), moduleName(g.StoreRaw)
-	m, err := ctx.LoadModule(g, "MailerRaw")
-	if err != nil {
-		return fmt.Errorf("mailer: %w", err)
-	}
-	g.mailer = m.(Mailer)
-	s, err := ctx.LoadModule(g, "StoreRaw")
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	g.store = s.(Store)
-	g.storeModule = s
-	if g.storeName != memoryStoreKey {
-		g.store = newTimedStore(g.store, g.storeName)
-	}
-
+	g.links = linkOrigin{base: opts.baseURL}
 	if err := registerMetrics(ctx); err != nil {
+		return err
+	}
+	if g.modules, err = g.loadModules(ctx); err != nil {
 		return err
 	}
 	keys, err := loadKeys(ctx, g.Keys)
 	if err != nil {
 		return err
 	}
-	g.notMe = keys.Signer("notme")
-	g.journal = g.newSealedJournal(mailerRaw, keys)
-	if g.queue, err = g.loadQueue(queueKey); err != nil {
+	clock := flow.SystemClock{}
+	g.journal = newSealedJournal(g.modules, keys)
+	loan := &queueLoan{mailer: g.modules.mailer, store: g.modules.store, journal: g.journal, logger: g.log.Logger, mask: g.MaskAddresses}
+	if g.queue, err = loadQueue(queueKeyOf(g.modules, g.Delivery), g.modules.mailerName, g.Delivery, loan); err != nil {
 		return fmt.Errorf("delivery queue: %w", err)
 	}
-
-	if g.guests, g.guestsKey, err = loadDirectory(ctx); err != nil {
+	if g.guests, err = openGuestBook(ctx, g.modules.storeModule); err != nil {
 		return fmt.Errorf("guest directory: %w", err)
 	}
-	g.stopFollowing = g.followGuestChanges()
 	names := tenantNames{all: g.DisplayName, byTenant: g.DisplayNames}
 	if g.pages, err = newPageRenderer(g.TemplatesDir, names, tenantBrandings{all: g.Branding, byTenant: g.Brandings}, g.log.Logger); err != nil {
 		return err
 	}
+	g.notMe = notMeLinks{signer: keys.Signer("notme"), now: clock.Now}
+	g.mail = &mailWriter{pages: g.pages, notMe: g.notMe, queue: g.queue}
 	g.service, err = flow.New(flow.Config{
 		CodeTTL:     time.Duration(g.CodeTTL),
 		SessionTTL:  time.Duration(g.SessionTTL),
 		CodeLength:  g.CodeLength,
 		MaxAttempts: g.MaxAttempts,
-		Policy:      policy,
+		Policy:      opts.policy,
 		Keys:        keys,
-		Store:       g.store,
+		Store:       g.modules.store,
 		Dispatcher:  g.queue,
-		Compose:     g.composeCodeMail,
-		Guests:      g.guests,
+		Compose:     g.mail.codeMail,
+		Guests:      g.guests.Directory,
 		Consent:     g.Consent,
 		Limits:      g.Limits.flowLimits(),
+		Clock:       clock,
 
 		RevealDenied: g.RevealDenied,
 	})
@@ -262,13 +235,27 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	g.csrf = csrfKey(keys.MAC("csrf"))
 	g.sessions = sessionCookies{sealer: keys.SessionSealer(10_000), service: g.service}
-	g.pending = pendingCookies{sealer: keys.Sealer("pending"), csrf: g.csrf, now: g.service.Now}
-	g.devices = deviceMarkers{sealer: keys.Sealer("device"), now: g.service.Now}
+	g.pending = pendingCookies{sealer: keys.Sealer("pending"), csrf: g.csrf, now: clock.Now}
+	g.devices = deviceMarkers{sealer: keys.Sealer("device"), now: clock.Now}
+	if g.assertion, err = newAssertionSigner(ctx, g.Assertion, clock, g.log.Logger); err != nil {
+		return err
+	}
+	g.identity = newIdentityHeaders(g.Headers, g.Assertion.headerName())
+	g.fromClient = clientForbidden(g.Headers, g.Assertion.headerName())
 	st := siteOf(ctx)
 	g.tenants = newTenantSet(g, st.hosts)
 	if err := g.tenants.check(g); err != nil {
 		return err
 	}
+	g.warnWeakSetup(st)
+	g.endpoints = g.endpointTable()
+	gateways.add(g)
+	return nil
+}
+
+// warnWeakSetup warns of what loads but leaves guests less protected than
+// they could be.
+func (g *Gateway) warnWeakSetup(st site) {
 	if g.tenants.siblingsShareCookies(g.Tenant.From, st) {
 		g.log.Warn("email_otp: host tenants on plain HTTP are not kept apart: a page on one host can set a cookie for a parent domain " +
 			"that the others accept, and sign their guests in as someone else; serve HTTPS (cookies are then __Host-), " +
@@ -279,50 +266,30 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 			"their pages and emails say display_name and their emails carry no link; list the tenants by name where you can",
 			zap.Bool("any_tenant", g.tenants.open()))
 	}
-	g.baseURL, _ = parseBaseURL(g.BaseURL) // checked above
-	if g.baseURL == nil && g.Tenant.From != TenantFromHost {
+	if g.links.base == nil && g.Tenant.From != TenantFromHost {
 		g.log.Warn("email_otp: no base_url with tenant "+g.Tenant.From+": links in code emails will use whatever Host a request names; "+
 			"if this site answers more than one host name, set base_url (e.g. base_url https://docs.example.com)",
 			zap.String("tenant_from", g.Tenant.From))
 	}
-	if err := g.provisionAssertion(ctx); err != nil {
-		return err
-	}
-	g.endpoints = g.endpointTable()
-	gateways.add(g)
-	g.clientHeaders = clientForbidden(g.Headers, g.assertionHeader())
-	g.identityNames = g.Headers.canonical()
-	if g.assertion != nil {
-		// Last, so passIdentity's values line up with the other names.
-		g.identityNames = append(g.identityNames, g.assertion.header)
-	}
-	return nil
 }
-
-// Validate implements caddy.Validator.
-func (g *Gateway) Validate() error { return g.checkOptions() }
 
 // Cleanup implements caddy.CleanerUpper: the last config using a delivery
 // queue drains it.
 func (g *Gateway) Cleanup() error {
 	gateways.remove(g)
-	if g.stopFollowing != nil {
-		g.stopFollowing()
+	if g.guests != nil {
+		g.guests.close()
 	}
-	if g.guestsKey != "" {
-		_, _ = directories.Delete(g.guestsKey)
-	}
-	if g.queueKey == "" {
+	if g.queue == nil {
 		return nil
 	}
-	_, err := queues.Delete(g.queueKey)
-	return err
+	return g.queue.release()
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// Client-sent identity headers go first, whatever happens next.
-	g.clientHeaders.StripClient(r)
+	g.fromClient.StripClient(r)
 	if err := checkPath(r.URL); err != nil {
 		g.pages.tenantError(w, r, err)
 		return nil
@@ -400,16 +367,6 @@ func (g *Gateway) resolveTenant(r *http.Request) (tenant, error) {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Gateway)(nil)
-	_ caddy.Validator             = (*Gateway)(nil)
 	_ caddy.CleanerUpper          = (*Gateway)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Gateway)(nil)
 )
-
-// moduleName is the "module" field of a module's JSON, e.g. "smtp".
-func moduleName(raw json.RawMessage) string {
-	var m struct {
-		Module string `json:"module"`
-	}
-	_ = json.Unmarshal(raw, &m)
-	return m.Module
-}

@@ -23,15 +23,45 @@ const guestCacheTTL = time.Second
 // admin API applies here at the next request.
 var directories = caddy.NewUsagePool()
 
-// loadDirectory returns the pooled directory of the config's storage and its
-// pool key, for Cleanup.
-func loadDirectory(ctx caddy.Context) (*directory.Directory, string, error) {
+// guestBook is a gateway's hold on the process's guest directory for its
+// storage, with the store's change feed (where it has one) keeping the
+// directory's cache current with the other nodes' changes.
+type guestBook struct {
+	*directory.Directory
+	poolKey string    // in directories
+	feed    guestFeed // nil unless the store tells nodes of changes
+	stop    func()    // stops following the feed
+}
+
+// openGuestBook returns the pooled directory of the config's storage,
+// following the store's change feed if it has one. Every call must be paired
+// with close.
+func openGuestBook(ctx caddy.Context, storeModule any) (*guestBook, error) {
 	st := ctx.Storage()
 	key := fmt.Sprintf("%T %+v", st, st)
-	d, err := loadPooled(directories, key, func() *directory.Directory {
+	dir, err := loadPooled(directories, key, func() *directory.Directory {
 		return directory.New(st, 100_000, guestCacheTTL)
 	})
-	return d, key, err
+	if err != nil {
+		return nil, err
+	}
+	book := &guestBook{Directory: dir, poolKey: key, stop: func() {}}
+	if feed, ok := storeModule.(guestFeed); ok {
+		book.feed = feed
+		book.stop = feed.OnGuestChange(func(tenant, email string) {
+			if tenant == "" {
+				dir.ForgetAll()
+			} else {
+				dir.Forget(tenant, email)
+			}
+		})
+	}
+	return book, nil
+}
+
+func (b *guestBook) close() {
+	b.stop()
+	_, _ = directories.Delete(b.poolKey)
 }
 
 // guestFeed is a store that tells every node when a guest's record changes
@@ -42,34 +72,17 @@ type guestFeed interface {
 	AnnounceGuestChange(ctx context.Context, tenant, email string) error
 }
 
-// followGuestChanges makes the gateway's directory forget what other nodes
-// announce; it returns the func that stops it.
-func (g *Gateway) followGuestChanges() func() {
-	feed, ok := g.storeModule.(guestFeed)
-	if !ok {
-		return func() {}
-	}
-	g.feed = feed
-	dir := g.guests
-	return feed.OnGuestChange(func(tenant, email string) {
-		if tenant == "" {
-			dir.ForgetAll()
-		} else {
-			dir.Forget(tenant, email)
-		}
-	})
-}
-
 // announceGuestChange tells every node sharing a loaded gateway's store
 // that a guest's record changed (this node's directory already knows).
 func announceGuestChange(ctx context.Context, logger *zap.Logger, tenant, email string) {
 	told := map[guestFeed]bool{}
 	for _, g := range gateways.loaded() {
-		if g.feed == nil || told[g.feed] {
+		feed := g.guests.feed
+		if feed == nil || told[feed] {
 			continue
 		}
-		told[g.feed] = true
-		if err := g.feed.AnnounceGuestChange(ctx, tenant, email); err != nil {
+		told[feed] = true
+		if err := feed.AnnounceGuestChange(ctx, tenant, email); err != nil {
 			logger.Warn("could not announce a guest's change to the other nodes: they see it within "+guestCacheTTL.String(),
 				zap.String("tenant", tenant), zap.Error(err))
 		}

@@ -43,13 +43,13 @@ func (g *Gateway) checkHealth(ctx context.Context) health {
 	defer cancel()
 	start := time.Now()
 	var err error
-	if p, ok := g.storeModule.(interface{ Ping(context.Context) error }); ok {
+	if p, ok := g.modules.storeModule.(interface{ Ping(context.Context) error }); ok {
 		err = p.Ping(ctx)
 	} else {
-		_, err = g.store.SessionRevoked(ctx, "healthz", g.service.Now())
+		_, err = g.modules.store.SessionRevoked(ctx, "healthz", g.service.Now())
 	}
-	h := health{Status: "ok", Store: storeHealth{Module: g.storeName, OK: err == nil, LatencyMS: float64(time.Since(start).Microseconds()) / 1000}}
-	if w, ok := g.storeModule.(interface{ Watching() bool }); ok {
+	h := health{Status: "ok", Store: storeHealth{Module: g.modules.storeName, OK: err == nil, LatencyMS: float64(time.Since(start).Microseconds()) / 1000}}
+	if w, ok := g.modules.storeModule.(interface{ Watching() bool }); ok {
 		h.Store.ChangeFeed = map[bool]string{true: "subscribed", false: "not subscribed"}[w.Watching()]
 	}
 	if err != nil {
@@ -57,8 +57,8 @@ func (g *Gateway) checkHealth(ctx context.Context) health {
 	}
 	h.Mailer = g.queue.last.Load()
 	h.Queue = g.queue.Depth()
-	if o := g.journal; o != nil && err == nil {
-		if n, err := o.store.JournalLen(ctx, o.name); err == nil {
+	if g.journal != nil && err == nil {
+		if n, err := g.journal.depth(ctx); err == nil {
 			h.Journal = &n
 		}
 	}

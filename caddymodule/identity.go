@@ -38,21 +38,19 @@ func (g *Gateway) sessionOf(r *http.Request, t tenant) (flow.Session, directory.
 // after the gateway, and keeps the gateway's cookies from reaching them. The
 // returned request carries the session for later gateways.
 func (g *Gateway) passIdentity(r *http.Request, t tenant, s flow.Session, guest directory.Guest) *http.Request {
-	// One backing array for the values (in hygiene.Headers' order), set
-	// under names canonicalized at provision: this runs on every request.
-	values := []string{s.Email, t.ID, AuthMethod, s.Expiry().Format(time.RFC3339), string(guest.Status), ""}
+	id := identity{
+		email: s.Email, tenant: t.ID, method: AuthMethod,
+		expires: s.Expiry().Format(time.RFC3339), status: string(guest.Status),
+	}
 	if g.assertion != nil {
-		// A remembered assertion costs no signature; a failure leaves the
-		// header empty, which a verifying backend refuses.
-		token, err := g.assertionFor(r, t, s, guest)
+		// A failure leaves the header empty, which a verifying backend refuses.
+		token, err := g.assertion.sign(g.links.of(r)+t.Root, t, s, guest)
 		if err != nil {
 			g.log.Error("assertion not signed", zap.String("tenant", t.ID), zap.Error(err))
 		}
-		values[5] = token
+		id.assertion = token
 	}
-	for i, name := range g.identityNames {
-		r.Header[name] = values[i : i+1 : i+1]
-	}
+	g.identity.set(r.Header, id)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		var email any = s.Email
 		repl.Set("http.auth.user.id", email)
@@ -62,6 +60,37 @@ func (g *Gateway) passIdentity(r *http.Request, t tenant, s flow.Session, guest 
 	}
 	gatewayCookies.RemoveFrom(r.Header)
 	return r.WithContext(context.WithValue(r.Context(), signedInKey{}, signedIn{session: s, guest: guest}))
+}
+
+// identity is what the identity headers tell the backend about a request.
+type identity struct {
+	email, tenant, method, expires, status string
+	assertion                              string // "" without an assertion
+}
+
+// identityHeaders are the identity headers' names, canonical.
+type identityHeaders struct {
+	email, tenant, method, expires, status string
+	assertion                              string // "": no assertion is sent
+}
+
+func newIdentityHeaders(h *HeaderNames, assertionHeader string) identityHeaders {
+	c := http.CanonicalHeaderKey
+	return identityHeaders{
+		email: c(h.Email), tenant: c(h.Tenant), method: c(h.Method), expires: c(h.Expires), status: c(h.Status),
+		assertion: c(assertionHeader),
+	}
+}
+
+// set puts id's values under the names. The values share one backing
+// array, each header its own one-element slice of it: this runs on every
+// request, and it is one allocation instead of six.
+func (n identityHeaders) set(h http.Header, id identity) {
+	v := []string{id.email, id.tenant, id.method, id.expires, id.status, id.assertion}
+	h[n.email], h[n.tenant], h[n.method], h[n.expires], h[n.status] = v[0:1:1], v[1:2:2], v[2:3:3], v[3:4:4], v[4:5:5]
+	if n.assertion != "" {
+		h[n.assertion] = v[5:6:6]
+	}
 }
 
 // statusValues are the guest statuses as placeholder values, boxed once:

@@ -2,15 +2,10 @@ package emailotp
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
 
 	"github.com/mileusna/useragent"
-
-	"github.com/otpgate/caddy-email-otp/flow"
-	"github.com/otpgate/caddy-email-otp/flow/directory"
-	"github.com/otpgate/caddy-email-otp/templates"
 )
 
 // What a code email says about the request that asked for it. Every part of
@@ -30,38 +25,6 @@ func parseBaseURL(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("base_url %q: give a scheme and host, and a port if needed, like https://docs.example.com", raw)
 	}
 	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
-}
-
-// mailOrigin is the scheme and host of links in mail: base_url, or else the
-// request's own.
-func (g *Gateway) mailOrigin(r *http.Request) string {
-	if g.baseURL != nil {
-		return g.baseURL.String()
-	}
-	return origin(r)
-}
-
-// mailBase is the absolute URL of t's endpoints for links in a code email;
-// "" (no link) for a tenant only a pattern admits, whose id, in the link's
-// host or path, a stranger may have chosen.
-func (g *Gateway) mailBase(r *http.Request, t tenant) string {
-	if !t.Named {
-		return ""
-	}
-	return g.mailOrigin(r) + t.Base()
-}
-
-// mailHost is the host of the one-time-code line ("@host #code"), which
-// browsers use to offer the code only on that site; "" (no line) for a
-// tenant only a pattern admits.
-func (g *Gateway) mailHost(r *http.Request, t tenant) string {
-	if !t.Named {
-		return ""
-	}
-	if g.baseURL != nil {
-		return canonicalHost(g.baseURL.Hostname())
-	}
-	return canonicalHost(r.Host)
 }
 
 // mailResourceOf is the link the guest asked for, for the code email; ""
@@ -111,31 +74,6 @@ func browserName(ua string) (browser, system string) {
 		return p.Name, p.OS
 	}
 	return p.Name, ""
-}
-
-func (g *Gateway) composeCodeMail(c flow.CodeMail) (flow.Message, error) {
-	notMe, err := g.notMeLink(c)
-	if err != nil {
-		return flow.Message{}, err
-	}
-	browser, system := browserName(c.UserAgent)
-	subject, text, html, err := g.pages.set.Email(templates.EmailData{
-		Code:      c.Code,
-		NotMeLink: notMe,
-		Tenant:    g.pages.displayNames.of(directory.TenantName(c.Tenant)),
-		Brand:     g.pages.brandings.of(directory.TenantName(c.Tenant)),
-		Resource:  mailResource(c.Resource),
-		Host:      c.Host,
-		ClientIP:  c.ClientIP,
-		Browser:   browser,
-		System:    system,
-		ExpiresIn: c.ExpiresIn,
-		Lang:      g.pages.set.Language(c.Language),
-	})
-	if err != nil {
-		return flow.Message{}, err
-	}
-	return flow.Message{To: c.To, Subject: subject, Text: text, HTML: html}, nil
 }
 
 func truncate(s string, n int) string {

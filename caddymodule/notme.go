@@ -30,26 +30,32 @@ const notMeValidity = 24 * time.Hour
 // own, so it needs no sealing; the tag stops anyone making or changing one.
 const notMeSep = "~"
 
-// notMeLink is the link of the code email that cancels the code.
-func (g *Gateway) notMeLink(c flow.CodeMail) (string, error) {
+// notMeLinks make and read the "this wasn't me" links.
+type notMeLinks struct {
+	signer *flow.Signer
+	now    func() time.Time
+}
+
+// link is the link of the code email that cancels the code.
+func (n notMeLinks) link(c flow.CodeMail) (string, error) {
 	if c.Base == "" {
 		return "", nil
 	}
 	exp := strconv.FormatInt(c.ExpiresAt.Add(notMeValidity).Unix(), 36)
 	addr := base64.RawURLEncoding.EncodeToString([]byte(c.To))
-	token := strings.Join([]string{c.ChallengeID, exp, addr, g.notMe.Sign(c.Tenant, c.ChallengeID, exp, addr)}, notMeSep)
+	token := strings.Join([]string{c.ChallengeID, exp, addr, n.signer.Sign(c.Tenant, c.ChallengeID, exp, addr)}, notMeSep)
 	return c.Base + "notme?t=" + token, nil
 }
 
-// openNotMe reads the token of a "this wasn't me" request for tenant t.
-func (g *Gateway) openNotMe(t tenant, value string) (notMeToken, bool) {
+// open reads the token of a "this wasn't me" request for tenant t.
+func (n notMeLinks) open(t tenant, value string) (notMeToken, bool) {
 	parts := strings.Split(value, notMeSep)
-	if len(value) > 512 || len(parts) != 4 || !g.notMe.Verify(parts[3], t.Key, parts[0], parts[1], parts[2]) {
+	if len(value) > 512 || len(parts) != 4 || !n.signer.Verify(parts[3], t.Key, parts[0], parts[1], parts[2]) {
 		return notMeToken{}, false
 	}
 	exp, err1 := strconv.ParseInt(parts[1], 36, 64)
 	addr, err2 := base64.RawURLEncoding.DecodeString(parts[2])
-	if err1 != nil || err2 != nil || parts[0] == "" || g.service.Now().Unix() >= exp {
+	if err1 != nil || err2 != nil || parts[0] == "" || n.now().Unix() >= exp {
 		return notMeToken{}, false
 	}
 	return notMeToken{Email: string(addr), Challenge: parts[0], Expires: exp}, true
@@ -59,7 +65,7 @@ func (g *Gateway) openNotMe(t tenant, value string) (notMeToken, bool) {
 // scanners open links).
 func (g *Gateway) getNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 	token := r.URL.Query().Get("t")
-	tok, ok := g.openNotMe(t, token)
+	tok, ok := g.notMe.open(t, token)
 	if !ok {
 		g.pages.errorPage(w, r, t, http.StatusBadRequest, templates.NotmeBadTitle, templates.NotmeBadText, nil)
 		return
@@ -77,7 +83,7 @@ func (g *Gateway) postNotMe(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.formUnreadable(w, r, t, err)
 		return
 	}
-	tok, ok := g.openNotMe(t, form["t"])
+	tok, ok := g.notMe.open(t, form["t"])
 	if !ok {
 		g.pages.errorPage(w, r, t, http.StatusBadRequest, templates.NotmeBadTitle, templates.NotmeBadText, nil)
 		return

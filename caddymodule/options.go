@@ -3,6 +3,7 @@ package emailotp
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"unicode/utf8"
 
@@ -46,71 +47,80 @@ func (g *Gateway) applyDefaults() {
 	g.Headers.applyDefaults()
 }
 
-// checkOptions reports the first wrong option by its Caddyfile name.
-func (g *Gateway) checkOptions() error {
+// parsedOptions are the options that checking them parses.
+type parsedOptions struct {
+	policy  flow.Policy
+	baseURL *url.URL // nil: links use the request's origin
+}
+
+// checkOptions reports the first wrong option by its Caddyfile name, and
+// returns the options it had to parse to check.
+func (g *Gateway) checkOptions() (parsedOptions, error) {
+	var opts parsedOptions
+	var err error
 	switch g.Tenant.From {
 	case TenantFromHost:
 	case TenantFromStatic:
 		if g.Tenant.Name == "" || !validTenantSegment(g.Tenant.Name) {
-			return fmt.Errorf("tenant static: name %q must be letters, digits, '-', '_' or '.'", g.Tenant.Name)
+			return opts, fmt.Errorf("tenant static: name %q must be letters, digits, '-', '_' or '.'", g.Tenant.Name)
 		}
 	case TenantFromPath:
 		p := g.Tenant.Prefix
 		if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") || !isCleanPath(p) {
-			return fmt.Errorf("tenant path: prefix %q must start and end with '/', like /t/", p)
+			return opts, fmt.Errorf("tenant path: prefix %q must start and end with '/', like /t/", p)
 		}
 	default:
-		return fmt.Errorf("tenant %q: use host, path [/prefix/] or static NAME", g.Tenant.From)
+		return opts, fmt.Errorf("tenant %q: use host, path [/prefix/] or static NAME", g.Tenant.From)
 	}
 	if ns := g.Tenant.Namespace; ns != "" && !validTenantSegment(ns) {
-		return fmt.Errorf("namespace %q: use letters, digits, '-', '_' or '.'", ns)
+		return opts, fmt.Errorf("namespace %q: use letters, digits, '-', '_' or '.'", ns)
 	}
 	if g.CodeTTL <= 0 {
-		return errors.New("code_ttl: must be a positive duration, like 30m")
+		return opts, errors.New("code_ttl: must be a positive duration, like 30m")
 	}
 	if g.SessionTTL <= 0 {
-		return errors.New("session_ttl: must be a positive duration, like 24h")
+		return opts, errors.New("session_ttl: must be a positive duration, like 24h")
 	}
 	if err := flow.CheckCodeLength(g.CodeLength); err != nil {
-		return fmt.Errorf("code_length %d: %w", g.CodeLength, err)
+		return opts, fmt.Errorf("code_length %d: %w", g.CodeLength, err)
 	}
 	if err := flow.CheckMaxAttempts(g.MaxAttempts); err != nil {
-		return fmt.Errorf("max_attempts %d: %w", g.MaxAttempts, err)
+		return opts, fmt.Errorf("max_attempts %d: %w", g.MaxAttempts, err)
 	}
 	if err := g.Limits.check(); err != nil {
-		return err
+		return opts, err
 	}
-	if _, err := flow.NewPolicy(g.Allow, g.Block, g.InviteOnly); err != nil {
-		return fmt.Errorf("allow/block: %w", err)
+	if opts.policy, err = flow.NewPolicy(g.Allow, g.Block, g.InviteOnly); err != nil {
+		return opts, fmt.Errorf("allow/block: %w", err)
 	}
-	if _, err := parseBaseURL(g.BaseURL); err != nil {
-		return err
+	if opts.baseURL, err = parseBaseURL(g.BaseURL); err != nil {
+		return opts, err
 	}
 	if err := g.Assertion.check(); err != nil {
-		return err
+		return opts, err
 	}
 	if err := checkDisplayName("display_name", g.DisplayName); err != nil {
-		return err
+		return opts, err
 	}
 	for id, n := range g.DisplayNames {
 		if err := checkDisplayName("display_name "+id, n); err != nil {
-			return err
+			return opts, err
 		}
 	}
 	if err := g.Branding.check("branding"); err != nil {
-		return err
+		return opts, err
 	}
 	for id, b := range g.Brandings {
 		if err := b.check("branding " + id); err != nil {
-			return err
+			return opts, err
 		}
 	}
 	for _, h := range g.Headers.all() {
 		if !hygiene.ValidHeaderName(h) {
-			return fmt.Errorf("headers: %q is not a valid header name", h)
+			return opts, fmt.Errorf("headers: %q is not a valid header name", h)
 		}
 	}
-	return nil
+	return opts, nil
 }
 
 // checkDisplayName refuses a tenant name that could not be shown as one

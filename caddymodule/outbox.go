@@ -11,7 +11,7 @@ import (
 // (fromThisMachine); to everyone
 // else, and with any other mailer, it does not exist.
 func (g *Gateway) serveOutbox(w http.ResponseWriter, r *http.Request, t tenant) {
-	dev, isDev := g.mailer.(*DevMailer)
+	dev, isDev := g.modules.mailer.(*DevMailer)
 	if !isDev || !fromThisMachine(r) {
 		g.pages.errorPage(w, r, t, http.StatusNotFound, templates.NotFoundTitle, templates.NotFoundText, nil)
 		return

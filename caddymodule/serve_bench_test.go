@@ -116,11 +116,11 @@ func BenchmarkServeHTTP(b *testing.B) {
 		if _, err := ring.Rotate(now); err != nil {
 			b.Fatal(err)
 		}
-		names := g.identityNames
-		g.Assertion = &AssertionConfig{Audience: []string{"reports-app"}}
-		g.assertion = &assertionState{header: "X-Auth-Assertion", minter: assertion.NewMinter(ring, 100)}
-		g.identityNames = append(names[:len(names):len(names)], g.assertion.header)
-		defer func() { g.Assertion, g.assertion, g.identityNames = nil, nil, names }()
+		names := g.identity
+		g.assertion = &assertionSigner{header: "X-Auth-Assertion", audience: []string{"reports-app"}, clock: flow.SystemClock{},
+			minter: assertion.NewMinter(ring, 100)}
+		g.identity.assertion = g.assertion.header
+		defer func() { g.assertion, g.identity = nil, names }()
 		reached = 0
 		serve(b, "theme=dark; "+sessionCookie+"="+value, http.StatusOK)
 		if reached != b.N {

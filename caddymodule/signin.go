@@ -94,8 +94,8 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		Tenant:    t.Key,
 		Email:     form["email"],
 		Resource:  mailResourceOf(t, rd),
-		Host:      g.mailHost(r, t),
-		Base:      g.mailBase(r, t),
+		Host:      g.links.codeHost(r, t),
+		Base:      g.links.endpoints(r, t),
 		Language:  r.Header.Get("Accept-Language"),
 		ClientIP:  clientIP(r),
 		UserAgent: r.UserAgent(),
@@ -122,7 +122,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		})
 		return
 	case errors.Is(err, flow.ErrBusy):
-		mailEvents.WithLabelValues(g.mailerName, tenantLabel(t.ID), "refused").Inc()
+		mailEvents.WithLabelValues(g.modules.mailerName, tenantLabel(t.ID), "refused").Inc()
 		g.pages.busy(w, r, t, err, link{t.Base() + "signin?rd=" + url.QueryEscape(rd), templates.ActionTryAgain})
 		return
 	case errors.Is(err, flow.ErrRateLimited):
