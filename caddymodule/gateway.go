@@ -337,7 +337,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	// The session is the tenant's; whether it opens this route is this
 	// handler's policy and the guest's own paths.
-	if !g.service.Admits(guest) || !guest.Opens("/"+strings.TrimPrefix(r.URL.Path, t.Root)) {
+	if !g.service.AdmitsGuest(guest) || !guest.Opens("/"+strings.TrimPrefix(r.URL.Path, t.Root)) {
 		checks(t).forbidden.Inc()
 		g.forbidden(w, r, t, sess.Email)
 		return nil
