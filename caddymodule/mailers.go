@@ -185,17 +185,11 @@ func (m *SMTPMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "from":
 			m.From = val
 		case "tls":
-			if val != smtpmail.TLSStartTLS && val != smtpmail.TLSImplicit && val != smtpmail.TLSNone {
-				return fmt.Errorf("tls %q: use starttls, implicit or none", val)
-			}
-			m.TLS = val
+			m.TLS, err = val, smtpmail.CheckTLS(val)
 		case "timeout":
 			m.Timeout, err = parsePositiveDuration(opt, val)
 		case "auth":
-			if val != smtpmail.AuthPlain && val != smtpmail.AuthLogin {
-				return fmt.Errorf("auth %q: use plain or login", val)
-			}
-			m.Auth = val
+			m.Auth, err = val, smtpmail.CheckAuth(val)
 		case "ca_file":
 			m.CAFile = val
 		default:
@@ -275,10 +269,7 @@ func (m *MailgunMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "from":
 			m.From = val
 		case "region":
-			if val != mailgunmail.RegionUS && val != mailgunmail.RegionEU {
-				return fmt.Errorf("region %q: use us or eu", val)
-			}
-			m.Region = val
+			m.Region, err = val, mailgunmail.CheckRegion(val)
 		case "api_base":
 			m.APIBase = val
 		case "timeout":

@@ -3,11 +3,9 @@ package emailotp
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/internal/capool"
 	"github.com/otpgate/caddy-email-otp/internal/store/memstore"
 	"github.com/otpgate/caddy-email-otp/internal/store/redisstore"
 )
@@ -208,13 +207,9 @@ func (s *RedisStore) options() (*redis.UniversalOptions, error) {
 			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
 		if s.CAFile != "" {
-			pem, err := os.ReadFile(s.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("ca_file: %v", err)
-			}
-			o.TLSConfig.RootCAs = x509.NewCertPool()
-			if !o.TLSConfig.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", s.CAFile)
+			var err error
+			if o.TLSConfig.RootCAs, err = capool.Load(s.CAFile); err != nil {
+				return nil, err
 			}
 		}
 	}

@@ -39,6 +39,15 @@ type Mailer struct {
 	from string
 }
 
+// CheckRegion refuses a region other than us or eu; "" is us.
+func CheckRegion(region string) error {
+	switch region {
+	case "", RegionUS, RegionEU:
+		return nil
+	}
+	return fmt.Errorf("region %q: use us or eu", region)
+}
+
 // New checks cfg; it calls no API, so a typo in the key shows at the first
 // send (a permanent failure, logged) rather than slowing every reload.
 func New(cfg Config) (*Mailer, error) {
@@ -52,13 +61,12 @@ func New(cfg Config) (*Mailer, error) {
 		return nil, fmt.Errorf("from %q: %v (write it as \"Name <addr@%s>\")", cfg.From, err, cfg.Domain)
 	}
 	mg := mailgun.NewMailgun(cfg.Domain, cfg.APIKey)
-	switch cfg.Region {
-	case "", RegionUS:
-		mg.SetAPIBase(mailgun.APIBaseUS)
-	case RegionEU:
+	if err := CheckRegion(cfg.Region); err != nil {
+		return nil, err
+	}
+	mg.SetAPIBase(mailgun.APIBaseUS)
+	if cfg.Region == RegionEU {
 		mg.SetAPIBase(mailgun.APIBaseEU)
-	default:
-		return nil, fmt.Errorf("region %q: use us or eu", cfg.Region)
 	}
 	if cfg.APIBase != "" {
 		mg.SetAPIBase(cfg.APIBase)

@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"net/mail"
 	"net/textproto"
-	"os"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/internal/capool"
 )
 
 // TLS modes.
@@ -59,6 +59,25 @@ type Mailer struct {
 	tls  *tls.Config
 }
 
+// CheckTLS refuses a TLS mode that is not one of the three.
+func CheckTLS(mode string) error {
+	switch mode {
+	case TLSStartTLS, TLSImplicit, TLSNone:
+		return nil
+	}
+	return fmt.Errorf("tls %q: use starttls, implicit or none", mode)
+}
+
+// CheckAuth refuses a SASL mechanism other than plain or login; "" (pick
+// the strongest offered) is fine.
+func CheckAuth(mech string) error {
+	switch mech {
+	case "", AuthPlain, AuthLogin:
+		return nil
+	}
+	return fmt.Errorf("auth %q: use plain or login, or leave it out to negotiate", mech)
+}
+
 // New checks cfg and returns a Mailer; it opens no connection.
 func New(cfg Config) (*Mailer, error) {
 	if cfg.Host == "" {
@@ -67,17 +86,11 @@ func New(cfg Config) (*Mailer, error) {
 	if cfg.TLS == "" {
 		cfg.TLS = TLSStartTLS
 	}
-	switch cfg.TLS {
-	case TLSStartTLS, TLSNone:
-		if cfg.Port == 0 {
-			cfg.Port = 587
-		}
-	case TLSImplicit:
-		if cfg.Port == 0 {
-			cfg.Port = 465
-		}
-	default:
-		return nil, fmt.Errorf("tls %q: use starttls, implicit or none", cfg.TLS)
+	if err := CheckTLS(cfg.TLS); err != nil {
+		return nil, err
+	}
+	if cfg.Port == 0 {
+		cfg.Port = map[string]int{TLSStartTLS: 587, TLSNone: 587, TLSImplicit: 465}[cfg.TLS]
 	}
 	if cfg.Port < 1 || cfg.Port > 65535 {
 		return nil, fmt.Errorf("port %d is out of range", cfg.Port)
@@ -92,20 +105,13 @@ func New(cfg Config) (*Mailer, error) {
 	if (cfg.Username == "") != (cfg.Password == "") {
 		return nil, errors.New("username and password go together")
 	}
-	switch cfg.Auth {
-	case "", AuthPlain, AuthLogin:
-	default:
-		return nil, fmt.Errorf("auth %q: use plain or login, or leave it out to negotiate", cfg.Auth)
+	if err := CheckAuth(cfg.Auth); err != nil {
+		return nil, err
 	}
 	tc := &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", cfg.CAFile)
+		if tc.RootCAs, err = capool.Load(cfg.CAFile); err != nil {
+			return nil, err
 		}
 	}
 	return &Mailer{cfg: cfg, from: from, tls: tc}, nil
