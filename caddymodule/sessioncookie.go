@@ -43,7 +43,7 @@ func (c sessionCookies) authenticate(r *http.Request, t tenant) (flow.Session, d
 	return found.session, found.guest, n == 1, nil
 }
 
-// allSessions returns every different valid session of the request for t.
+// all returns every different valid session of the request for t.
 func (c sessionCookies) all(r *http.Request, t tenant) ([]signedIn, error) {
 	var all []signedIn
 	_, err := c.each(r, t, func(s signedIn) bool {
@@ -55,7 +55,7 @@ func (c sessionCookies) all(r *http.Request, t tenant) ([]signedIn, error) {
 	return all, err
 }
 
-// eachSession calls fn with each different session (by id) among the
+// each calls fn with each different session (by id) among the
 // request's session cookie values that opens for t and passes the service's
 // checks, while fn returns true; it returns how many it found.
 func (c sessionCookies) each(r *http.Request, t tenant, fn func(signedIn) bool) (int, error) {
