@@ -158,6 +158,7 @@ type Gateway struct {
 	devices    deviceMarkers
 	csrf       csrfKey
 	notMe      notMeLinks
+	taps       tapLinks
 	identity   identityHeaders
 	fromClient hygiene.Headers  // removed from every request (clientForbidden)
 	assertion  *assertionSigner // nil: no assertion
@@ -212,7 +213,8 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	g.notMe = notMeLinks{signer: keys.Signer("notme"), now: clock.Now}
-	g.mail = &mailWriter{pages: g.pages, notMe: g.notMe, queue: g.queue}
+	g.taps = tapLinks{sealer: keys.Sealer("tap")}
+	g.mail = &mailWriter{pages: g.pages, notMe: g.notMe, taps: g.taps, queue: g.queue}
 	g.service, err = flow.New(flow.Config{
 		CodeTTL:     time.Duration(g.CodeTTL),
 		SessionTTL:  time.Duration(g.SessionTTL),

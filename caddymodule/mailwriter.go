@@ -14,6 +14,7 @@ import (
 type mailWriter struct {
 	pages *pageRenderer
 	notMe notMeLinks
+	taps  tapLinks
 	queue *mailQueue
 }
 
@@ -23,11 +24,16 @@ func (m *mailWriter) codeMail(c flow.CodeMail) (flow.Message, error) {
 	if err != nil {
 		return flow.Message{}, err
 	}
+	tap, err := m.taps.link(c)
+	if err != nil {
+		return flow.Message{}, err
+	}
 	browser, system := browserName(c.UserAgent)
 	id := directory.TenantName(c.Tenant)
 	subject, text, html, err := m.pages.set.Email(templates.EmailData{
 		Code:      c.Code,
 		NotMeLink: notMe,
+		TapLink:   tap,
 		Tenant:    m.pages.displayNames.of(id),
 		Brand:     m.pages.brandings.of(id),
 		Resource:  mailResource(c.Resource),

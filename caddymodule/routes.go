@@ -26,6 +26,7 @@ func (g *Gateway) endpointTable() map[string]endpoint {
 		"signout":   {get: g.getSignOut, post: g.postSignOut},
 		"consent":   {get: g.getConsent, post: g.postConsent},
 		"notme":     {get: g.getNotMe, post: g.postNotMe},
+		"tap":       {get: g.getTap, post: g.postTap},
 		"session":   {get: g.getSession},
 		"outbox":    {get: g.serveOutbox},
 	}

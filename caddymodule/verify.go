@@ -80,7 +80,13 @@ func (g *Gateway) postVerify(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.backToSignIn(w, r, t, p, flow.NoticeNone)
 		return
 	}
-	res, err := g.service.Verify(r.Context(), t.Key, p.Challenge, form["code"])
+	g.verifyCode(w, r, t, p, form["code"])
+}
+
+// verifyCode checks a code for this browser's sign-in under way, typed or
+// carried by the one-tap link, and answers with the next step.
+func (g *Gateway) verifyCode(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, code string) {
+	res, err := g.service.Verify(r.Context(), t.Key, p.Challenge, code)
 	if err != nil {
 		g.pages.internalError(w, r, t, err)
 		return

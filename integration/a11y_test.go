@@ -66,6 +66,7 @@ func (l pageLook) pictured() bool {
 var screenshotStates = map[string]string{
 	"sign-in": "signin", "enter-code": "verify", "enter-code, not delivered": "verify-failed",
 	"consent": "consent", "forbidden": "forbidden", "signed out": "signedout",
+	"one-tap link": "tap", "one-tap link, elsewhere": "tap-elsewhere",
 }
 
 func walkPagesChecking(t *testing.T, look pageLook) {
@@ -139,6 +140,20 @@ func walkPagesChecking(t *testing.T, look pageLook) {
 	check("error page")
 	must(t, "the 'this wasn't me' link", chromedp.Do(ctx, chromedp.Navigate(notMeRE.FindString(mail.Text)), chromedp.WaitVisible(submit)))
 	check("this wasn't me")
+	tapAddress := "tap-" + email
+	must(t, "asking for a code to tap", chromedp.Do(ctx,
+		chromedp.Navigate(contoso+hostBase+"signin?change=1"), chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), tapAddress), chromedp.Click(submit), chromedp.WaitVisible(chromedp.ID("code"))))
+	tapLink := tapLinkRE.FindString(e.smtp.Wait(t, tapAddress, 1, 10*time.Second).Text)
+	must(t, "the one-tap link", chromedp.Do(ctx, chromedp.Navigate(tapLink), chromedp.WaitEnabled(submit)))
+	check("one-tap link")
+	if shown := run(t, ctx, chromedp.Location()); strings.Contains(shown, "#") {
+		t.Errorf("the token stays in the address bar after the page read it: %s", shown)
+	}
+	must(t, "tapping", chromedp.Do(ctx, chromedp.Click(submit),
+		chromedp.WaitNotPresent(chromedp.CSS(`form.tap`))))
+	must(t, "the used one-tap link", chromedp.Do(ctx, chromedp.Navigate(tapLink), chromedp.WaitVisible(chromedp.CSS("h1"))))
+	check("one-tap link, elsewhere")
 
 	for _, tc := range []struct {
 		state, address, shows string

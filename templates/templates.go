@@ -36,9 +36,10 @@ const (
 	PageConsent   = "consent"
 	PageForbidden = "forbidden"
 	PageNotMe     = "notme"
+	PageTap       = "tap"
 )
 
-var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox, PageConsent, PageForbidden, PageNotMe}
+var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox, PageConsent, PageForbidden, PageNotMe, PageTap}
 
 // PageData is what every page template receives. Fields a page doesn't use are
 // zero. Everything is escaped by html/template. Pages say their sentences
@@ -79,6 +80,7 @@ type OutboxEntry struct {
 type EmailData struct {
 	Code      string
 	NotMeLink string // cancels the code and stops codes for a while
+	TapLink   string // signs in the browser that asked, as the code does
 	Tenant    string // the tenant's display name
 	Resource  string // the local path the guest asked for
 	Host      string // the site's host name, for the one-time-code line

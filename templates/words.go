@@ -216,6 +216,7 @@ func (w Words) AddressProblem(reason, detail string) string {
 type Localized struct {
 	Subject, Intro, Validity, Resource, Origin, NotYou, Never, Support string
 	NotMeLabel, NotMeAfter                                             string // the "wasn't you?" link and what it does
+	TapLabel, TapAfter                                                 string // the one-tap sign-in link and where it works
 }
 
 func (w Words) codeEmail(d EmailData) Localized {
@@ -233,6 +234,9 @@ func (w Words) codeEmail(d EmailData) Localized {
 	}
 	if d.NotMeLink != "" {
 		l.NotMeLabel, l.NotMeAfter = w.Say(EmailNotmeLabel, nil), w.Say(EmailNotmeAfter, nil)
+	}
+	if d.TapLink != "" {
+		l.TapLabel, l.TapAfter = w.Say(EmailTapLabel, nil), w.Say(EmailTapAfter, nil)
 	}
 	ip := d.ClientIP
 	if ip == "" {
