@@ -242,8 +242,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if g.assertion, err = newAssertionSigner(ctx, g.Assertion, clock, g.log.Logger); err != nil {
 		return err
 	}
-	g.identity = newIdentityHeaders(g.Headers, g.Assertion.headerName())
-	g.fromClient = clientForbidden(g.Headers, g.Assertion.headerName())
+	assertionHeader := g.Assertion.headerName()
+	g.identity = newIdentityHeaders(g.Headers, assertionHeader)
+	g.fromClient = clientForbidden(g.Headers, assertionHeader)
 	st := siteOf(ctx)
 	g.tenants = newTenantSet(g, st.hosts)
 	if err := g.tenants.check(g); err != nil {

@@ -127,9 +127,9 @@ func loadQueue(key, mailerName string, dc *DeliveryConfig, loan *queueLoan) (*ma
 			MaxRetry:    time.Duration(dc.MaxRetry),
 			Lease:       time.Duration(dc.Lease),
 			Report: func(r delivery.Report) {
-				now := mq.lent.Load()
+				loan := mq.lent.Load()
 				mq.remember(r)
-				reportDelivery(now.logger, mailerName, now.mask, r)
+				reportDelivery(loan.logger, mailerName, loan.mask, r)
 			},
 		}
 		if loan.journal != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
 )
 
 // tapLinkRE finds the one-tap link in a code email's text.
@@ -22,6 +24,16 @@ func tapLinkIn(t *testing.T, text string) (page, token string) {
 	return m[1], m[2]
 }
 
+// requestTapLink walks g to the verify page for email on contoso and
+// returns the verify form's CSRF token, the code email and its one-tap link.
+func (e *env) requestTapLink(g *guest, protected, email string) (csrf string, mail smtpsink.Mail, page, token string) {
+	e.t.Helper()
+	csrf = g.requestCode(contoso, hostBase, protected, email)
+	mail = e.smtp.Wait(e.t, email, 1, 10*time.Second)
+	page, token = tapLinkIn(e.t, mail.Text)
+	return csrf, mail, page, token
+}
+
 // tap is what the asking browser's page does: read the confirmation page,
 // then post the fragment's token with the page's CSRF token.
 func (g *guest) tap(page, token string) reply {
@@ -35,9 +47,7 @@ func TestOneTapLinkSignsInTheAskingBrowserOnTheDeepLink(t *testing.T) {
 	e := start(t, gatewayOptions{})
 	g := newGuest(t)
 	deep := "/docs/plan.pdf?v=3"
-	g.requestCode(contoso, hostBase, deep, "tapper@contoso.com")
-	mail := e.smtp.Wait(t, "tapper@contoso.com", 1, 10*time.Second)
-	page, token := tapLinkIn(t, mail.Text)
+	_, mail, page, token := e.requestTapLink(g, deep, "tapper@contoso.com")
 	if !strings.Contains(mail.HTML, "tap#t="+token) {
 		t.Errorf("the HTML part lacks the one-tap link")
 	}
@@ -94,9 +104,7 @@ func TestOneTapLinkAndCodeEndEachOther(t *testing.T) {
 
 	// The code typed first: the link is dead.
 	g := newGuest(t)
-	csrf := g.requestCode(contoso, hostBase, "/", "twin@contoso.com")
-	mail := e.smtp.Wait(t, "twin@contoso.com", 1, 10*time.Second)
-	page, token := tapLinkIn(t, mail.Text)
+	csrf, mail, page, token := e.requestTapLink(g, "/", "twin@contoso.com")
 	expectRedirect(t, g.post(contoso+hostBase+"verify", url.Values{"csrf": {csrf}, "code": {codeIn(t, mail.Text)}}), http.StatusSeeOther)
 	g.signOut(contoso, hostBase)
 	if r := g.get(page); r.StatusCode != http.StatusOK || strings.Contains(r.body, `name="t"`) {
@@ -106,9 +114,7 @@ func TestOneTapLinkAndCodeEndEachOther(t *testing.T) {
 	// They share the code's tries: a code killed by wrong guesses takes
 	// the link with it.
 	h := newGuest(t)
-	csrf = h.requestCode(contoso, hostBase, "/", "twin2@contoso.com")
-	mail = e.smtp.Wait(t, "twin2@contoso.com", 1, 10*time.Second)
-	page, token = tapLinkIn(t, mail.Text)
+	csrf, mail, page, token = e.requestTapLink(h, "/", "twin2@contoso.com")
 	h.guessWrong(contoso+hostBase, csrf, 5)
 	if r := h.get(page); strings.Contains(r.body, `name="t"`) {
 		t.Errorf("after the code's last try the link's page still offers to sign in:\n%s", r.body)
@@ -121,9 +127,7 @@ func TestOneTapLinkAndCodeEndEachOther(t *testing.T) {
 	// the asking browser's CSRF token, so the twin is checked where it is
 	// decided: the asking browser types the code after its tap.
 	k := newGuest(t)
-	csrf = k.requestCode(contoso, hostBase, "/", "twin3@contoso.com")
-	mail = e.smtp.Wait(t, "twin3@contoso.com", 1, 10*time.Second)
-	page, token = tapLinkIn(t, mail.Text)
+	csrf, mail, page, token = e.requestTapLink(k, "/", "twin3@contoso.com")
 	confirm := k.get(page)
 	tapCSRF := formValue(t, confirm.body, "csrf")
 	expectRedirect(t, k.post(page, url.Values{"csrf": {tapCSRF}, "t": {token}}), http.StatusSeeOther)
@@ -137,8 +141,7 @@ func TestOneTapLinkAndCodeEndEachOther(t *testing.T) {
 func TestOneTapLinkOfOneTenantDoesNothingOnAnother(t *testing.T) {
 	e := start(t, gatewayOptions{})
 	g := newGuest(t)
-	g.requestCode(contoso, hostBase, "/", "cross@contoso.com")
-	_, token := tapLinkIn(t, e.smtp.Wait(t, "cross@contoso.com", 1, 10*time.Second).Text)
+	_, _, _, token := e.requestTapLink(g, "/", "cross@contoso.com")
 
 	// The same browser with a sign-in under way at fabrikam posts contoso's
 	// token there: it does not open for fabrikam.
