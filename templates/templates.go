@@ -109,6 +109,9 @@ type InviteData struct {
 // T says message id in the invitation's language; see PageData.T.
 func (d InviteData) T(id string, kv ...any) string { return d.words.Say(Message(id), pairs(kv)) }
 
+// Dir is the email's writing direction, for <html dir>: "rtl" or "ltr".
+func (d InviteData) Dir() string { return d.words.Dir() }
+
 // Until says the invitation's last day, in the date style of its language.
 func (d InviteData) Until() string {
 	if d.Expires.IsZero() {

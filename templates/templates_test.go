@@ -68,6 +68,9 @@ func TestCodeEmailInEveryLanguage(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", lang, err)
 		}
+		if dir := map[bool]string{true: "rtl", false: "ltr"}[lang == "ar"]; !strings.Contains(html, `dir="`+dir+`"`) {
+			t.Errorf("%s: the HTML email is not dir=%q", lang, dir)
+		}
 		if strings.Contains(subject, "12345678") || !strings.Contains(subject, "Contoso") {
 			t.Errorf("%s: subject %q must name the tenant and not the code", lang, subject)
 		}
@@ -110,6 +113,22 @@ func TestOneLineKeepsNoLineBreak(t *testing.T) {
 	for _, in := range []string{"a\r\nb", "a\nb", "a\u2028b", "a\u0085b", "a\x00b"} {
 		if got := OneLine(in); strings.ContainsAny(got, "\r\n\u2028\u0085\x00") {
 			t.Errorf("OneLine(%q) = %q", in, got)
+		}
+	}
+}
+
+func TestInvitationEmailWritesInTheLanguagesDirection(t *testing.T) {
+	s, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for lang, dir := range map[string]string{"ar": "rtl", "en": "ltr"} {
+		_, _, html, err := s.Invitation(InviteData{Tenant: "Contoso", Email: "ada@contoso.com", Link: "https://docs.example.com/.email-otp/signin", Lang: s.Language(lang)})
+		if err != nil {
+			t.Fatalf("%s: %v", lang, err)
+		}
+		if !strings.Contains(html, `dir="`+dir+`"`) {
+			t.Errorf("%s: the invitation's HTML is not dir=%q", lang, dir)
 		}
 	}
 }

@@ -217,6 +217,7 @@ type Localized struct {
 	Subject, Intro, Validity, Resource, Origin, NotYou, Never, Support string
 	NotMeLabel, NotMeAfter                                             string // the "wasn't you?" link and what it does
 	TapLabel, TapAfter                                                 string // the one-tap sign-in link and where it works
+	Dir                                                                string // the writing direction, for <html dir>
 }
 
 func (w Words) codeEmail(d EmailData) Localized {
@@ -228,6 +229,7 @@ func (w Words) codeEmail(d EmailData) Localized {
 		NotYou:   w.Say(EmailNotYou, nil),
 		Never:    w.Say(EmailNeverShare, nil),
 		Support:  w.Say(EmailSupport, nil),
+		Dir:      w.Dir(),
 	}
 	if d.Resource != "" {
 		l.Resource = w.Say(EmailResource, Vars{"Path": d.Resource})
