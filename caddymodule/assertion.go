@@ -170,6 +170,11 @@ func (s *assertionSigner) refresh(ctx caddy.Context) {
 	}
 }
 
+// assertionMethods are the amr values (RFC 8176) of a session's Method: a
+// code is "otp" (the minter's default, for Method ""), a passkey "pop",
+// proof of possession of a key. Built once: this runs on every request.
+var assertionMethods = map[string][]string{flow.MethodPasskey: {"pop"}}
+
 // sign is the assertion of a session passing to the backend, issued by
 // issuer (the tenant root's absolute URL). A session's assertion is minted
 // once and remembered while it is valid.
@@ -182,6 +187,7 @@ func (s *assertionSigner) sign(issuer string, t tenant, sess flow.Session, guest
 		Tenant:    t.ID,
 		SessionID: sess.ID,
 		Status:    string(guest.Status),
+		Methods:   assertionMethods[sess.Method],
 		AuthTime:  sess.IssuedAt,
 	}, s.clock.Now())
 }

@@ -181,6 +181,16 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("%s takes no value", opt)
 			}
 			*map[string]*bool{"invite_only": &g.InviteOnly, "consent": &g.Consent, "reveal_denied": &g.RevealDenied, "mask_addresses": &g.MaskAddresses}[opt] = true
+		case "passkeys":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			if val != "on" && val != "off" {
+				return d.Errf("passkeys %q: use passkeys on or passkeys off", val)
+			}
+			on := val == "on"
+			g.Passkeys = &on
 		case "templates":
 			val, err := oneArg(d, opt)
 			if err != nil {

@@ -110,6 +110,12 @@ type Gateway struct {
 	// A directory whose files override the embedded pages and email
 	// (pages/signin.html, email/code.txt, …). Default: none.
 	TemplatesDir string `json:"templates_dir,omitempty"`
+	// Passkeys for returning guests: after a code sign-in on a device that
+	// can make one, the guest is offered (once, skippably) a passkey for
+	// this tenant, and the sign-in page signs them in with it, without
+	// mail. Set false to offer none and refuse the ones made before.
+	// Default: true.
+	Passkeys *bool `json:"passkeys,omitempty"`
 	// How code emails are queued and retried. Default: 4 workers, room for
 	// 1000 messages, 6 attempts, retries after 2s doubling up to 1m, 10s to
 	// drain on unload (see DeliveryConfig).
@@ -159,6 +165,7 @@ type Gateway struct {
 	csrf       csrfKey
 	notMe      notMeLinks
 	taps       tapLinks
+	passkeys   *passkeyDesk // nil: passkeys are off
 	identity   identityHeaders
 	fromClient hygiene.Headers  // removed from every request (clientForbidden)
 	assertion  *assertionSigner // nil: no assertion
@@ -251,6 +258,12 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return err
 	}
 	g.warnWeakSetup(st)
+	if g.Passkeys == nil || *g.Passkeys {
+		g.passkeys = &passkeyDesk{
+			store: g.modules.store, guests: g.guests, service: g.service, pages: g.pages, pending: g.pending,
+			devices: g.devices, csrf: g.csrf, log: g.log, clock: clock, session: g.sessionOf, start: g.startSession,
+		}
+	}
 	g.endpoints = g.endpointTable()
 	gateways.add(g)
 	return nil

@@ -1,6 +1,7 @@
 package emailotp
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"time"
@@ -39,7 +40,7 @@ func (g *Gateway) sessionOf(r *http.Request, t tenant) (flow.Session, directory.
 // returned request carries the session for later gateways.
 func (g *Gateway) passIdentity(r *http.Request, t tenant, s flow.Session, guest directory.Guest) *http.Request {
 	id := identity{
-		email: s.Email, tenant: t.ID, method: AuthMethod,
+		email: s.Email, tenant: t.ID, method: cmp.Or(s.Method, AuthMethod),
 		expires: s.Expiry().Format(time.RFC3339), status: string(guest.Status),
 	}
 	if g.assertion != nil {

@@ -30,6 +30,13 @@ func (g *Gateway) endpointTable() map[string]endpoint {
 		"session":   {get: g.getSession},
 		"outbox":    {get: g.serveOutbox},
 	}
+	if d := g.passkeys; d != nil {
+		table["passkey"] = endpoint{get: d.getOffer, post: d.postNotNow}
+		table["passkey/signin-options"] = endpoint{post: d.postSignInOptions}
+		table["passkey/signin"] = endpoint{post: d.postSignIn}
+		table["passkey/enrol-options"] = endpoint{post: d.postEnrolOptions}
+		table["passkey/enrol"] = endpoint{post: d.postEnrol}
+	}
 	for name, e := range table {
 		var allow []string
 		if e.get != nil {

@@ -1,6 +1,7 @@
 package emailotp
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -14,6 +15,7 @@ type sessionJSON struct {
 	Email    string    `json:"email"`
 	Tenant   string    `json:"tenant"`
 	Status   string    `json:"status"`
+	Method   string    `json:"method"` // email-otp or passkey, as X-Auth-Method says
 	IssuedAt time.Time `json:"issued_at"`
 	Expires  time.Time `json:"expires"`
 }
@@ -35,7 +37,7 @@ func (g *Gateway) getSession(w http.ResponseWriter, r *http.Request, t tenant) {
 		_, _ = w.Write([]byte(`{"error":"no session"}` + "\n"))
 	default:
 		_ = json.NewEncoder(w).Encode(sessionJSON{
-			Email: s.Email, Tenant: t.ID, Status: string(guest.Status),
+			Email: s.Email, Tenant: t.ID, Status: string(guest.Status), Method: cmp.Or(s.Method, AuthMethod),
 			IssuedAt: time.Unix(s.IssuedAt, 0).UTC(), Expires: s.Expiry(),
 		})
 	}

@@ -67,7 +67,18 @@ func (g *Gateway) getSignIn(w http.ResponseWriter, r *http.Request, t tenant) {
 		Notice:     g.notice(r, notice),
 		NoticeWarn: notice == flow.NoticeLocked,
 		Trouble:    g.queue.Troubled(),
+		Passkeys:   g.passkeys != nil,
+		Nonce:      g.passkeyScriptNonce(),
 	})
+}
+
+// passkeyScriptNonce is the CSP nonce of the sign-in page's passkey script,
+// "" (no script) when passkeys are off.
+func (g *Gateway) passkeyScriptNonce() string {
+	if g.passkeys == nil {
+		return ""
+	}
+	return flow.RandomToken()
 }
 
 // fromAnotherSite reports whether the browser says another site (or a

@@ -103,3 +103,13 @@ func (s timedStore) FirstFlag(ctx context.Context, keys []string, now time.Time)
 	defer s.since("first_flag", time.Now())
 	return s.Store.FirstFlag(ctx, keys, now)
 }
+
+func (s timedStore) SaveCeremony(ctx context.Context, id string, state []byte, until time.Time) error {
+	defer s.since("save_ceremony", time.Now())
+	return s.Store.SaveCeremony(ctx, id, state, until)
+}
+
+func (s timedStore) TakeCeremony(ctx context.Context, id string, now time.Time) ([]byte, error) {
+	defer s.since("take_ceremony", time.Now())
+	return s.Store.TakeCeremony(ctx, id, now)
+}

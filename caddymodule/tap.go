@@ -64,7 +64,7 @@ func (g *Gateway) getTap(w http.ResponseWriter, r *http.Request, t tenant) {
 		return
 	}
 	g.pages.page(w, r, t, http.StatusOK, templates.PageTap, templates.PageData{
-		Email: p.Email, CSRF: g.csrf.token(t, p.Nonce), Nonce: flow.RandomToken(),
+		Email: p.Email, CSRF: g.csrf.token(t, p.Nonce), Nonce: flow.RandomToken(), Passkeys: g.passkeys != nil,
 	})
 }
 

@@ -51,6 +51,7 @@ func (g *Gateway) show(w http.ResponseWriter, r *http.Request, t tenant, p flow.
 		CodeTTL:    time.Duration(g.CodeTTL),
 		FieldError: fieldError,
 		Delivery:   string(ch.Delivery.View()),
+		Passkeys:   g.passkeys != nil,
 		Words:      words,
 	}
 	if now := g.service.Now(); p.HeldAt(now) {
@@ -58,6 +59,9 @@ func (g *Gateway) show(w http.ResponseWriter, r *http.Request, t tenant, p flow.
 	} else if ch.Delivery.View() != flow.ViewFailed {
 		// The page asks …/status how the code gets on and says so in place:
 		// no reload, so nothing the guest typed is lost.
+		data.Polls = true
+	}
+	if data.Polls || data.Passkeys {
 		data.Nonce = flow.RandomToken()
 	}
 	g.pages.page(w, r, t, status, templates.PageVerify, data)
@@ -126,24 +130,36 @@ func (g *Gateway) verifyCode(w http.ResponseWriter, r *http.Request, t tenant, p
 }
 
 // issueSession sets the session cookie and sends the guest on to the link
-// they first opened.
+// they first opened, or, after a code, to the passkey offer where this
+// browser can make one.
 func (g *Gateway) issueSession(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, s flow.Session) {
-	if err := g.sessions.set(w, r, t, s); err != nil {
+	rd, err := g.startSession(w, r, t, p, s)
+	if err != nil {
 		g.pages.internalError(w, r, t, err)
 		return
 	}
+	if g.passkeys != nil && s.Method == "" && r.PostFormValue("passkey_ready") == "1" && g.devices.offersPasskey(r, t, s.Email) {
+		rd = t.Base() + "passkey?rd=" + url.QueryEscape(rd)
+	}
+	http.Redirect(w, r, rd, http.StatusSeeOther)
+}
+
+// startSession sets the session cookie and the cookies that go with it, and
+// returns where the guest lands.
+func (g *Gateway) startSession(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, s flow.Session) (string, error) {
+	if err := g.sessions.set(w, r, t, s); err != nil {
+		return "", err
+	}
 	if err := g.devices.remember(w, r, t, s.Email); err != nil {
-		g.pages.internalError(w, r, t, err)
-		return
+		return "", err
 	}
 	// A fresh nonce: nothing from before sign-in carries over.
 	rd := safeRD(p.RD, t)
 	if err := g.pending.save(w, r, t, p.SignedIn(s.Email)); err != nil {
-		g.pages.internalError(w, r, t, err)
-		return
+		return "", err
 	}
-	g.log.Info("session issued", g.log.fields(r, t, s.Email, zap.Time("expires", s.Expiry()))...)
-	http.Redirect(w, r, rd, http.StatusSeeOther)
+	g.log.Info("session issued", g.log.fields(r, t, s.Email, zap.Time("expires", s.Expiry()), zap.String("method", cmp.Or(s.Method, AuthMethod)))...)
+	return rd, nil
 }
 
 // verifyEvents are the funnel's names for a verify's outcomes (a malformed

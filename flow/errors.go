@@ -20,6 +20,9 @@ var (
 	ErrRateLimited = errors.New("too many codes requested")
 	// ErrNotMeUsed: the "this wasn't me" link of that code was used already.
 	ErrNotMeUsed = errors.New("this link was used already")
+	// ErrPasskeyVoid: the passkey was made before the guest's sessions were
+	// last cut (a reset or revocation), or the guest is not redeemed.
+	ErrPasskeyVoid = errors.New("the passkey no longer signs this guest in: sign in with a code")
 )
 
 // RateLimitError says until when a limit holds.

@@ -169,3 +169,23 @@ func TestSessionCookieIsCompact(t *testing.T) {
 		t.Errorf("a session with a free-form id: %+v, %v", got, err)
 	}
 }
+
+// A session's method survives the seal, for the passkey's own spelling and
+// any other (a provider's), with either id form; a code session carries none.
+func TestSealedSessionKeepsMethod(t *testing.T) {
+	keys, _ := NewKeys(NewSecret())
+	sealer := keys.SessionSealer(10)
+	for _, want := range []Session{
+		{ID: RandomToken(), Tenant: "t", Email: "ann@contoso.com", Method: MethodPasskey, IssuedAt: 5, ExpiresAt: 50},
+		{ID: "text-id", Tenant: "t", Email: "ann@contoso.com", Method: "oidc:contoso", IssuedAt: 5, ExpiresAt: 50},
+		{ID: RandomToken(), Tenant: "t", Email: "ann@contoso.com", IssuedAt: 5, ExpiresAt: 50},
+	} {
+		v, err := sealer.SealSession("email_otp_session", "t", want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := keys.SessionSealer(1).OpenSession("email_otp_session", "t", v); err != nil || got != want {
+			t.Errorf("sealed %+v, opened %+v (%v)", want, got, err)
+		}
+	}
+}

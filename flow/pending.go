@@ -22,6 +22,9 @@ type Pending struct {
 	// HeldUntil: a send was held by a limit about the address until then
 	// (Unix seconds); the guest sees the enter-code page meanwhile.
 	HeldUntil int64 `json:"hu,omitempty"`
+	// Ceremony is the passkey ceremony this browser began (its id in the
+	// store): only the browser that began one may finish it.
+	Ceremony string `json:"pk,omitempty"`
 }
 
 // NewPending starts a sign-in in a browser that has none.

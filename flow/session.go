@@ -74,8 +74,9 @@ type Session struct {
 	ID        string `json:"i"`
 	Tenant    string `json:"t"`
 	Email     string `json:"e"`
-	IssuedAt  int64  `json:"a"` // Unix seconds
-	ExpiresAt int64  `json:"x"` // Unix seconds
+	Method    string `json:"m,omitempty"` // how the guest signed in: "" for a code, MethodPasskey
+	IssuedAt  int64  `json:"a"`           // Unix seconds
+	ExpiresAt int64  `json:"x"`           // Unix seconds
 }
 
 // Expiry is ExpiresAt as a time.

@@ -17,18 +17,20 @@ import (
 // 15-character address; securecookie's format, which the other cookies use,
 // would take 204):
 //
-//	base64url( nonce(12) | AES-256-GCM( format | id | issued | lifetime | email ) )
+//	base64url( nonce(12) | AES-256-GCM( format | id | issued | lifetime | [method] | email ) )
 //
 // with the cookie's name and the tenant as associated data: a value moved to
 // another cookie or tenant fails authentication, and the tenant need not be
 // carried. The id goes as its 16 random bytes, times as varints, the address
-// as the rest. Each secret of a rotation has its own key (HKDF "aead
+// as the rest; a sign-in by anything but a code sets withMethod in the format
+// byte and carries its Method as a uvarint length and its bytes. Each secret of a rotation has its own key (HKDF "aead
 // session"); the newest seals. AES-GCM is the standard library's, the same
 // primitive TLS uses.
 
 const (
 	sealedRawID   = 2 // the id is 16 bytes that base64url spells in 22 characters
 	sealedTextID  = 3 // any other id: uvarint length, then its bytes
+	withMethod    = 0x80 // or'd into the format: the Method follows the lifetime
 	gcmNonceSize  = 12
 	sealedMinimum = gcmNonceSize + 16 + 1 // nonce, tag, format byte
 )
@@ -54,7 +56,7 @@ func sessionPlaintext(s Session) ([]byte, error) {
 	if s.ExpiresAt < s.IssuedAt || s.IssuedAt < 0 {
 		return nil, errors.New("session times out of order")
 	}
-	b := make([]byte, 0, 1+binary.MaxVarintLen64*3+len(s.ID)+len(s.Email))
+	b := make([]byte, 0, 2+binary.MaxVarintLen64*4+len(s.ID)+len(s.Method)+len(s.Email))
 	if raw, err := base64.RawURLEncoding.DecodeString(s.ID); err == nil && len(raw) == 16 && base64.RawURLEncoding.EncodeToString(raw) == s.ID {
 		b = append(append(b, sealedRawID), raw...)
 	} else {
@@ -64,6 +66,11 @@ func sessionPlaintext(s Session) ([]byte, error) {
 	}
 	b = binary.AppendUvarint(b, uint64(s.IssuedAt))
 	b = binary.AppendUvarint(b, uint64(s.ExpiresAt-s.IssuedAt))
+	if s.Method != "" {
+		b[0] |= withMethod
+		b = binary.AppendUvarint(b, uint64(len(s.Method)))
+		b = append(b, s.Method...)
+	}
 	return append(b, s.Email...), nil
 }
 
@@ -73,7 +80,8 @@ func parseSessionPlaintext(b []byte, tenantID string) (Session, error) {
 	}
 	var id []byte // raw: spelled in base64url below
 	var text string
-	switch b[0] {
+	hasMethod := b[0]&withMethod != 0
+	switch b[0] &^ withMethod {
 	case sealedRawID:
 		if len(b) < 17 {
 			return Session{}, errSealedSession
@@ -96,8 +104,21 @@ func parseSessionPlaintext(b []byte, tenantID string) (Session, error) {
 	if k2 <= 0 || lifetime > 1<<62 {
 		return Session{}, errSealedSession
 	}
-	email := b[k+k2:]
+	b = b[k+k2:]
 	s := Session{Tenant: tenantID, IssuedAt: int64(issued), ExpiresAt: int64(issued + lifetime)}
+	if hasMethod {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n == 0 || n > uint64(len(b)-k) {
+			return Session{}, errSealedSession
+		}
+		if m := b[k : k+int(n)]; string(m) == MethodPasskey {
+			s.Method = MethodPasskey // no allocation for the common one
+		} else {
+			s.Method = string(m)
+		}
+		b = b[k+int(n):]
+	}
+	email := b
 	if id == nil {
 		s.ID, s.Email = text, string(email)
 		return s, nil

@@ -85,4 +85,13 @@ type Store interface {
 	// and until when; index -1 when none is. A networked store asks about
 	// all of them in one round trip: the send step checks four.
 	FirstFlag(ctx context.Context, keys []string, now time.Time) (index int, until time.Time, err error)
+
+	// SaveCeremony keeps a passkey ceremony's state under id until the
+	// given time, so the node that finishes it need not be the one that
+	// began it.
+	SaveCeremony(ctx context.Context, id string, state []byte, until time.Time) error
+	// TakeCeremony returns ceremony id's state and deletes it in one atomic
+	// step, so a ceremony finishes at most once; ErrChallengeNotFound when
+	// it is unknown, expired or taken.
+	TakeCeremony(ctx context.Context, id string, now time.Time) ([]byte, error)
 }

@@ -37,9 +37,10 @@ const (
 	PageForbidden = "forbidden"
 	PageNotMe     = "notme"
 	PageTap       = "tap"
+	PagePasskey   = "passkey"
 )
 
-var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox, PageConsent, PageForbidden, PageNotMe, PageTap}
+var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox, PageConsent, PageForbidden, PageNotMe, PageTap, PagePasskey}
 
 // PageData is what every page template receives. Fields a page doesn't use are
 // zero. Everything is escaped by html/template. Pages say their sentences
@@ -63,6 +64,8 @@ type PageData struct {
 	HeldWait   string        // verify page: a limit holds new codes for this long (in words)
 	Nonce      string        // the CSP nonce of the page's script; "": no script
 	Trouble    bool          // sign-in page: mail delivery is failing right now
+	Polls      bool          // verify page: its script asks …/status how the code gets on
+	Passkeys   bool          // passkeys are on: the sign-in page offers them, the code pages tell whether this device can make one
 	Token      string        // "this wasn't me" page: the link's token
 	Heading    string        // error pages
 	Message    string        // error pages
@@ -179,7 +182,7 @@ func Load(dir string) (*Set, error) {
 		return nil, err
 	}
 	for _, name := range pageNames {
-		t, err := htmltemplate.New("layout.html").ParseFS(fsys, "pages/layout.html", "pages/"+name+".html")
+		t, err := htmltemplate.New("layout.html").ParseFS(fsys, "pages/layout.html", "pages/passkeyscript.html", "pages/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("page %s: %w", name, err)
 		}

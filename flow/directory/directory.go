@@ -52,7 +52,11 @@ type Guest struct {
 	Paths []string `json:"paths,omitempty"`
 	// SessionsNotBefore voids the sessions issued before it (revoke, reset).
 	SessionsNotBefore *time.Time `json:"sessions_not_before,omitempty"`
-	UpdatedAt         time.Time  `json:"updated_at"`
+	// PasskeyHandle is the WebAuthn user handle of the guest's passkeys in
+	// this tenant: random, made at the first enrolment.
+	PasskeyHandle []byte    `json:"passkey_handle,omitempty"`
+	Passkeys      []Passkey `json:"passkeys,omitempty"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // MayGetCode reports whether the record lets the guest ask for a code at now:

@@ -42,28 +42,37 @@ func (d *Directory) Invite(ctx context.Context, tenant, email string, inv Invita
 	return g, created, undo, err
 }
 
-// Revoke stops the guest from signing in and ends their sessions.
+// Revoke stops the guest from signing in, ends their sessions and removes
+// their passkeys.
 func (d *Directory) Revoke(ctx context.Context, tenant, email string, now time.Time) (Guest, error) {
 	return d.change(ctx, tenant, email, now, func(g *Guest) bool {
-		g.Status = Revoked
+		g.Status, g.Passkeys = Revoked, nil
 		g.VoidSessions(now)
 		return false
 	})
 }
 
-// Reset undoes a redemption: the guest's sessions end, and their next
-// sign-in redeems the invitation again (asking for consent where it is on).
+// Reset undoes a redemption: the guest's sessions end, their passkeys are
+// removed, and their next sign-in (by code: the mailbox is proved again)
+// redeems the invitation again, asking for consent where it is on.
 func (d *Directory) Reset(ctx context.Context, tenant, email string, now time.Time) (Guest, error) {
 	return d.change(ctx, tenant, email, now, func(g *Guest) bool {
-		g.Status, g.RedeemedAt = Invited, nil
+		g.Status, g.RedeemedAt, g.Passkeys = Invited, nil, nil
 		g.VoidSessions(now)
 		return false
 	})
 }
 
-// Delete removes the guest; without a record their sessions no longer open.
+// Delete removes the guest and their passkeys; without a record their
+// sessions no longer open.
 func (d *Directory) Delete(ctx context.Context, tenant, email string, now time.Time) (Guest, error) {
-	return d.change(ctx, tenant, email, now, func(*Guest) bool { return true })
+	g, err := d.change(ctx, tenant, email, now, func(*Guest) bool { return true })
+	if err != nil {
+		return g, err
+	}
+	// A stale index entry opens nothing (PasskeyOwner checks the record's
+	// handle); removing it keeps the storage tidy.
+	return g, d.dropPasskeyIndex(ctx, g)
 }
 
 // change applies op to an existing guest; op says whether to remove them.

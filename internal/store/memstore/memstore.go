@@ -46,6 +46,7 @@ type Store struct {
 	revoked    *table[struct{}]
 	counters   *table[counter]
 	flags      *table[struct{}]
+	ceremonies *table[[]byte]
 	// The security state's own tables (flow.IsSecurityKey).
 	secCounters *table[counter]
 	secFlags    *table[struct{}]
@@ -81,6 +82,7 @@ func New(l Limits) *Store {
 		revoked:    newTable[struct{}]("max_revocations", l.MaxRevocations),
 		counters:   newTable[counter]("max_challenges (twice, for send counters)", 2*l.MaxChallenges),
 		flags:      newTable[struct{}]("max_challenges (for cooldowns)", l.MaxChallenges),
+		ceremonies: newTable[[]byte]("max_challenges (for passkey ceremonies)", l.MaxChallenges),
 
 		secCounters: newTable[counter]("max_security", l.MaxSecurity),
 		secFlags:    newTable[struct{}]("max_security", l.MaxSecurity),
@@ -262,6 +264,25 @@ func (s *Store) FirstFlag(ctx context.Context, keys []string, now time.Time) (in
 		}
 	}
 	return -1, time.Time{}, nil
+}
+
+// SaveCeremony implements flow.Store.
+func (s *Store) SaveCeremony(_ context.Context, id string, state []byte, until time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ceremonies.put(id, state, until, time.Now())
+}
+
+// TakeCeremony implements flow.Store.
+func (s *Store) TakeCeremony(_ context.Context, id string, now time.Time) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	state, _, ok := s.ceremonies.get(id, now)
+	if !ok {
+		return nil, flow.ErrChallengeNotFound
+	}
+	s.ceremonies.remove(id)
+	return state, nil
 }
 
 var _ flow.Store = (*Store)(nil)

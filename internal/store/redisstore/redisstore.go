@@ -343,3 +343,24 @@ func (s *Store) FirstFlag(ctx context.Context, keys []string, now time.Time) (in
 }
 
 var _ flow.Store = (*Store)(nil)
+
+func (s *Store) ceremonyKey(id string) string { return s.prefix + "ceremony:{" + id + "}" }
+
+// SaveCeremony implements flow.Store.
+func (s *Store) SaveCeremony(ctx context.Context, id string, state []byte, until time.Time) error {
+	ttl := time.Until(until)
+	if ttl <= 0 {
+		return nil
+	}
+	return s.rdb.Set(ctx, s.ceremonyKey(id), state, ttl).Err()
+}
+
+// TakeCeremony implements flow.Store: GETDEL reads and deletes in one step,
+// so two nodes finishing the same ceremony can't both get it.
+func (s *Store) TakeCeremony(ctx context.Context, id string, _ time.Time) ([]byte, error) {
+	state, err := s.rdb.GetDel(ctx, s.ceremonyKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, flow.ErrChallengeNotFound
+	}
+	return state, err
+}

@@ -34,6 +34,8 @@ func Run(t *testing.T, newStore func(t *testing.T) flow.Store) {
 		"PeekDoesNotCount":       peekDoesNotCount,
 		"ParallelCounts":         parallelCounts,
 		"Flags":                  flags,
+		"CeremonyTakenOnce":      ceremonyTakenOnce,
+		"CeremonyExpires":        ceremonyExpires,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, newStore(t)) })
 	}
@@ -403,4 +405,48 @@ func peekDoesNotCount(t *testing.T, s flow.Store) {
 	if n, _, _ := s.Count(ctx, "send:p", time.Minute, now); n != 3 {
 		t.Errorf("peeking counted: the next count is %d, want 3", n)
 	}
+}
+
+// ceremonyTakenOnce: a passkey ceremony's state comes back exactly as saved,
+// once, however many finishers race for it.
+func ceremonyTakenOnce(t *testing.T, s flow.Store) {
+	now := time.Now()
+	if _, err := s.TakeCeremony(ctx, "never-saved", now); err != flow.ErrChallengeNotFound {
+		t.Fatalf("unknown ceremony: got %v, want ErrChallengeNotFound", err)
+	}
+	state := []byte(`{"challenge":"abc"}`)
+	if err := s.SaveCeremony(ctx, "c1", state, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var got atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if v, err := s.TakeCeremony(ctx, "c1", now); err == nil {
+				if string(v) != string(state) {
+					t.Errorf("state came back as %q, want %q", v, state)
+				}
+				got.Add(1)
+			} else if err != flow.ErrChallengeNotFound {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := got.Load(); n != 1 {
+		t.Fatalf("%d finishers took the ceremony, want exactly 1", n)
+	}
+}
+
+// ceremonyExpires: a ceremony is gone after its time.
+func ceremonyExpires(t *testing.T, s flow.Store) {
+	if err := s.SaveCeremony(ctx, "short", []byte("x"), time.Now().Add(50*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "an expired ceremony is gone", func() bool {
+		_, err := s.TakeCeremony(ctx, "short", time.Now())
+		return err == flow.ErrChallengeNotFound
+	})
 }

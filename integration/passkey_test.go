@@ -1,0 +1,186 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/webauthn"
+	"github.com/chromedp/chromedp"
+)
+
+// Passkeys in a real Chromium, with the DevTools virtual authenticator
+// standing in for the device's own (a platform authenticator with user
+// verification, as a phone's or laptop's screen lock is).
+
+// authenticator gives the browser a device authenticator that holds
+// passkeys and verifies the user at once; it returns its id.
+func authenticator(t *testing.T, ctx context.Context) webauthn.AuthenticatorID {
+	t.Helper()
+	var id webauthn.AuthenticatorID
+	must(t, "adding a virtual authenticator", chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+			return err
+		}
+		res, err := cdp.Call(ctx, tg, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
+			Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21,
+			Transport: webauthn.AuthenticatorTransportInternal, HasResidentKey: true, HasUserVerification: true,
+			IsUserVerified: true, AutomaticPresenceSimulation: true,
+		}})
+		id = res.AuthenticatorID
+		return err
+	})))
+	return id
+}
+
+// credentials are the passkeys the virtual authenticator holds.
+func credentials(t *testing.T, ctx context.Context, id webauthn.AuthenticatorID) []*webauthn.Credential {
+	t.Helper()
+	var creds []*webauthn.Credential
+	must(t, "reading the authenticator's passkeys", chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		res, err := cdp.Call(ctx, tg, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: id})
+		creds = res.Credentials
+		return err
+	})))
+	return creds
+}
+
+// forgetSession drops the browser's session cookie, as its expiry the next
+// day would; the device marker and everything else stay.
+func forgetSession(t *testing.T, ctx context.Context, deep string) {
+	t.Helper()
+	must(t, "dropping the session cookie", chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		got, err := cdp.Call(ctx, tg, network.GetCookies, network.GetCookiesParams{URLs: []string{deep}})
+		if err != nil {
+			return err
+		}
+		for _, c := range got.Cookies {
+			if c.Name == "email_otp_session" {
+				if _, err := cdp.Call(ctx, tg, network.DeleteCookies, network.DeleteCookiesParams{Name: c.Name, Domain: c.Domain, Path: c.Path}); err != nil {
+					return err
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no session cookie for %s among %d", deep, len(got.Cookies))
+	})))
+}
+
+// codeSignInOffered signs in by code in the browser and stops at the passkey
+// offer, which it checks is shown; it returns the number of mails sent.
+func codeSignInOffered(t *testing.T, e *env, ctx context.Context, deep, email string, mails int) {
+	t.Helper()
+	must(t, "asking for a code", chromedp.Do(ctx,
+		chromedp.Navigate(deep),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), email),
+		chromedp.Click(chromedp.CSS(`form[action$="send"] button`)),
+		chromedp.WaitVisible(chromedp.ID("code")),
+	))
+	code := codeIn(t, e.smtp.Wait(t, email, mails, 10*time.Second).Text)
+	must(t, "entering the code", chromedp.Do(ctx,
+		// The page learns the device can make a passkey before the code is sent.
+		void(chromedp.Poll[any](`document.querySelector("form.code input[name=passkey_ready]") !== null`, chromedp.WithPollingTimeout(5*time.Second))),
+		chromedp.SendKeys(chromedp.ID("code"), code),
+		chromedp.Click(chromedp.CSS(`form[action$="verify"] button`)),
+		chromedp.WaitVisible(chromedp.ID("passkey-create")),
+	))
+}
+
+// landedAs waits for the backend's answer and returns the method header it saw.
+func landedAs(t *testing.T, ctx context.Context, deep, email string) string {
+	t.Helper()
+	must(t, "landing on the link", chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("pre"))))
+	if landed := run(t, ctx, chromedp.Location()); landed != deep {
+		t.Errorf("landed on %q, want the deep link %q", landed, deep)
+	}
+	body := run(t, ctx, chromedp.Text(chromedp.CSS("body")))
+	if !strings.Contains(body, `"X-Auth-Email":["`+email+`"]`) {
+		t.Fatalf("the backend did not see %s; page:\n%s", email, body)
+	}
+	for _, m := range []string{"passkey", "email-otp"} {
+		if strings.Contains(body, `"X-Auth-Method":["`+m+`"]`) {
+			return m
+		}
+	}
+	t.Fatalf("no X-Auth-Method the backend saw; page:\n%s", body)
+	return ""
+}
+
+// passkeySignIn opens deep with no session and signs in with the passkey:
+// by the browser's autofill (conditional mediation, which the virtual
+// authenticator answers at once), or by the button, with autofill made
+// unavailable first.
+func passkeySignIn(t *testing.T, ctx context.Context, deep string, autofill bool) {
+	t.Helper()
+	if autofill {
+		must(t, "opening the link, the autofill signs in", chromedp.Do(ctx, chromedp.Navigate(deep)))
+		return
+	}
+	must(t, "signing in with the passkey button", chromedp.Do(ctx,
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+				Source: `PublicKeyCredential.isConditionalMediationAvailable = function () { return Promise.resolve(false); };`,
+			})
+			return err
+		}),
+		chromedp.Navigate(deep),
+		chromedp.WaitVisible(chromedp.ID("passkey-signin")),
+		chromedp.Click(chromedp.ID("passkey-signin")),
+	))
+}
+
+// passkeyRefused waits for the sign-in page to say why the passkey did not
+// sign in, and checks it says want and that no session was made.
+func passkeyRefused(t *testing.T, ctx context.Context, want string) {
+	t.Helper()
+	must(t, "waiting for the refusal", chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("passkey-error"))))
+	if got := run(t, ctx, chromedp.Text(chromedp.ID("passkey-error"))); !strings.Contains(got, want) {
+		t.Errorf("the sign-in page says %q, want %q", got, want)
+	}
+	if run(t, ctx, chromedp.Evaluate[bool](`document.getElementById("email") !== null`)) != true {
+		t.Error("the refusal left no way to get a code")
+	}
+}
+
+// A guest makes a passkey after a code, and the next day signs in with it
+// and no mail, on the link they opened; on a host and on a path tenant.
+func TestPasskeyEnrolThenSignInWithoutMail(t *testing.T) {
+	for _, tc := range []struct {
+		name, deep, rpID string
+		autofill         bool
+	}{
+		{"host tenant, button", contoso + "/docs/plan.pdf", "contoso.localhost", false},
+		{"path tenant, autofill", pathSite + "/t/acme/docs/plan.pdf", "localhost", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := start(t, gatewayOptions{})
+			ctx := newBrowser(t)
+			auth := authenticator(t, ctx)
+			codeSignInOffered(t, e, ctx, tc.deep, "ann@contoso.com", 1)
+			must(t, "making the passkey", chromedp.Do(ctx, chromedp.Click(chromedp.ID("passkey-create"))))
+			if m := landedAs(t, ctx, tc.deep, "ann@contoso.com"); m != "email-otp" {
+				t.Errorf("the code sign-in reached the backend as %q", m)
+			}
+			creds := credentials(t, ctx, auth)
+			if len(creds) != 1 || creds[0].RpID != tc.rpID || !creds[0].IsResidentCredential || len(creds[0].UserHandle) != 32 ||
+				strings.Contains(string(creds[0].UserHandle), "ann") {
+				t.Fatalf("the authenticator holds %+v; want one discoverable passkey for %s with a random 32-byte handle", creds, tc.rpID)
+			}
+
+			forgetSession(t, ctx, tc.deep)
+			passkeySignIn(t, ctx, tc.deep, tc.autofill)
+			if m := landedAs(t, ctx, tc.deep, "ann@contoso.com"); m != "passkey" {
+				t.Errorf("the passkey sign-in reached the backend as %q, want passkey", m)
+			}
+			if n := e.smtp.Count("ann@contoso.com"); n != 1 {
+				t.Errorf("%d mails sent to the guest, want only the first code", n)
+			}
+		})
+	}
+}
