@@ -31,6 +31,8 @@ func init() {
 //	POST   /email-otp/guests/{tenant}/{email}/revoke   revoke: no sign-in, sessions end
 //	POST   /email-otp/guests/{tenant}/{email}/reset    reset redemption: sessions end, next sign-in redeems
 //	DELETE /email-otp/guests/{tenant}/{email}          delete: sessions end
+//	GET    /email-otp/guests/{tenant}/{email}/passkeys       the guest's passkeys
+//	DELETE /email-otp/guests/{tenant}/{email}/passkeys/{id}  delete one passkey
 //
 // {tenant} is a tenant key (contoso.example, path:acme, static:docs) and
 // {email} an address, each path-escaped. What each operation changes is
@@ -57,16 +59,18 @@ func (a *AdminAPI) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.mux = http.NewServeMux()
 	for pattern, h := range map[string]adminHandler{
-		"GET /email-otp/health":                          a.health,
-		"GET /email-otp/why/{tenant}/{email}":            a.why,
-		"GET /email-otp/guests/{tenant}":                 a.list,
-		"POST /email-otp/guests/{tenant}":                a.invite,
-		"GET /email-otp/guests/{tenant}/{email}":         a.get,
-		"DELETE /email-otp/guests/{tenant}/{email}":      a.changer("guest deleted", "", (*directory.Directory).Delete),
-		"POST /email-otp/guests/{tenant}/{email}/revoke": a.changer("guest revoked", "revoked", (*directory.Directory).Revoke),
-		"POST /email-otp/guests/{tenant}/{email}/reset":  a.changer("guest redemption reset", "", (*directory.Directory).Reset),
-		"/email-otp/guests/":                             a.notAnOperation,
-		"/email-otp/":                                    a.noSuchEndpoint,
+		"GET /email-otp/health":                                   a.health,
+		"GET /email-otp/why/{tenant}/{email}":                     a.why,
+		"GET /email-otp/guests/{tenant}":                          a.list,
+		"POST /email-otp/guests/{tenant}":                         a.invite,
+		"GET /email-otp/guests/{tenant}/{email}":                  a.get,
+		"DELETE /email-otp/guests/{tenant}/{email}":               a.changer("guest deleted", "", (*directory.Directory).Delete),
+		"POST /email-otp/guests/{tenant}/{email}/revoke":          a.changer("guest revoked", "revoked", (*directory.Directory).Revoke),
+		"POST /email-otp/guests/{tenant}/{email}/reset":           a.changer("guest redemption reset", "", (*directory.Directory).Reset),
+		"GET /email-otp/guests/{tenant}/{email}/passkeys":         a.listPasskeys,
+		"DELETE /email-otp/guests/{tenant}/{email}/passkeys/{id}": a.deletePasskey,
+		"/email-otp/guests/":                                      a.notAnOperation,
+		"/email-otp/":                                             a.noSuchEndpoint,
 	} {
 		a.mux.Handle(pattern, h)
 	}
@@ -148,7 +152,7 @@ func (a *AdminAPI) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiError(http.StatusInternalServerError, "listing guests: %v", err)
 	}
-	return writeJSON(w, http.StatusOK, guests)
+	return writeJSON(w, http.StatusOK, viewsOf(guests))
 }
 
 func (a *AdminAPI) get(w http.ResponseWriter, r *http.Request) error {
@@ -162,7 +166,7 @@ func (a *AdminAPI) get(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return apiError(http.StatusInternalServerError, "reading the guest: %v", err)
 	}
-	return writeJSON(w, http.StatusOK, g)
+	return writeJSON(w, http.StatusOK, viewOf(g))
 }
 
 // changer is the handler of a directory operation on an existing guest,
@@ -187,7 +191,7 @@ func (a *AdminAPI) changer(event, step string, op func(*directory.Directory, con
 			recordStep(caddy.Log().Named("http.handlers.email_otp.audit"), id, step, "",
 				zap.String("tenant", id), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
 		}
-		return writeJSON(w, http.StatusOK, g)
+		return writeJSON(w, http.StatusOK, viewOf(g))
 	}
 }
 
@@ -196,7 +200,7 @@ func (a *AdminAPI) notAnOperation(_ http.ResponseWriter, r *http.Request) error 
 }
 
 func (a *AdminAPI) noSuchEndpoint(_ http.ResponseWriter, _ *http.Request) error {
-	return apiError(http.StatusNotFound, "no such endpoint: use /email-otp/guests/<tenant>[/<email>[/revoke|/reset]]")
+	return apiError(http.StatusNotFound, "no such endpoint: use /email-otp/guests/<tenant>[/<email>[/revoke|/reset|/passkeys[/<id>]]]")
 }
 
 // inviteRequest is the body of an invitation.
@@ -214,7 +218,7 @@ type inviteRequest struct {
 
 // inviteResponse is the guest and the link the email carries.
 type inviteResponse struct {
-	directory.Guest
+	guestView
 	Link string `json:"link,omitempty"`
 }
 
@@ -274,7 +278,7 @@ func (a *AdminAPI) invite(w http.ResponseWriter, r *http.Request) error {
 	if created {
 		status = http.StatusCreated
 	}
-	return writeJSON(w, status, inviteResponse{Guest: g, Link: link})
+	return writeJSON(w, status, inviteResponse{guestView: viewOf(g), Link: link})
 }
 
 // invitationLink finds the loaded gateway that serves rawURL as tenant and

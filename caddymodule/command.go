@@ -13,14 +13,12 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
-
-	"github.com/otpgate/caddy-email-otp/flow/directory"
 )
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "email-otp",
-		Usage: "invite|list|get|revoke|reset|delete --tenant <id> [--email <address>] …",
+		Usage: "invite|list|get|revoke|reset|delete|why|passkeys|delete-passkey --tenant <id> [--email <address>] …",
 		Short: "Manages the guests of email_otp through a running Caddy's admin API",
 		Long: `
 Manages the guest directory of the email_otp handler through the admin API of
@@ -33,6 +31,8 @@ with --config, or is localhost:2019).
   caddy email-otp revoke --tenant docs.example.com --email bob@partner.com
   caddy email-otp reset  --tenant docs.example.com --email bob@partner.com
   caddy email-otp delete --tenant docs.example.com --email bob@partner.com
+  caddy email-otp passkeys --tenant docs.example.com --email bob@partner.com
+  caddy email-otp delete-passkey --tenant docs.example.com --email bob@partner.com --id <id>
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			for _, sub := range guestCommands() {
@@ -114,7 +114,7 @@ func guestCommands() []*cobra.Command {
 			_, err := io.Copy(c.OutOrStdout(), &out)
 			return err
 		}
-		var guests []directory.Guest
+		var guests []guestView
 		if err := json.Unmarshal(out.Bytes(), &guests); err != nil {
 			return fmt.Errorf("the admin API answered something else than a list: %v", err)
 		}
@@ -131,8 +131,36 @@ func guestCommands() []*cobra.Command {
 	})
 	why.Flags().String("path", "", "also say whether the guest may open this path, e.g. /reports/q3.pdf")
 
+	passkeys := newSub("passkeys", "Lists a guest's passkeys", true, func(c *cobra.Command, admin, tenant, email string) error {
+		var out bytes.Buffer
+		if err := adminCall(&out, admin, http.MethodGet, guestPath(tenant, email)+"/passkeys", nil); err != nil {
+			return err
+		}
+		if asJSON, _ := c.Flags().GetBool("json"); asJSON {
+			_, err := io.Copy(c.OutOrStdout(), &out)
+			return err
+		}
+		var list []passkeyView
+		if err := json.Unmarshal(out.Bytes(), &list); err != nil {
+			return fmt.Errorf("the admin API answered something else than a list: %v", err)
+		}
+		return printPasskeys(c.OutOrStdout(), list)
+	})
+	passkeys.Flags().Bool("json", false, "print JSON")
+
+	deletePasskey := newSub("delete-passkey", "Deletes one of a guest's passkeys (its id from the passkeys command)", true, func(c *cobra.Command, admin, tenant, email string) error {
+		id, _ := c.Flags().GetString("id")
+		if id == "" {
+			return fmt.Errorf("--id is required: the passkey's id, as the passkeys command lists it")
+		}
+		return adminCall(c.OutOrStdout(), admin, http.MethodDelete, guestPath(tenant, email)+"/passkeys/"+url.PathEscape(id), nil)
+	})
+	deletePasskey.Flags().String("id", "", "the passkey's id (required)")
+
 	return []*cobra.Command{
 		invite,
+		passkeys,
+		deletePasskey,
 		list,
 		why,
 		newSub("get", "Shows one guest", true, change(http.MethodGet, "")),
@@ -168,15 +196,17 @@ func adminCall(out io.Writer, admin, method, path string, body []byte) error {
 	return err
 }
 
-func printGuests(out io.Writer, guests []directory.Guest) error {
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EMAIL\tSTATUS\tINVITED BY\tINVITED\tLAST SIGN-IN\tPATHS")
-	day := func(t *time.Time) string {
-		if t == nil {
-			return "-"
-		}
-		return t.UTC().Format("2006-01-02 15:04")
+// day is a time as the tables show it.
+func day(t *time.Time) string {
+	if t == nil {
+		return "-"
 	}
+	return t.UTC().Format("2006-01-02 15:04")
+}
+
+func printGuests(out io.Writer, guests []guestView) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "EMAIL\tSTATUS\tINVITED BY\tINVITED\tLAST SIGN-IN\tPASSKEYS\tPATHS")
 	for _, g := range guests {
 		by := g.InvitedBy
 		if by == "" {
@@ -186,7 +216,16 @@ func printGuests(out io.Writer, guests []directory.Guest) error {
 		if paths == "" {
 			paths = "all"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.Email, g.Status, by, day(g.InvitedAt), day(g.LastSignIn), paths)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", g.Email, g.Status, by, day(g.InvitedAt), day(g.LastSignIn), len(g.Passkeys), paths)
+	}
+	return tw.Flush()
+}
+
+func printPasskeys(out io.Writer, passkeys []passkeyView) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tDEVICE\tCREATED\tLAST USED\tSYNCED")
+	for _, p := range passkeys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\n", p.ID, p.Device, day(&p.CreatedAt), day(p.LastUsed), p.Synced)
 	}
 	return tw.Flush()
 }

@@ -242,6 +242,14 @@ func (d *passkeyDesk) postSignIn(w http.ResponseWriter, r *http.Request, t tenan
 	}
 	acct, use, err := passkey.FinishSignIn(d.site(r, t), c, answer, func(handle []byte) (passkey.Account, error) {
 		g, err := d.guests.PasskeyOwner(r.Context(), t.Key, handle)
+		switch {
+		case err != nil:
+		case g.Status == directory.Revoked:
+			// A revocation removed the passkeys: say why, not "unknown".
+			err = directory.ErrRevoked
+		case g.Status != directory.Redeemed:
+			err = flow.ErrPasskeyVoid // reset: the mailbox is proved again first
+		}
 		return passkey.AccountOf(g, ""), err
 	})
 	var s flow.Session

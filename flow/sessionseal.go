@@ -28,8 +28,8 @@ import (
 // primitive TLS uses.
 
 const (
-	sealedRawID   = 2 // the id is 16 bytes that base64url spells in 22 characters
-	sealedTextID  = 3 // any other id: uvarint length, then its bytes
+	sealedRawID   = 2    // the id is 16 bytes that base64url spells in 22 characters
+	sealedTextID  = 3    // any other id: uvarint length, then its bytes
 	withMethod    = 0x80 // or'd into the format: the Method follows the lifetime
 	gcmNonceSize  = 12
 	sealedMinimum = gcmNonceSize + 16 + 1 // nonce, tag, format byte

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -184,3 +185,137 @@ func TestPasskeyEnrolThenSignInWithoutMail(t *testing.T) {
 		})
 	}
 }
+
+// enrolled signs email in by code at deep, makes a passkey on the offer,
+// lands, and drops the session as the next day would.
+func enrolled(t *testing.T, e *env, ctx context.Context, deep, email string, mails int) {
+	t.Helper()
+	codeSignInOffered(t, e, ctx, deep, email, mails)
+	must(t, "making the passkey", chromedp.Do(ctx, chromedp.Click(chromedp.ID("passkey-create"))))
+	landedAs(t, ctx, deep, email)
+	forgetSession(t, ctx, deep)
+}
+
+const androidChrome = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36"
+
+// passkeyViews is what the admin API lists of a guest's passkeys.
+type passkeyViews []struct {
+	ID     string `json:"id"`
+	Device string `json:"device"`
+}
+
+// A passkey signs in nowhere but its tenant, and not after the guest or the
+// passkey lost their standing: each refusal says why on the sign-in page,
+// which keeps the code as the way in, and makes no session.
+func TestPasskeyRefusals(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	guest := func(t *testing.T) context.Context {
+		ctx := newBrowser(t)
+		authenticator(t, ctx)
+		return ctx
+	}
+
+	t.Run("another path tenant on the same host", func(t *testing.T) {
+		ctx := guest(t)
+		enrolled(t, e, ctx, pathSite+"/t/acme/docs/a.pdf", "pat@contoso.com", 1)
+		passkeySignIn(t, ctx, pathSite+"/t/globex/docs/a.pdf", false)
+		passkeyRefused(t, ctx, "This passkey is not for this site")
+		// At home it still works.
+		passkeySignIn(t, ctx, pathSite+"/t/acme/docs/a.pdf", false)
+		if m := landedAs(t, ctx, pathSite+"/t/acme/docs/a.pdf", "pat@contoso.com"); m != "passkey" {
+			t.Errorf("back at acme the passkey signed in as %q", m)
+		}
+	})
+
+	t.Run("revoked guest", func(t *testing.T) {
+		ctx := guest(t)
+		enrolled(t, e, ctx, contoso+"/docs/a.pdf", "rev@contoso.com", 1)
+		if st := adminAPI(t, http.MethodPost, "contoso.localhost/rev@contoso.com/revoke", nil, nil); st != http.StatusOK {
+			t.Fatalf("revoke: %d", st)
+		}
+		passkeySignIn(t, ctx, contoso+"/docs/a.pdf", false)
+		passkeyRefused(t, ctx, "may not open this site any more")
+	})
+
+	t.Run("reset guest", func(t *testing.T) {
+		ctx := guest(t)
+		enrolled(t, e, ctx, contoso+"/docs/a.pdf", "res@contoso.com", 1)
+		if st := adminAPI(t, http.MethodPost, "contoso.localhost/res@contoso.com/reset", nil, nil); st != http.StatusOK {
+			t.Fatalf("reset: %d", st)
+		}
+		passkeySignIn(t, ctx, contoso+"/docs/a.pdf", false)
+		passkeyRefused(t, ctx, "no longer works here")
+	})
+
+	t.Run("deleted passkey", func(t *testing.T) {
+		ctx := newBrowser(t, chromedp.UserAgent(androidChrome))
+		authenticator(t, ctx)
+		enrolled(t, e, ctx, contoso+"/docs/a.pdf", "del@contoso.com", 1)
+		var list passkeyViews
+		if st := adminAPI(t, http.MethodGet, "contoso.localhost/del@contoso.com/passkeys", nil, &list); st != http.StatusOK || len(list) != 1 ||
+			list[0].Device != "Chrome on Android" {
+			t.Fatalf("passkeys list: %d %+v, want one, made by Chrome on Android", st, list)
+		}
+		if st := adminAPI(t, http.MethodDelete, "contoso.localhost/del@contoso.com/passkeys/"+list[0].ID, nil, nil); st != http.StatusOK {
+			t.Fatalf("delete passkey: %d", st)
+		}
+		passkeySignIn(t, ctx, contoso+"/docs/a.pdf", false)
+		passkeyRefused(t, ctx, "This passkey is not for this site")
+	})
+
+	t.Run("signature counter goes back", func(t *testing.T) {
+		ctx := newBrowser(t)
+		auth := authenticator(t, ctx)
+		deep := contoso + "/docs/a.pdf"
+		enrolled(t, e, ctx, deep, "clone@contoso.com", 1)
+		passkeySignIn(t, ctx, deep, true) // the counter moves forward at the gateway
+		landedAs(t, ctx, deep, "clone@contoso.com")
+		forgetSession(t, ctx, deep)
+		// A copy of the key, whose counter starts again: the way a cloned
+		// authenticator shows itself.
+		creds := credentials(t, ctx, auth)
+		if len(creds) != 1 || creds[0].SignCount < 2 {
+			t.Fatalf("the authenticator holds %+v", creds)
+		}
+		c := creds[0]
+		copied := copiedCredential{CredentialID: c.CredentialID, IsResidentCredential: true, RpID: c.RpID,
+			PrivateKey: c.PrivateKey, UserHandle: c.UserHandle, SignCount: 0, UserName: c.UserName, UserDisplayName: c.UserDisplayName}
+		must(t, "replacing the passkey with a copy whose counter went back", chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			if _, err := cdp.Call(ctx, tg, webauthn.RemoveCredential, webauthn.RemoveCredentialParams{AuthenticatorID: auth, CredentialID: c.CredentialID}); err != nil {
+				return err
+			}
+			_, err := cdp.Call(ctx, tg, addCopiedCredential, addCopiedCredentialParams{AuthenticatorID: auth, Credential: copied})
+			return err
+		})))
+		passkeySignIn(t, ctx, deep, false)
+		passkeyRefused(t, ctx, "The passkey did not work")
+	})
+
+	t.Run("blocked after enrolment", func(t *testing.T) {
+		ctx := guest(t)
+		enrolled(t, e, ctx, contoso+"/docs/a.pdf", "later@contoso.com", 1)
+		e.load(gatewayOptions{extra: "block later@contoso.com"})
+		passkeySignIn(t, ctx, contoso+"/docs/a.pdf", false)
+		passkeyRefused(t, ctx, "may not open this site any more")
+	})
+}
+
+// copiedCredential is WebAuthn.addCredential's credential without the
+// fields this Chromium refuses to be sent at all (the CMTG extension's).
+type copiedCredential struct {
+	CredentialID         []byte  `json:"credentialId"`
+	IsResidentCredential bool    `json:"isResidentCredential"`
+	RpID                 string  `json:"rpId"`
+	PrivateKey           []byte  `json:"privateKey"`
+	UserHandle           []byte  `json:"userHandle"`
+	SignCount            float64 `json:"signCount"`
+	UserName             string  `json:"userName,omitempty"`
+	UserDisplayName      string  `json:"userDisplayName,omitempty"`
+}
+
+type addCopiedCredentialParams struct {
+	AuthenticatorID webauthn.AuthenticatorID `json:"authenticatorId"`
+	Credential      copiedCredential         `json:"credential"`
+}
+
+var addCopiedCredential = cdp.Command[addCopiedCredentialParams, cdp.Empty]{Method: webauthn.CommandAddCredential}

@@ -235,7 +235,7 @@ func FinishSignIn(site Site, c Ceremony, answer []byte, owner func(handle []byte
 	case errors.Is(lookupErr, directory.ErrNotFound):
 		return Account{}, directory.PasskeyUse{}, ErrUnknownPasskey
 	case lookupErr != nil:
-		return Account{}, directory.PasskeyUse{}, lookupErr
+		return acct, directory.PasskeyUse{}, lookupErr // whose passkey, for the log
 	case err != nil:
 		if _, ok := acct.passkey(parsed.RawID); acct.Handle != nil && !ok {
 			return Account{}, directory.PasskeyUse{}, ErrUnknownPasskey
