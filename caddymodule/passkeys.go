@@ -310,20 +310,18 @@ func (d *passkeyDesk) postEnrolOptions(w http.ResponseWriter, r *http.Request, t
 	if !ok {
 		return
 	}
-	s, _, ok := d.signedInGuest(w, r, t)
+	s, g, ok := d.signedInGuest(w, r, t)
 	if !ok {
 		return
 	}
-	if _, err := d.guests.PasskeyHandle(r.Context(), t.Key, s.Email, d.clock.Now()); err != nil {
+	handle, err := d.guests.PasskeyHandle(r.Context(), t.Key, s.Email, d.clock.Now())
+	if err != nil {
 		d.refuse(w, r, t, s.Email, err)
 		return
 	}
-	g, err := d.guests.Get(r.Context(), t.Key, s.Email)
-	if err != nil {
-		d.failed(w, r, t, err)
-		return
-	}
-	options, c, err := passkey.BeginEnrolment(d.site(r, t), t.Key, passkey.AccountOf(g, d.pages.displayNames.of(t.ID)))
+	acct := passkey.AccountOf(g, d.pages.displayNames.of(t.ID))
+	acct.Handle = handle // the record read with the session may predate it
+	options, c, err := passkey.BeginEnrolment(d.site(r, t), t.Key, acct)
 	if err != nil {
 		d.failed(w, r, t, err)
 		return
@@ -352,9 +350,13 @@ func (d *passkeyDesk) postEnrol(w http.ResponseWriter, r *http.Request, t tenant
 	}
 	now := d.clock.Now()
 	browser, system := browserName(r.UserAgent())
-	pk, err := passkey.FinishEnrolment(d.site(r, t), passkey.AccountOf(g, ""), c, answer, deviceName(browser, system), now)
+	// The handle is the one the ceremony began with (kept in the store);
+	// this node's copy of the record may not know it yet.
+	acct := passkey.AccountOf(g, "")
+	acct.Handle = c.Session.UserID
+	pk, err := passkey.FinishEnrolment(d.site(r, t), acct, c, answer, deviceName(browser, system), now)
 	if err == nil {
-		_, err = d.guests.AddPasskey(r.Context(), t.Key, s.Email, pk, now)
+		_, err = d.guests.AddPasskey(r.Context(), t.Key, s.Email, c.Session.UserID, pk, now)
 	}
 	switch {
 	case errors.Is(err, passkey.ErrRefused):

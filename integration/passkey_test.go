@@ -3,8 +3,12 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
+	"github.com/redis/go-redis/v9"
 )
 
 // Passkeys in a real Chromium, with the DevTools virtual authenticator
@@ -319,3 +324,65 @@ type addCopiedCredentialParams struct {
 }
 
 var addCopiedCredential = cdp.Command[addCopiedCredentialParams, cdp.Empty]{Method: webauthn.CommandAddCredential}
+
+// splitFront is one origin in front of two nodes, as a load balancer would
+// be: the passkey ceremonies begin (…/passkey/*-options) on node a and
+// everything else, their finish included, goes to node b. It returns the
+// origin and how many requests each node got of the ceremonies.
+func splitFront(t *testing.T, a, b string) (origin string, begun, finished *atomic.Int32) {
+	t.Helper()
+	begun, finished = new(atomic.Int32), new(atomic.Int32)
+	toA := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: a})
+	toB := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: b})
+	ln, err := net.Listen("tcp", ":9280")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "-options"):
+			begun.Add(1)
+			toA.ServeHTTP(w, r)
+		case strings.Contains(r.URL.Path, "/passkey/"):
+			finished.Add(1)
+			toB.ServeHTTP(w, r)
+		default:
+			toB.ServeHTTP(w, r)
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://contoso.localhost:9280", begun, finished
+}
+
+// A ceremony begun on one node finishes on another: both read it from
+// Redis, once.
+func TestPasskeyCeremoniesBeginOnOneNodeFinishOnTheOther(t *testing.T) {
+	c := startCluster(t, "")
+	front, begun, finished := splitFront(t, "127.0.0.1:9080", "127.0.0.1:9180")
+	ctx := newBrowser(t)
+	authenticator(t, ctx)
+	deep := front + "/docs/a.pdf"
+	enrolled(t, c.env, ctx, deep, "node@contoso.com", 1)
+	passkeySignIn(t, ctx, deep, false)
+	if m := landedAs(t, ctx, deep, "node@contoso.com"); m != "passkey" {
+		t.Errorf("signed in as %q, want passkey", m)
+	}
+	if begun.Load() < 2 || finished.Load() < 2 {
+		t.Errorf("node A began %d ceremonies and node B finished %d; want the enrolment and the sign-in each way", begun.Load(), finished.Load())
+	}
+	// What is left are ceremonies begun and never finished (the autofill's
+	// of the first sign-in page), each on its way out.
+	left := askRedis(t, c, func(ctx context.Context, r *redis.Client) ([]string, error) {
+		return r.Keys(ctx, "*ceremony*").Result()
+	})
+	if len(left) > 1 {
+		t.Errorf("%d ceremonies left in Redis, want at most the one never finished: %v", len(left), left)
+	}
+	for _, k := range left {
+		ttl := askRedis(t, c, func(ctx context.Context, r *redis.Client) (time.Duration, error) { return r.TTL(ctx, k).Result() })
+		if ttl <= 0 || ttl > 5*time.Minute {
+			t.Errorf("ceremony %s lives another %v, want at most 5m", k, ttl)
+		}
+	}
+}

@@ -130,16 +130,16 @@ func (d *Directory) PasskeyHandle(ctx context.Context, tenant, email string, now
 }
 
 // AddPasskey records a new passkey of a redeemed guest (one with the same
-// id replaces it).
-func (d *Directory) AddPasskey(ctx context.Context, tenant, email string, pk Passkey, now time.Time) (Guest, error) {
+// id replaces it), made for the user handle handle: if the record's handle
+// is another by now (the guest was deleted and came back), the passkey
+// would never find its owner and is refused with ErrNotRedeemed.
+func (d *Directory) AddPasskey(ctx context.Context, tenant, email string, handle []byte, pk Passkey, now time.Time) (Guest, error) {
 	return d.Update(ctx, tenant, email, now, func(g *Guest, exists bool) (bool, error) {
 		switch {
 		case !exists:
 			return false, ErrNotFound
-		case g.Status != Redeemed:
+		case g.Status != Redeemed || !bytes.Equal(g.PasskeyHandle, handle):
 			return false, ErrNotRedeemed
-		case len(g.PasskeyHandle) == 0:
-			return false, errors.New("the guest has no passkey handle yet: ask for one with PasskeyHandle")
 		}
 		g.Passkeys = slices.DeleteFunc(g.Passkeys, func(p Passkey) bool { return bytes.Equal(p.ID, pk.ID) })
 		if len(g.Passkeys) >= MaxPasskeys {
