@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,6 +68,7 @@ var screenshotStates = map[string]string{
 	"sign-in": "signin", "enter-code": "verify", "enter-code, not delivered": "verify-failed",
 	"consent": "consent", "forbidden": "forbidden", "signed out": "signedout",
 	"one-tap link": "tap", "one-tap link, elsewhere": "tap-elsewhere",
+	"passkey offer": "passkey-offer", "sign-in, passkey refused": "signin-passkey-refused",
 }
 
 func walkPagesChecking(t *testing.T, look pageLook) {
@@ -173,4 +175,27 @@ func walkPagesChecking(t *testing.T, look pageLook) {
 		))
 		check(tc.state)
 	}
+
+	// A device that can make passkeys: the offer after a code, and the
+	// sign-in page saying why a passkey (deleted since) did not sign in.
+	authenticator(t, ctx)
+	must(t, "signing in by code on a device that can make a passkey", chromedp.Do(ctx,
+		chromedp.Navigate(contoso+hostBase+"signin?change=1"), chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), email), chromedp.Click(submit), chromedp.WaitVisible(chromedp.ID("code"))))
+	again := codeIn(t, e.smtp.Wait(t, email, 2, 10*time.Second).Text)
+	must(t, "the code, then the offer", chromedp.Do(ctx,
+		void(chromedp.Poll[any](`document.querySelector("form.code input[name=passkey_ready]") !== null`, chromedp.WithPollingTimeout(5*time.Second))),
+		chromedp.SendKeys(chromedp.ID("code"), again), chromedp.Click(submit), chromedp.WaitVisible(chromedp.ID("passkey-create"))))
+	check("passkey offer")
+	must(t, "making the passkey", chromedp.Do(ctx, chromedp.Click(chromedp.ID("passkey-create")), chromedp.WaitVisible(chromedp.CSS("pre"))))
+	forgetSession(t, ctx, contoso+"/")
+	var list passkeyViews
+	adminAPI(t, http.MethodGet, "contoso.localhost/"+email+"/passkeys", nil, &list)
+	if len(list) != 1 {
+		t.Fatalf("the guest holds %d passkeys, want 1", len(list))
+	}
+	adminAPI(t, http.MethodDelete, "contoso.localhost/"+email+"/passkeys/"+list[0].ID, nil, nil)
+	passkeySignIn(t, ctx, contoso+"/", false)
+	must(t, "the refusal", chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("passkey-error"))))
+	check("sign-in, passkey refused")
 }

@@ -77,24 +77,35 @@ func forgetSession(t *testing.T, ctx context.Context, deep string) {
 	})))
 }
 
-// codeSignInOffered signs in by code in the browser and stops at the passkey
-// offer, which it checks is shown; it returns the number of mails sent.
-func codeSignInOffered(t *testing.T, e *env, ctx context.Context, deep, email string, mails int) {
+// codeSignIn signs in by code in the browser, from a device that can make
+// a passkey, and checks the passkey offer is shown (offered) or the guest
+// lands at once; mails is how many codes the address will have had. With
+// passkeys on, the code goes once the page has told the gateway the device
+// can make one.
+func codeSignIn(t *testing.T, e *env, ctx context.Context, deep, email string, mails int, passkeysOn, offered bool) {
 	t.Helper()
 	must(t, "asking for a code", chromedp.Do(ctx,
 		chromedp.Navigate(deep),
 		chromedp.WaitVisible(chromedp.ID("email")),
+		void(chromedp.Evaluate[any](`document.getElementById("email").value = ""`)),
 		chromedp.SendKeys(chromedp.ID("email"), email),
 		chromedp.Click(chromedp.CSS(`form[action$="send"] button`)),
 		chromedp.WaitVisible(chromedp.ID("code")),
 	))
 	code := codeIn(t, e.smtp.Wait(t, email, mails, 10*time.Second).Text)
+	next := chromedp.WaitVisible(chromedp.CSS("pre"))
+	if offered {
+		next = chromedp.WaitVisible(chromedp.ID("passkey-create"))
+	}
+	ready := `true`
+	if passkeysOn {
+		ready = `document.querySelector("form.code input[name=passkey_ready]") !== null`
+	}
 	must(t, "entering the code", chromedp.Do(ctx,
-		// The page learns the device can make a passkey before the code is sent.
-		void(chromedp.Poll[any](`document.querySelector("form.code input[name=passkey_ready]") !== null`, chromedp.WithPollingTimeout(5*time.Second))),
+		void(chromedp.Poll[any](ready, chromedp.WithPollingTimeout(5*time.Second))),
 		chromedp.SendKeys(chromedp.ID("code"), code),
 		chromedp.Click(chromedp.CSS(`form[action$="verify"] button`)),
-		chromedp.WaitVisible(chromedp.ID("passkey-create")),
+		next,
 	))
 }
 
@@ -168,7 +179,7 @@ func TestPasskeyEnrolThenSignInWithoutMail(t *testing.T) {
 			e := start(t, gatewayOptions{})
 			ctx := newBrowser(t)
 			auth := authenticator(t, ctx)
-			codeSignInOffered(t, e, ctx, tc.deep, "ann@contoso.com", 1)
+			codeSignIn(t, e, ctx, tc.deep, "ann@contoso.com", 1, true, true)
 			must(t, "making the passkey", chromedp.Do(ctx, chromedp.Click(chromedp.ID("passkey-create"))))
 			if m := landedAs(t, ctx, tc.deep, "ann@contoso.com"); m != "email-otp" {
 				t.Errorf("the code sign-in reached the backend as %q", m)
@@ -195,7 +206,7 @@ func TestPasskeyEnrolThenSignInWithoutMail(t *testing.T) {
 // lands, and drops the session as the next day would.
 func enrolled(t *testing.T, e *env, ctx context.Context, deep, email string, mails int) {
 	t.Helper()
-	codeSignInOffered(t, e, ctx, deep, email, mails)
+	codeSignIn(t, e, ctx, deep, email, mails, true, true)
 	must(t, "making the passkey", chromedp.Do(ctx, chromedp.Click(chromedp.ID("passkey-create"))))
 	landedAs(t, ctx, deep, email)
 	forgetSession(t, ctx, deep)
@@ -385,4 +396,33 @@ func TestPasskeyCeremoniesBeginOnOneNodeFinishOnTheOther(t *testing.T) {
 			t.Errorf("ceremony %s lives another %v, want at most 5m", k, ttl)
 		}
 	}
+}
+
+// "Not now" holds in this browser: the next code sign-in lands at once. With
+// passkeys off nothing is offered and the ceremonies are not there.
+func TestPasskeyNotNowAndOff(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	ctx := newBrowser(t)
+	authenticator(t, ctx)
+	deep := contoso + "/docs/a.pdf"
+	codeSignIn(t, e, ctx, deep, "nn@contoso.com", 1, true, true)
+	must(t, "not now", chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`form[action$="passkey"] button`))))
+	if m := landedAs(t, ctx, deep, "nn@contoso.com"); m != "email-otp" {
+		t.Errorf("landed as %q", m)
+	}
+	forgetSession(t, ctx, deep)
+	codeSignIn(t, e, ctx, deep, "nn@contoso.com", 2, true, false)
+	landedAs(t, ctx, deep, "nn@contoso.com")
+
+	e.load(gatewayOptions{extra: "passkeys off"})
+	ctx = newBrowser(t)
+	authenticator(t, ctx)
+	codeSignIn(t, e, ctx, deep, "off@contoso.com", 1, false, false)
+	landedAs(t, ctx, deep, "off@contoso.com")
+	forgetSession(t, ctx, deep)
+	must(t, "the sign-in page", chromedp.Do(ctx, chromedp.Navigate(deep), chromedp.WaitVisible(chromedp.ID("email"))))
+	if n := run(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("#passkey-signin, script").length`)); n != 0 {
+		t.Errorf("with passkeys off the sign-in page has %d passkey buttons or scripts", n)
+	}
+	expectStatus(t, newGuest(t).post(contoso+hostBase+"passkey/signin-options", nil), http.StatusNotFound)
 }
