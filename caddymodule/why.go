@@ -19,10 +19,14 @@ type whyAnswer struct {
 	// RecentCodes are the mailer's last answers (newest first) about this
 	// address's code emails, as this node saw them.
 	RecentCodes []mailerAnswer `json:"recent_codes,omitempty"`
+	// Passkeys are the guest's passkeys here; a gateway with passkeys off
+	// (PasskeysOn false) refuses them.
+	Passkeys []passkeyView `json:"passkeys,omitempty"`
 }
 
 type whyGateway struct {
-	Tenants string `json:"tenants"` // how the gateway finds tenants
+	Tenants    string `json:"tenants"` // how the gateway finds tenants
+	PasskeysOn bool   `json:"passkeys_on"`
 	flow.Explanation
 }
 
@@ -44,7 +48,12 @@ func (a *AdminAPI) why(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return apiError(http.StatusInternalServerError, "explaining: %v", err)
 		}
-		out.Gateways = append(out.Gateways, whyGateway{Tenants: g.tenantsLabel(), Explanation: ex})
+		if ex.Guest != nil {
+			// The passkeys as the admin API shows them, not their keys.
+			out.Passkeys = viewOf(*ex.Guest).Passkeys
+			ex.Guest.Passkeys, ex.Guest.PasskeyHandle = nil, nil
+		}
+		out.Gateways = append(out.Gateways, whyGateway{Tenants: g.tenantsLabel(), PasskeysOn: g.passkeys != nil, Explanation: ex})
 	}
 	slices.SortFunc(out.Gateways, func(a, b whyGateway) int { return strings.Compare(a.Tenants, b.Tenants) })
 	if p := r.URL.Query().Get("path"); p != "" && len(out.Gateways) > 0 {

@@ -272,6 +272,20 @@ func TestPasskeyRefusals(t *testing.T) {
 			list[0].Device != "Chrome on Android" {
 			t.Fatalf("passkeys list: %d %+v, want one, made by Chrome on Android", st, list)
 		}
+		var why struct {
+			Passkeys passkeyViews `json:"passkeys"`
+			Gateways []struct {
+				PasskeysOn bool `json:"passkeys_on"`
+				Guest      struct {
+					Passkeys []any `json:"passkeys"`
+				} `json:"guest"`
+			} `json:"gateways"`
+		}
+		adminAPIAt(t, "/email-otp/why/contoso.localhost/del@contoso.com", &why)
+		if len(why.Passkeys) != 1 || why.Passkeys[0].ID != list[0].ID || len(why.Gateways) != 1 || !why.Gateways[0].PasskeysOn ||
+			why.Gateways[0].Guest.Passkeys != nil {
+			t.Errorf("why shows %+v; want the one passkey as the list shows it, passkeys on, and no raw key in the record", why)
+		}
 		if st := adminAPI(t, http.MethodDelete, "contoso.localhost/del@contoso.com/passkeys/"+list[0].ID, nil, nil); st != http.StatusOK {
 			t.Fatalf("delete passkey: %d", st)
 		}
