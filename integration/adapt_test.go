@@ -91,6 +91,7 @@ func TestBadConfigIsRefusedWithTheOptionsName(t *testing.T) {
 		"email_otp {\n\t\tallow *\n\t\tkeys c2hvcnQ=\n\t}":                      "keys",
 		"email_otp {\n\t\tallow *\n\t\tmailer smtp {\n\t\t\thost x\n\t\t}\n\t}": "from",
 		"email_otp {\n\t\tallow *\n\t\ttemplates /nonexistent/dir\n\t}":         "templates",
+		"email_otp {\n\t\tallow *\n\t\tpasskeys maybe\n\t}":                     "passkeys on or passkeys off",
 		// An accent that can't reach 4.5:1 names its ratio and what to change.
 		"email_otp {\n\t\tallow *\n\t\tbranding {\n\t\t\taccent ffcc00\n\t\t}\n\t}":               "accent #ffcc00 reaches only 1.",
 		"email_otp {\n\t\tallow *\n\t\tbranding acme {\n\t\t\taccent 0b57a4 0b57a4\n\t\t}\n\t}":   "branding acme: accent (dark) #0b57a4 reaches only 2.",
