@@ -156,17 +156,27 @@ func (a *AdminAPI) list(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *AdminAPI) get(w http.ResponseWriter, r *http.Request) error {
-	tenant, email, err := guestOf(r)
+	g, err := a.guestRecord(r)
 	if err != nil {
 		return err
 	}
+	return writeJSON(w, http.StatusOK, viewOf(g))
+}
+
+// guestRecord reads the record of the request's {tenant} and {email}; its
+// error is the API's answer.
+func (a *AdminAPI) guestRecord(r *http.Request) (directory.Guest, error) {
+	tenant, email, err := guestOf(r)
+	if err != nil {
+		return directory.Guest{}, err
+	}
 	g, err := a.directory().Get(r.Context(), tenant, email)
 	if errors.Is(err, directory.ErrNotFound) {
-		return apiError(http.StatusNotFound, "%s is not a guest of %s", email, tenant)
+		return g, apiError(http.StatusNotFound, "%s is not a guest of %s", email, tenant)
 	} else if err != nil {
-		return apiError(http.StatusInternalServerError, "reading the guest: %v", err)
+		return g, apiError(http.StatusInternalServerError, "reading the guest: %v", err)
 	}
-	return writeJSON(w, http.StatusOK, viewOf(g))
+	return g, nil
 }
 
 // changer is the handler of a directory operation on an existing guest,

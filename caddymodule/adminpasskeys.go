@@ -51,15 +51,9 @@ func viewsOf(guests []directory.Guest) []guestView {
 
 // listPasskeys answers GET …/guests/{tenant}/{email}/passkeys.
 func (a *AdminAPI) listPasskeys(w http.ResponseWriter, r *http.Request) error {
-	tenant, email, err := guestOf(r)
+	g, err := a.guestRecord(r)
 	if err != nil {
 		return err
-	}
-	g, err := a.directory().Get(r.Context(), tenant, email)
-	if errors.Is(err, directory.ErrNotFound) {
-		return apiError(http.StatusNotFound, "%s is not a guest of %s", email, tenant)
-	} else if err != nil {
-		return apiError(http.StatusInternalServerError, "reading the guest: %v", err)
 	}
 	return writeJSON(w, http.StatusOK, viewOf(g).Passkeys)
 }

@@ -106,19 +106,7 @@ func guestCommands() []*cobra.Command {
 	invite.Flags().String("language", "", "the invitation email's language, e.g. de (default English)")
 
 	list := newSub("list", "Lists a tenant's guests", false, func(c *cobra.Command, admin, tenant, _ string) error {
-		var out bytes.Buffer
-		if err := adminCall(&out, admin, http.MethodGet, guestPath(tenant, ""), nil); err != nil {
-			return err
-		}
-		if asJSON, _ := c.Flags().GetBool("json"); asJSON {
-			_, err := io.Copy(c.OutOrStdout(), &out)
-			return err
-		}
-		var guests []guestView
-		if err := json.Unmarshal(out.Bytes(), &guests); err != nil {
-			return fmt.Errorf("the admin API answered something else than a list: %v", err)
-		}
-		return printGuests(c.OutOrStdout(), guests)
+		return printList(c, admin, guestPath(tenant, ""), printGuests)
 	})
 	list.Flags().Bool("json", false, "print JSON")
 
@@ -132,19 +120,7 @@ func guestCommands() []*cobra.Command {
 	why.Flags().String("path", "", "also say whether the guest may open this path, e.g. /reports/q3.pdf")
 
 	passkeys := newSub("passkeys", "Lists a guest's passkeys", true, func(c *cobra.Command, admin, tenant, email string) error {
-		var out bytes.Buffer
-		if err := adminCall(&out, admin, http.MethodGet, guestPath(tenant, email)+"/passkeys", nil); err != nil {
-			return err
-		}
-		if asJSON, _ := c.Flags().GetBool("json"); asJSON {
-			_, err := io.Copy(c.OutOrStdout(), &out)
-			return err
-		}
-		var list []passkeyView
-		if err := json.Unmarshal(out.Bytes(), &list); err != nil {
-			return fmt.Errorf("the admin API answered something else than a list: %v", err)
-		}
-		return printPasskeys(c.OutOrStdout(), list)
+		return printList(c, admin, guestPath(tenant, email)+"/passkeys", printPasskeys)
 	})
 	passkeys.Flags().Bool("json", false, "print JSON")
 
@@ -168,6 +144,24 @@ func guestCommands() []*cobra.Command {
 		newSub("reset", "Resets a guest's redemption: sessions end, the next sign-in redeems again", true, change(http.MethodPost, "/reset")),
 		newSub("delete", "Deletes a guest: sessions end at the next request", true, change(http.MethodDelete, "")),
 	}
+}
+
+// printList GETs a list from the admin API and prints it as a table, or as
+// the API's JSON with --json.
+func printList[T any](c *cobra.Command, admin, path string, table func(io.Writer, []T) error) error {
+	var out bytes.Buffer
+	if err := adminCall(&out, admin, http.MethodGet, path, nil); err != nil {
+		return err
+	}
+	if asJSON, _ := c.Flags().GetBool("json"); asJSON {
+		_, err := io.Copy(c.OutOrStdout(), &out)
+		return err
+	}
+	var list []T
+	if err := json.Unmarshal(out.Bytes(), &list); err != nil {
+		return fmt.Errorf("the admin API answered something else than a list: %v", err)
+	}
+	return table(c.OutOrStdout(), list)
 }
 
 func guestPath(tenant, email string) string {

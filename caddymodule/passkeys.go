@@ -289,28 +289,29 @@ func (d *passkeyDesk) refuse(w http.ResponseWriter, r *http.Request, t tenant, e
 	d.failed(w, r, t, err)
 }
 
-// signedInGuest is the session and record of a ceremony that makes a
-// passkey; on failure it has answered.
-func (d *passkeyDesk) signedInGuest(w http.ResponseWriter, r *http.Request, t tenant) (flow.Session, directory.Guest, bool) {
+// enrolmentRequest checks a request of a ceremony that makes a passkey (as
+// ceremonyRequest, and signed in) and returns the browser's pending state,
+// the session and the guest's record; on failure it has answered.
+func (d *passkeyDesk) enrolmentRequest(w http.ResponseWriter, r *http.Request, t tenant) (flow.Pending, flow.Session, directory.Guest, bool) {
+	p, ok := d.ceremonyRequest(w, r, t)
+	if !ok {
+		return p, flow.Session{}, directory.Guest{}, false
+	}
 	s, g, ok, err := d.session(r, t)
 	if err != nil {
 		d.failed(w, r, t, err)
-		return s, g, false
+		return p, s, g, false
 	}
 	if !ok {
 		d.answer(w, r, http.StatusUnauthorized, templates.PasskeyPageOld)
-		return s, g, false
+		return p, s, g, false
 	}
-	return s, g, true
+	return p, s, g, true
 }
 
 // postEnrolOptions begins making a passkey for the signed-in guest.
 func (d *passkeyDesk) postEnrolOptions(w http.ResponseWriter, r *http.Request, t tenant) {
-	p, ok := d.ceremonyRequest(w, r, t)
-	if !ok {
-		return
-	}
-	s, g, ok := d.signedInGuest(w, r, t)
+	p, s, g, ok := d.enrolmentRequest(w, r, t)
 	if !ok {
 		return
 	}
@@ -331,11 +332,7 @@ func (d *passkeyDesk) postEnrolOptions(w http.ResponseWriter, r *http.Request, t
 
 // postEnrol finishes making a passkey and records it on the guest.
 func (d *passkeyDesk) postEnrol(w http.ResponseWriter, r *http.Request, t tenant) {
-	p, ok := d.ceremonyRequest(w, r, t)
-	if !ok {
-		return
-	}
-	s, g, ok := d.signedInGuest(w, r, t)
+	p, s, g, ok := d.enrolmentRequest(w, r, t)
 	if !ok {
 		return
 	}
