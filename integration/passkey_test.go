@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -109,24 +111,33 @@ func codeSignIn(t *testing.T, e *env, ctx context.Context, deep, email string, m
 	))
 }
 
-// landedAs waits for the backend's answer and returns the method header it saw.
+// landedAs waits for the backend's answer and returns the method header it
+// saw; where the backend got an assertion too, its amr must say the same.
 func landedAs(t *testing.T, ctx context.Context, deep, email string) string {
 	t.Helper()
 	must(t, "landing on the link", chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("pre"))))
 	if landed := run(t, ctx, chromedp.Location()); landed != deep {
 		t.Errorf("landed on %q, want the deep link %q", landed, deep)
 	}
-	body := run(t, ctx, chromedp.Text(chromedp.CSS("body")))
-	if !strings.Contains(body, `"X-Auth-Email":["`+email+`"]`) {
-		t.Fatalf("the backend did not see %s; page:\n%s", email, body)
+	var seen backendSeen
+	body := run(t, ctx, chromedp.Text(chromedp.CSS("pre")))
+	if err := json.Unmarshal([]byte(body), &seen); err != nil || len(seen.Headers["X-Auth-Email"]) != 1 || seen.Headers["X-Auth-Email"][0] != email {
+		t.Fatalf("the backend did not see %s (%v); page:\n%s", email, err, body)
 	}
-	for _, m := range []string{"passkey", "email-otp"} {
-		if strings.Contains(body, `"X-Auth-Method":["`+m+`"]`) {
-			return m
+	method := strings.Join(seen.Headers["X-Auth-Method"], ",")
+	if token := seen.Headers["X-Auth-Assertion"]; len(token) == 1 {
+		parts := strings.Split(token[0], ".")
+		var claims struct {
+			AMR []string `json:"amr"`
+		}
+		payload, _ := base64.RawURLEncoding.DecodeString(parts[min(1, len(parts)-1)])
+		_ = json.Unmarshal(payload, &claims)
+		want := map[string]string{"passkey": "pop", "email-otp": "otp"}[method]
+		if len(claims.AMR) != 1 || claims.AMR[0] != want {
+			t.Errorf("a %s sign-in's assertion says amr %v, want [%s]", method, claims.AMR, want)
 		}
 	}
-	t.Fatalf("no X-Auth-Method the backend saw; page:\n%s", body)
-	return ""
+	return method
 }
 
 // passkeySignIn opens deep with no session and signs in with the passkey:
@@ -176,7 +187,7 @@ func TestPasskeyEnrolThenSignInWithoutMail(t *testing.T) {
 		{"path tenant, autofill", pathSite + "/t/acme/docs/plan.pdf", "localhost", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := start(t, gatewayOptions{})
+			e := start(t, gatewayOptions{extra: "assertion"})
 			ctx := newBrowser(t)
 			auth := authenticator(t, ctx)
 			codeSignIn(t, e, ctx, tc.deep, "ann@contoso.com", 1, true, true)
