@@ -241,6 +241,10 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := g.unmarshalAssertion(d); err != nil {
 				return err
 			}
+		case "federation":
+			if err := g.unmarshalFederation(d); err != nil {
+				return err
+			}
 		case "branding":
 			if err := g.unmarshalBranding(d); err != nil {
 				return err

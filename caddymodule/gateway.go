@@ -116,6 +116,10 @@ type Gateway struct {
 	// mail. Set false to offer none and refuse the ones made before.
 	// Default: true.
 	Passkeys *bool `json:"passkeys,omitempty"`
+	// Federation sends a guest whose address a configured OpenID Connect
+	// provider serves there to sign in, instead of mailing a code; every
+	// other address gets the code (see FederationConfig). Default: none.
+	Federation *FederationConfig `json:"federation,omitempty"`
 	// How code emails are queued and retried. Default: 4 workers, room for
 	// 1000 messages, 6 attempts, retries after 2s doubling up to 1m, 10s to
 	// drain on unload (see DeliveryConfig).
@@ -165,7 +169,8 @@ type Gateway struct {
 	csrf       csrfKey
 	notMe      notMeLinks
 	taps       tapLinks
-	passkeys   *passkeyDesk // nil: passkeys are off
+	passkeys   *passkeyDesk    // nil: passkeys are off
+	federation *federationDesk // nil: no providers
 	identity   identityHeaders
 	fromClient hygiene.Headers  // removed from every request (clientForbidden)
 	assertion  *assertionSigner // nil: no assertion
@@ -263,6 +268,15 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 			store: g.modules.store, guests: g.guests, service: g.service, pages: g.pages, pending: g.pending,
 			devices: g.devices, csrf: g.csrf, log: g.log, clock: clock, session: g.sessionOf, start: g.startSession,
 		}
+	}
+	if g.Federation != nil {
+		if g.federation, err = newFederationDesk(g.Federation); err != nil {
+			return err
+		}
+		fd := g.federation
+		fd.store, fd.service, fd.pages, fd.pending, fd.csrf = g.modules.store, g.service, g.pages, g.pending, g.csrf
+		fd.links, fd.log, fd.clock, fd.start = g.links, g.log, clock, g.startSession
+		fd.discoverAll(ctx)
 	}
 	g.endpoints = g.endpointTable()
 	gateways.add(g)

@@ -30,6 +30,9 @@ func (g *Gateway) endpointTable() map[string]endpoint {
 		"session":   {get: g.getSession},
 		"outbox":    {get: g.serveOutbox},
 	}
+	if d := g.federation; d != nil {
+		table["oidc/callback"] = endpoint{get: d.getCallback}
+	}
 	if d := g.passkeys; d != nil {
 		table["passkey"] = endpoint{get: d.getOffer, post: d.postNotNow}
 		table["passkey/signin-options"] = endpoint{post: d.postSignInOptions}

@@ -97,6 +97,11 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		return
 	}
 	rd := safeRD(r.PostForm.Get("rd"), t)
+	if g.federation != nil {
+		if addr, err := flow.ParseAddress(form["email"]); err == nil && g.federation.send(w, r, t, p, addr, rd) {
+			return
+		}
+	}
 	g.warnLooseProxies(r)
 	// Delivery starts once this answer is out (see flow.Envelope.AfterAnswer).
 	answered := make(chan struct{})

@@ -31,12 +31,23 @@ func (s *Service) PasskeySignIn(ctx context.Context, tenant, email string, use d
 	if err != nil {
 		return Session{}, err
 	}
-	return Session{
-		ID:        randomID(),
-		Tenant:    tenant,
-		Email:     email,
-		Method:    MethodPasskey,
-		IssuedAt:  now.Unix(),
-		ExpiresAt: now.Add(s.cfg.SessionTTL).Unix(),
-	}, nil
+	return s.newSession(tenant, email, MethodPasskey, now), nil
+}
+
+// FederatedSignIn decides a sign-in that an identity provider vouched for
+// (the adapter checked the provider's answer): the address meets the same
+// policy as at a code sign-in, and the session's Method (and the guest's
+// source) is method, "oidc:<provider>". needsConsent is as Verify's.
+func (s *Service) FederatedSignIn(ctx context.Context, tenant, email, method string) (sess Session, needsConsent bool, err error) {
+	now := s.cfg.Clock.Now()
+	ok, err := s.mayGetCode(ctx, tenant, email, now)
+	if err != nil {
+		return Session{}, false, err
+	}
+	if !ok {
+		return Session{}, false, ErrNotPermitted
+	}
+	sess = s.newSession(tenant, email, method, now)
+	needsConsent, err = s.admit(ctx, sess)
+	return sess, needsConsent, err
 }

@@ -18,7 +18,7 @@ func TestPasskeySignInHoldsThePolicy(t *testing.T) {
 	enrol := func(tenant, email string) directory.PasskeyUse {
 		t.Helper()
 		now := f.clock.Now()
-		if _, err := f.guests.RecordSignIn(ctx, tenant, email, now); err != nil {
+		if _, err := f.guests.RecordSignIn(ctx, tenant, email, "otp", now); err != nil {
 			t.Fatal(err)
 		}
 		handle, err := f.guests.PasskeyHandle(ctx, tenant, email, now)

@@ -25,6 +25,9 @@ type Pending struct {
 	// Ceremony is the passkey ceremony this browser began (its id in the
 	// store): only the browser that began one may finish it.
 	Ceremony string `json:"pk,omitempty"`
+	// Trip is the state of this browser's way to an identity provider:
+	// only the browser that left may come back with it.
+	Trip string `json:"tr,omitempty"`
 }
 
 // NewPending starts a sign-in in a browser that has none.

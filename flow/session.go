@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -24,7 +25,7 @@ func (s *Service) admitsAt(g directory.Guest, now time.Time) bool {
 // Redeem records a sign-in in the guest directory (redeeming an invitation)
 // and returns the guest's record. A revoked guest gets directory.ErrRevoked.
 func (s *Service) Redeem(ctx context.Context, sess Session) (directory.Guest, error) {
-	g, err := s.cfg.Guests.RecordSignIn(ctx, sess.Tenant, sess.Email, s.cfg.Clock.Now())
+	g, err := s.cfg.Guests.RecordSignIn(ctx, sess.Tenant, sess.Email, cmp.Or(sess.Method, directory.SourceOTP), s.cfg.Clock.Now())
 	if err != nil {
 		return g, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/otpgate/caddy-email-otp/flow/directory"
 )
@@ -76,27 +77,16 @@ func (s *Service) Verify(ctx context.Context, tenant, id, typed string) (VerifyR
 	switch result {
 	case AttemptMatched:
 		res.Outcome = Verified
-		res.Session = Session{
-			ID:        randomID(),
-			Tenant:    ch.Tenant,
-			Email:     ch.Email,
-			IssuedAt:  now.Unix(),
-			ExpiresAt: now.Add(s.cfg.SessionTTL).Unix(),
-		}
-		if s.cfg.Consent {
-			g, err := s.cfg.Guests.Get(ctx, ch.Tenant, ch.Email)
-			if err != nil && !errors.Is(err, directory.ErrNotFound) {
-				return VerifyResult{}, fmt.Errorf("reading the guest directory: %w", err)
-			}
-			if err != nil || g.Status != directory.Redeemed {
-				res.NeedsConsent = true
-				return res, nil
-			}
-		}
-		if _, err := s.Redeem(ctx, res.Session); errors.Is(err, directory.ErrRevoked) {
+		res.Session = s.newSession(ch.Tenant, ch.Email, "", now)
+		needsConsent, err := s.admit(ctx, res.Session)
+		if errors.Is(err, directory.ErrRevoked) {
 			return VerifyResult{Outcome: Expired}, nil
 		} else if err != nil {
 			return VerifyResult{}, err
+		}
+		if needsConsent {
+			res.NeedsConsent = true
+			return res, nil
 		}
 		if ch.Scope != "" && ch.Scope != IdentityTag(ch.Tenant, ch.Email) {
 			if err := s.cfg.Store.ResetCount(ctx, keyFail+ch.Scope); err != nil {
@@ -117,4 +107,30 @@ func (s *Service) Verify(ctx context.Context, tenant, id, typed string) (VerifyR
 		}
 	}
 	return res, nil
+}
+
+// newSession is a session of email in tenant issued at now, signed in by
+// method ("" for a code).
+func (s *Service) newSession(tenant, email, method string, now time.Time) Session {
+	return Session{
+		ID: randomID(), Tenant: tenant, Email: email, Method: method,
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(s.cfg.SessionTTL).Unix(),
+	}
+}
+
+// admit redeems a session whose guest proved who they are, unless the
+// guest must agree first (consent on, not redeemed yet): then nothing is
+// recorded and needsConsent says so. A revoked guest is directory.ErrRevoked.
+func (s *Service) admit(ctx context.Context, sess Session) (needsConsent bool, err error) {
+	if s.cfg.Consent {
+		g, err := s.cfg.Guests.Get(ctx, sess.Tenant, sess.Email)
+		if err != nil && !errors.Is(err, directory.ErrNotFound) {
+			return false, fmt.Errorf("reading the guest directory: %w", err)
+		}
+		if err != nil || g.Status != directory.Redeemed {
+			return true, nil
+		}
+	}
+	_, err = s.Redeem(ctx, sess)
+	return false, err
 }

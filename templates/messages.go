@@ -89,4 +89,12 @@ const (
 	PasskeyVoid             Message = "passkey_void"
 	PasskeyDenied           Message = "passkey_denied"
 	PasskeyTooMany          Message = "passkey_too_many"
+	OIDCUnavailableTitle    Message = "oidc_unavailable_title"
+	OIDCUnavailableText     Message = "oidc_unavailable_text"
+	OIDCRefusedTitle        Message = "oidc_refused_title"
+	OIDCRefusedText         Message = "oidc_refused_text"
+	OIDCNotVerifiedText     Message = "oidc_not_verified_text"
+	OIDCOutsideText         Message = "oidc_outside_text"
+	OIDCDeniedText          Message = "oidc_denied_text"
+	OIDCStaleText           Message = "oidc_stale_text"
 )

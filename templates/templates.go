@@ -27,20 +27,21 @@ var embedded embed.FS
 
 // Page names.
 const (
-	PageSignIn    = "signin"
-	PageVerify    = "verify"
-	PageSignOut   = "signout"
-	PageSignedOut = "signedout"
-	PageError     = "error"
-	PageOutbox    = "outbox"
-	PageConsent   = "consent"
-	PageForbidden = "forbidden"
-	PageNotMe     = "notme"
-	PageTap       = "tap"
-	PagePasskey   = "passkey"
+	PageSignIn     = "signin"
+	PageVerify     = "verify"
+	PageSignOut    = "signout"
+	PageSignedOut  = "signedout"
+	PageError      = "error"
+	PageOutbox     = "outbox"
+	PageConsent    = "consent"
+	PageForbidden  = "forbidden"
+	PageNotMe      = "notme"
+	PageTap        = "tap"
+	PagePasskey    = "passkey"
+	PageFederation = "federation"
 )
 
-var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox, PageConsent, PageForbidden, PageNotMe, PageTap, PagePasskey}
+var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox, PageConsent, PageForbidden, PageNotMe, PageTap, PagePasskey, PageFederation}
 
 // PageData is what every page template receives. Fields a page doesn't use are
 // zero. Everything is escaped by html/template. Pages say their sentences
@@ -65,6 +66,7 @@ type PageData struct {
 	Nonce      string        // the CSP nonce of the page's script; "": no script
 	Trouble    bool          // sign-in page: mail delivery is failing right now
 	Polls      bool          // verify page: its script asks …/status how the code gets on
+	Fallback   bool          // federation page: the guest may get a code instead
 	Passkeys   bool          // passkeys are on: the sign-in page offers them, the code pages tell whether this device can make one
 	Token      string        // "this wasn't me" page: the link's token
 	Heading    string        // error pages

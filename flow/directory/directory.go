@@ -33,8 +33,12 @@ const (
 	Revoked  Status = "revoked"  // may not sign in; sessions ended
 )
 
-// SourceOTP is the only identity source: the guest proved the mailbox.
-const SourceOTP = "otp"
+// Sources: how a guest last proved who they are. A provider's is
+// "oidc:<provider>", the Method of its sessions.
+const (
+	SourceOTP     = "otp"     // a code (or its one-tap link): the guest proved the mailbox
+	SourcePasskey = "passkey" // a passkey made after a code
+)
 
 // Guest is one record.
 type Guest struct {
@@ -295,13 +299,16 @@ func (g *Guest) VoidSessions(now time.Time) {
 	g.SessionsNotBefore = &t
 }
 
-// RecordSignIn notes a successful sign-in: it creates the record of a guest
-// who came through the allow list, and redeems an invitation.
-func (d *Directory) RecordSignIn(ctx context.Context, tenant, email string, now time.Time) (Guest, error) {
+// RecordSignIn notes a successful sign-in by source (SourceOTP, a
+// provider's): it creates the record of a guest who came through the allow
+// list, redeems an invitation, and keeps the source, so a guest whose domain
+// gets a provider later is shown as such at their next sign-in.
+func (d *Directory) RecordSignIn(ctx context.Context, tenant, email, source string, now time.Time) (Guest, error) {
 	return d.Update(ctx, tenant, email, now, func(g *Guest, _ bool) (bool, error) {
 		if g.Status == Revoked {
 			return false, ErrRevoked
 		}
+		g.Source = source
 		t := now.UTC()
 		if g.Status != Redeemed {
 			g.Status, g.RedeemedAt = Redeemed, &t

@@ -43,7 +43,7 @@ func TestDirectoryRoundTripAndSharing(t *testing.T) {
 	if other, _ := a.List(ctx, "globex"); len(other) != 0 {
 		t.Fatalf("globex lists acme's guests: %+v", other)
 	}
-	g, err = a.RecordSignIn(ctx, "acme", "alice@example.com", now.Add(time.Hour))
+	g, err = a.RecordSignIn(ctx, "acme", "alice@example.com", "otp", now.Add(time.Hour))
 	if err != nil || g.Status != Redeemed || !g.RedeemedAt.Equal(now.Add(time.Hour)) {
 		t.Fatalf("sign-in: %+v %v", g, err)
 	}
@@ -63,7 +63,7 @@ func TestRevokedGuestCannotRedeem(t *testing.T) {
 	d := New(&certmagic.FileStorage{Path: t.TempDir()}, 10, time.Hour)
 	now := time.Now()
 	_, _ = d.Update(ctx, "acme", "a@b.co", now, func(g *Guest, _ bool) (bool, error) { g.Status = Revoked; return false, nil })
-	if _, err := d.RecordSignIn(ctx, "acme", "a@b.co", now); !errors.Is(err, ErrRevoked) {
+	if _, err := d.RecordSignIn(ctx, "acme", "a@b.co", "otp", now); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -154,7 +154,7 @@ func TestInviteRevokeResetDelete(t *testing.T) {
 	}
 
 	// A redeemed guest stays redeemed; undo brings the old record back.
-	if _, err := d.RecordSignIn(ctx, "acme", "ann@x.example", now); err != nil {
+	if _, err := d.RecordSignIn(ctx, "acme", "ann@x.example", "otp", now); err != nil {
 		t.Fatal(err)
 	}
 	g, created, undo, _ = d.Invite(ctx, "acme", "ann@x.example", Invitation{Paths: []string{"/r/"}}, now)

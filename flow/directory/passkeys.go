@@ -173,7 +173,7 @@ func (d *Directory) RecordPasskeySignIn(ctx context.Context, tenant, email strin
 		t := now.UTC()
 		pk.SignCount, pk.BackupState, pk.LastUsed = use.SignCount, use.BackupState, &t
 		pk.UserVerified = pk.UserVerified || use.UserVerified
-		g.LastSignIn = &t
+		g.LastSignIn, g.Source = &t, SourcePasskey
 		return false, nil
 	})
 }

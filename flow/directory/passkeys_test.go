@@ -22,7 +22,7 @@ func TestPasskeyLifecycle(t *testing.T) {
 	if _, err := d.PasskeyHandle(ctx, "acme", "ann@example.com", now); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a handle for nobody: %v", err)
 	}
-	if _, err := d.RecordSignIn(ctx, "acme", "ann@example.com", now); err != nil {
+	if _, err := d.RecordSignIn(ctx, "acme", "ann@example.com", "otp", now); err != nil {
 		t.Fatal(err)
 	}
 	handle, err := d.PasskeyHandle(ctx, "acme", "ann@example.com", now)

@@ -93,7 +93,7 @@ func urlHost(origin string) (string, error) { return Site{Origin: origin}.RPID()
 // guestWithPasskey records a redeemed guest holding dev's passkey.
 func guestWithPasskey(t testing.TB, dir *directory.Directory, tenant, email string) *device {
 	ctx, now := context.Background(), time.Now()
-	if _, err := dir.RecordSignIn(ctx, tenant, email, now); err != nil {
+	if _, err := dir.RecordSignIn(ctx, tenant, email, "otp", now); err != nil {
 		t.Fatal(err)
 	}
 	handle, err := dir.PasskeyHandle(ctx, tenant, email, now)

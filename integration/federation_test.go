@@ -1,0 +1,149 @@
+package integration
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpgate/caddy-email-otp/integration/oidcprovider"
+)
+
+// A federated domain's guests sign in at their own provider, a real OpenID
+// Connect provider on loopback (zitadel/oidc's), and come back signed in on
+// the link they opened; every answer that should not count is refused.
+
+const federatedDomain = "ad.partner.org" // inside the test policy's *@*.partner.org
+
+func startFederated(t *testing.T, fallback string) (*env, *oidcprovider.Provider) {
+	idp := oidcprovider.Start(t, "gateway", "s3cret", []string{contoso + hostBase + "oidc/callback", pathSite + acmeBase + "oidc/callback"},
+		oidcprovider.User{Username: "ann", Email: "ann@" + federatedDomain, EmailVerified: true},
+		oidcprovider.User{Username: "mallory", Email: "mallory@gmail.com", EmailVerified: true},
+		oidcprovider.User{Username: "unverified", Email: "unverified@" + federatedDomain, EmailVerified: false},
+	)
+	t.Setenv("TEST_OIDC_SECRET", "s3cret") // the secret comes the way operators give it
+	e := start(t, gatewayOptions{extra: federationBlock(idp.Issuer, fallback)})
+	return e, idp
+}
+
+// federationBlock is the gateways' federation option for the test provider.
+func federationBlock(issuer, fallback string) string {
+	return `federation {
+			provider fabrikam {
+				issuer ` + issuer + `
+				client_id gateway
+				client_secret {env.TEST_OIDC_SECRET}
+				domains *@` + federatedDomain + `
+			}
+			fallback ` + fallback + `
+		}`
+}
+
+// toProvider asks for a sign-in as email at rd and returns where the
+// gateway sends the guest.
+func toProvider(t *testing.T, g *guest, origin, base, rd, email string) reply {
+	t.Helper()
+	page := g.get(origin + base + "signin?rd=" + url.QueryEscape(rd))
+	return g.post(origin+base+"send", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "email": {email}, "rd": {rd}})
+}
+
+// viaProvider signs in at the provider as username and returns the
+// gateway's answer to the way back.
+func viaProvider(t *testing.T, g *guest, origin, base, rd, email, username string) reply {
+	t.Helper()
+	sent := toProvider(t, g, origin, base, rd, email)
+	target := expectRedirect(t, sent, http.StatusSeeOther)
+	back, err := oidcprovider.LogIn(g.client, target, username)
+	if err != nil {
+		t.Fatalf("at the provider: %v", err)
+	}
+	return g.get(back)
+}
+
+func TestFederatedGuestSignsInAtTheirProvider(t *testing.T) {
+	e, idp := startFederated(t, "code")
+	for _, tc := range []struct{ origin, base, deep string }{
+		{contoso, hostBase, "/docs/plan.pdf?v=2"},
+		{pathSite, acmeBase, "/t/acme/docs/plan.pdf?v=2"},
+	} {
+		g := newGuest(t)
+		sent := toProvider(t, g, tc.origin, tc.base, tc.deep, "Ann@"+federatedDomain)
+		target, _ := url.Parse(expectRedirect(t, sent, http.StatusSeeOther))
+		q := target.Query()
+		if !strings.HasPrefix(target.String(), idp.Issuer) || q.Get("login_hint") != "ann@"+federatedDomain || q.Get("code_challenge_method") != "S256" ||
+			q.Get("state") == "" || q.Get("nonce") == "" || q.Get("client_id") != "gateway" || q.Get("redirect_uri") != tc.origin+tc.base+"oidc/callback" {
+			t.Fatalf("sent to %s", target)
+		}
+		back, err := oidcprovider.LogIn(g.client, target.String(), "ann")
+		if err != nil {
+			t.Fatal(err)
+		}
+		landed := expectRedirect(t, g.get(back), http.StatusSeeOther)
+		if landed != tc.deep {
+			t.Errorf("landed on %q, want %q", landed, tc.deep)
+		}
+		seen := g.backendView(tc.origin + landed)
+		if m := seen.Headers["X-Auth-Method"]; len(m) != 1 || m[0] != "oidc:fabrikam" || seen.Headers["X-Auth-Email"][0] != "ann@"+federatedDomain {
+			t.Errorf("the backend saw %v", seen.Headers)
+		}
+		// The way back works once.
+		expectStatus(t, newGuest(t).get(back), http.StatusForbidden, "started in another browser")
+		expectStatus(t, g.get(back), http.StatusForbidden, "started in another browser")
+	}
+	if n := e.smtp.Count("ann@" + federatedDomain); n != 0 {
+		t.Errorf("%d mails went to a federated guest", n)
+	}
+	// An address no provider serves gets the code, as ever.
+	expectRedirect(t, toProvider(t, newGuest(t), contoso, hostBase, "/x", "bob@contoso.com"), http.StatusSeeOther)
+	e.smtp.Wait(t, "bob@contoso.com", 1, 10*time.Second)
+}
+
+func TestFederatedAnswersThatDoNotCount(t *testing.T) {
+	_, _ = startFederated(t, "code")
+	// The provider vouches for an address outside its domains.
+	expectStatus(t, viaProvider(t, newGuest(t), contoso, hostBase, "/x", "mallory@"+federatedDomain, "mallory"), http.StatusForbidden,
+		"answered for an address it does not sign in here")
+	// email_verified is false.
+	expectStatus(t, viaProvider(t, newGuest(t), contoso, hostBase, "/x", "unverified@"+federatedDomain, "unverified"), http.StatusForbidden,
+		"has not confirmed your email address")
+	// A state that is not this browser's.
+	g := newGuest(t)
+	target := expectRedirect(t, toProvider(t, g, contoso, hostBase, "/x", "ann@"+federatedDomain), http.StatusSeeOther)
+	back, err := oidcprovider.LogIn(g.client, target, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := strings.Replace(back, "state=", "state=x", 1)
+	expectStatus(t, g.get(forged), http.StatusForbidden, "started in another browser")
+}
+
+// The provider is down: the guest is told so in their language and, with
+// fallback code, may get a code instead; with fallback off, may not.
+func TestFederatedProviderDown(t *testing.T) {
+	e, idp := startFederated(t, "code")
+	idp.Stop()
+	time.Sleep(2100 * time.Millisecond) // past the provider's last answer's freshness
+	g := newGuest(t)
+	down := toProvider(t, g, contoso, hostBase, "/docs/a.pdf", "ann@"+federatedDomain)
+	expectStatus(t, down, http.StatusServiceUnavailable, "sign-in service did not answer", "Get a code by email instead")
+	fallback := url.Values{"csrf": {formValue(t, down.body, "csrf")}, "email": {formValue(t, down.body, "email")}, "rd": {formValue(t, down.body, "rd")}, "via": {"code"}}
+	if to := expectRedirect(t, g.post(contoso+hostBase+"send", fallback), http.StatusSeeOther); !strings.HasSuffix(to, "verify") {
+		t.Fatalf("the fallback went to %q", to)
+	}
+	e.smtp.Wait(t, "ann@"+federatedDomain, 1, 10*time.Second)
+
+	e.load(gatewayOptions{extra: federationBlock(idp.Issuer, "off")})
+	g = newGuest(t)
+	down = toProvider(t, g, contoso, hostBase, "/docs/a.pdf", "ann@"+federatedDomain)
+	expectStatus(t, down, http.StatusServiceUnavailable, "sign-in service did not answer")
+	if strings.Contains(down.body, `name="via"`) {
+		t.Error("with fallback off the page still offers a code")
+	}
+	// A stranger's via=code does not push the guest onto the code.
+	fallback["csrf"] = []string{formValue(t, g.get(contoso+hostBase+"signin").body, "csrf")}
+	expectStatus(t, g.post(contoso+hostBase+"send", fallback), http.StatusServiceUnavailable, "sign-in service did not answer")
+	if n := e.smtp.Count("ann@" + federatedDomain); n != 1 {
+		t.Errorf("%d codes mailed, want only the one the fallback allowed", n)
+	}
+}
