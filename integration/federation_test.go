@@ -29,12 +29,16 @@ func startFederated(t *testing.T, fallback string) (*env, *oidcprovider.Provider
 
 // federationBlock is the gateways' federation option for the test provider.
 func federationBlock(issuer, fallback string) string {
+	return federationBlockFor(issuer, fallback, federatedDomain)
+}
+
+func federationBlockFor(issuer, fallback, domain string) string {
 	return `federation {
 			provider fabrikam {
 				issuer ` + issuer + `
 				client_id gateway
 				client_secret {env.TEST_OIDC_SECRET}
-				domains *@` + federatedDomain + `
+				domains *@` + domain + `
 			}
 			fallback ` + fallback + `
 		}`
@@ -145,5 +149,108 @@ func TestFederatedProviderDown(t *testing.T) {
 	expectStatus(t, g.post(contoso+hostBase+"send", fallback), http.StatusServiceUnavailable, "sign-in service did not answer")
 	if n := e.smtp.Count("ann@" + federatedDomain); n != 1 {
 		t.Errorf("%d codes mailed, want only the one the fallback allowed", n)
+	}
+}
+
+// A revoked guest is refused even with the provider's valid answer; a guest
+// who signed in by code before their domain got a provider is a provider's
+// guest at their next sign-in, with nothing for an admin to do.
+func TestFederationHoldsThePolicyAndHealsTheSource(t *testing.T) {
+	idp := oidcprovider.Start(t, "gateway", "s3cret", []string{contoso + hostBase + "oidc/callback"},
+		oidcprovider.User{Username: "ann", Email: "ann@" + federatedDomain, EmailVerified: true},
+		oidcprovider.User{Username: "rev", Email: "rev@" + federatedDomain, EmailVerified: true},
+	)
+	t.Setenv("TEST_OIDC_SECRET", "s3cret")
+	e := start(t, gatewayOptions{})
+	// Before the provider: a code, source otp.
+	e.signIn(newGuest(t), contoso, hostBase, "/", "ann@"+federatedDomain)
+	var g guestRecord
+	adminAPI(t, http.MethodGet, "contoso.localhost/ann@"+federatedDomain, nil, &g)
+	if g.Source != "otp" {
+		t.Fatalf("after a code the source is %q", g.Source)
+	}
+	e.load(gatewayOptions{extra: federationBlock(idp.Issuer, "code")})
+	landed := expectRedirect(t, viaProvider(t, newGuest(t), contoso, hostBase, "/docs/a", "ann@"+federatedDomain, "ann"), http.StatusSeeOther)
+	if landed != "/docs/a" {
+		t.Errorf("landed on %q", landed)
+	}
+	adminAPI(t, http.MethodGet, "contoso.localhost/ann@"+federatedDomain, nil, &g)
+	if g.Source != "oidc:fabrikam" || g.Status != "redeemed" {
+		t.Errorf("after the provider's sign-in the record says source %q, status %q", g.Source, g.Status)
+	}
+
+	// Revoked: the provider's valid answer opens nothing.
+	adminAPI(t, http.MethodPost, "contoso.localhost", map[string]any{"email": "rev@" + federatedDomain, "send_email": false}, nil)
+	if st := adminAPI(t, http.MethodPost, "contoso.localhost/rev@"+federatedDomain+"/revoke", nil, nil); st != http.StatusOK {
+		t.Fatalf("revoke: %d", st)
+	}
+	expectStatus(t, viaProvider(t, newGuest(t), contoso, hostBase, "/x", "rev@"+federatedDomain, "rev"), http.StatusForbidden, "may not open this site")
+}
+
+// guestRecord is what the admin API shows of a guest, as far as these tests read it.
+type guestRecord struct {
+	Source string `json:"source"`
+	Status string `json:"status"`
+}
+
+// The way to the provider starts on node A and comes back on node B: the
+// trip is in Redis, the browser's pending cookie names it.
+func TestFederationStartOnOneNodeReturnOnTheOther(t *testing.T) {
+	front := "http://contoso.localhost:9280"
+	idp := oidcprovider.Start(t, "gateway", "s3cret", []string{front + hostBase + "oidc/callback"},
+		oidcprovider.User{Username: "carl", Email: "carl@contoso.com", EmailVerified: true})
+	t.Setenv("TEST_OIDC_SECRET", "s3cret")
+	startCluster(t, federationBlockFor(idp.Issuer, "code", "contoso.com"))
+	_, sentToA, _ := splitFrontBy(t, "127.0.0.1:9080", "127.0.0.1:9180", func(path string) bool { return strings.HasSuffix(path, "/send") })
+	g := newGuest(t)
+	landed := expectRedirect(t, viaProvider(t, g, front, hostBase, "/docs/a", "carl@contoso.com", "carl"), http.StatusSeeOther)
+	if landed != "/docs/a" || sentToA.Load() != 1 {
+		t.Fatalf("landed on %q after %d sends on node A", landed, sentToA.Load())
+	}
+	if m := g.backendView(front + landed).Headers["X-Auth-Method"]; len(m) != 1 || m[0] != "oidc:fabrikam" {
+		t.Errorf("node B's backend saw method %v", m)
+	}
+}
+
+// Two providers, each picked by the guest's domain; an address of one is
+// never sent to the other.
+func TestFederationPicksTheProviderByDomain(t *testing.T) {
+	fab := oidcprovider.Start(t, "gateway", "s3cret", []string{contoso + hostBase + "oidc/callback"},
+		oidcprovider.User{Username: "ann", Email: "ann@" + federatedDomain, EmailVerified: true})
+	other := oidcprovider.Start(t, "gateway-2", "s3cret-2", []string{contoso + hostBase + "oidc/callback"},
+		oidcprovider.User{Username: "bea", Email: "bea@eu.partner.org", EmailVerified: true})
+	t.Setenv("TEST_OIDC_SECRET", "s3cret")
+	start(t, gatewayOptions{extra: `federation {
+			provider fabrikam {
+				issuer ` + fab.Issuer + `
+				client_id gateway
+				client_secret {env.TEST_OIDC_SECRET}
+				domains *@` + federatedDomain + `
+			}
+			provider northwind {
+				issuer ` + other.Issuer + `
+				client_id gateway-2
+				client_secret s3cret-2
+				domains *@eu.partner.org
+			}
+		}`})
+	for _, tc := range []struct{ email, user, issuer, method string }{
+		{"ann@" + federatedDomain, "ann", fab.Issuer, "oidc:fabrikam"},
+		{"bea@eu.partner.org", "bea", other.Issuer, "oidc:northwind"},
+	} {
+		g := newGuest(t)
+		target := expectRedirect(t, toProvider(t, g, contoso, hostBase, "/docs/a", tc.email), http.StatusSeeOther)
+		if !strings.HasPrefix(target, tc.issuer) {
+			t.Errorf("%s was sent to %s, want %s", tc.email, target, tc.issuer)
+			continue
+		}
+		back, err := oidcprovider.LogIn(g.client, target, tc.user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		landed := expectRedirect(t, g.get(back), http.StatusSeeOther)
+		if m := g.backendView(contoso + landed).Headers["X-Auth-Method"]; len(m) != 1 || m[0] != tc.method {
+			t.Errorf("%s signed in as %v, want %s", tc.email, m, tc.method)
+		}
 	}
 }

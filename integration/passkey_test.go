@@ -367,6 +367,15 @@ var addCopiedCredential = cdp.Command[addCopiedCredentialParams, cdp.Empty]{Meth
 // origin and how many requests each node got of the ceremonies.
 func splitFront(t *testing.T, a, b string) (origin string, begun, finished *atomic.Int32) {
 	t.Helper()
+	origin, begun, finished = splitFrontBy(t, a, b, func(path string) bool { return strings.HasSuffix(path, "-options") })
+	return origin, begun, finished
+}
+
+// splitFrontBy is one origin (port 9280) in front of two nodes: requests
+// whose path toA picks go to node a, all others to node b. It counts the
+// requests a got, and b's of the passkey ceremonies.
+func splitFrontBy(t *testing.T, a, b string, toNodeA func(path string) bool) (origin string, begun, finished *atomic.Int32) {
+	t.Helper()
 	begun, finished = new(atomic.Int32), new(atomic.Int32)
 	toA := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: a})
 	toB := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: b})
@@ -376,7 +385,7 @@ func splitFront(t *testing.T, a, b string) (origin string, begun, finished *atom
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case strings.HasSuffix(r.URL.Path, "-options"):
+		case toNodeA(r.URL.Path):
 			begun.Add(1)
 			toA.ServeHTTP(w, r)
 		case strings.Contains(r.URL.Path, "/passkey/"):
