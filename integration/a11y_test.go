@@ -69,6 +69,7 @@ var screenshotStates = map[string]string{
 	"consent": "consent", "forbidden": "forbidden", "signed out": "signedout",
 	"one-tap link": "tap", "one-tap link, elsewhere": "tap-elsewhere",
 	"passkey offer": "passkey-offer", "sign-in, passkey refused": "signin-passkey-refused",
+	"sign-in service not answering": "federation-down",
 }
 
 func walkPagesChecking(t *testing.T, look pageLook) {
@@ -83,7 +84,9 @@ func walkPagesChecking(t *testing.T, look pageLook) {
 			support mailto:help@contoso.example
 			privacy https://contoso.example/privacy
 		}`
-	e.load(e.financeSite("allow *@contoso.com\n\t\tconsent\n\t\tdelivery {\n\t\t\tfirst_retry 1h\n\t\t}", brand))
+	// One address belongs to an identity provider that never answers.
+	unreachable := fmt.Sprintf("federation {\n\t\t\tprovider northwind {\n\t\t\t\tissuer http://localhost:%d\n\t\t\t\tclient_id gateway\n\t\t\t\tdomains idp-%s-%s@contoso.com\n\t\t\t}\n\t\t}", closedPort(t), scheme, lang)
+	e.load(e.financeSite("allow *@contoso.com\n\t\tconsent\n\t\tdelivery {\n\t\t\tfirst_retry 1h\n\t\t}\n\t\t"+unreachable, brand))
 	ctx := newBrowser(t)
 	must(t, "setting up the browser", chromedp.Do(ctx, speak(lang), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
@@ -175,6 +178,12 @@ func walkPagesChecking(t *testing.T, look pageLook) {
 		))
 		check(tc.state)
 	}
+
+	must(t, "an address whose provider does not answer", chromedp.Do(ctx,
+		chromedp.Navigate(contoso+hostBase+"signin?change=1"), chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), "idp-"+scheme+"-"+lang+"@contoso.com"), chromedp.Click(submit),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=via] ~ button`))))
+	check("sign-in service not answering")
 
 	// A device that can make passkeys: the offer after a code, and the
 	// sign-in page saying why a passkey (deleted since) did not sign in.
