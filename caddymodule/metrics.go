@@ -27,7 +27,9 @@ var signinEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Sign-in steps by tenant: page_shown, code_requested, code_sent, code_denied, code_held (reason: the limit), " +
 		"rate_limited (reason: client IP or tenant), delivered, delivery_failed, verified, wrong_code, code_dead, locked, " +
 		"consent_given, signed_out, revoked, passkey_offered, passkey_enrolled, passkey_declined, passkey_signed_in, " +
-		"passkey_refused (reason: unknown, void, denied, cloned, failed), passkey_deleted.",
+		"passkey_refused (reason: unknown, void, denied, cloned, failed), passkey_deleted, " +
+		"oidc_redirected, oidc_returned, oidc_unavailable (reason: the provider), oidc_refused (reason: wrong_state, " +
+		"provider_error, refused, not_verified, outside_domains, claim, denied).",
 }, []string{"tenant", "event", "reason"})
 
 // sessionChecks counts what became of requests that carried a session
