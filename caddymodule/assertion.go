@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -170,10 +171,33 @@ func (s *assertionSigner) refresh(ctx caddy.Context) {
 	}
 }
 
-// assertionMethods are the amr values (RFC 8176) of a session's Method: a
-// code is "otp" (the minter's default, for Method ""), a passkey "pop",
-// proof of possession of a key. Built once: this runs on every request.
-var assertionMethods = map[string][]string{flow.MethodPasskey: {"pop"}}
+// The amr values (RFC 8176) of a session's Method: a code is "otp" (the
+// minter's default, for Method ""), a passkey "pop" (proof of possession of
+// a key), an identity provider's "fed" (federated, as Entra says it), with
+// the provider in idp. Built once: this runs on every request.
+var (
+	passkeyMethods   = []string{"pop"}
+	federatedMethods = []string{"fed"}
+)
+
+func methodsOf(method string) []string {
+	switch {
+	case method == flow.MethodPasskey:
+		return passkeyMethods
+	case strings.HasPrefix(method, federatedPrefix):
+		return federatedMethods
+	}
+	return nil
+}
+
+// providerOf is the provider of an identity provider's session, else "".
+func providerOf(method string) string {
+	name, _ := strings.CutPrefix(method, federatedPrefix)
+	if name == method {
+		return ""
+	}
+	return name
+}
 
 // sign is the assertion of a session passing to the backend, issued by
 // issuer (the tenant root's absolute URL). A session's assertion is minted
@@ -187,7 +211,8 @@ func (s *assertionSigner) sign(issuer string, t tenant, sess flow.Session, guest
 		Tenant:    t.ID,
 		SessionID: sess.ID,
 		Status:    string(guest.Status),
-		Methods:   assertionMethods[sess.Method],
+		Methods:   methodsOf(sess.Method),
+		IDP:       providerOf(sess.Method),
 		AuthTime:  sess.IssuedAt,
 	}, s.clock.Now())
 }

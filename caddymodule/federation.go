@@ -116,6 +116,9 @@ func (g *Gateway) unmarshalFederation(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// federatedPrefix starts the Method of an identity provider's sessions.
+const federatedPrefix = "oidc:"
+
 // federationDesk is the federation part of a gateway: the trip to a
 // provider and the way back.
 type federationDesk struct {
@@ -301,7 +304,7 @@ func (d *federationDesk) getCallback(w http.ResponseWriter, r *http.Request, t t
 	var s flow.Session
 	var needsConsent bool
 	if err == nil {
-		s, needsConsent, err = d.service.FederatedSignIn(r.Context(), t.Key, id.Email, "oidc:"+prov.Name())
+		s, needsConsent, err = d.service.FederatedSignIn(r.Context(), t.Key, id.Email, federatedPrefix+prov.Name())
 	}
 	if errors.Is(err, federation.ErrUnavailable) {
 		d.trouble(w, r, t, p, trip.Email, http.StatusServiceUnavailable, templates.OIDCUnavailableTitle, templates.OIDCUnavailableText)

@@ -85,13 +85,15 @@ func adapt(t *testing.T, input string) string {
 // not provision, as `caddy validate` and a reload would.
 func TestBadConfigIsRefusedWithTheOptionsName(t *testing.T) {
 	cases := map[string]string{
-		"email_otp {\n\t\ttenant host\n\t}":                                     "allow",
-		"email_otp {\n\t\tallow *\n\t\tcode_length 4\n\t}":                      "code_length",
-		"email_otp {\n\t\tallow contoso.com\n\t}":                               "contoso.com",
-		"email_otp {\n\t\tallow *\n\t\tkeys c2hvcnQ=\n\t}":                      "keys",
-		"email_otp {\n\t\tallow *\n\t\tmailer smtp {\n\t\t\thost x\n\t\t}\n\t}": "from",
-		"email_otp {\n\t\tallow *\n\t\ttemplates /nonexistent/dir\n\t}":         "templates",
-		"email_otp {\n\t\tallow *\n\t\tpasskeys maybe\n\t}":                     "passkeys on or passkeys off",
+		"email_otp {\n\t\ttenant host\n\t}":                                            "allow",
+		"email_otp {\n\t\tallow *\n\t\tcode_length 4\n\t}":                             "code_length",
+		"email_otp {\n\t\tallow contoso.com\n\t}":                                      "contoso.com",
+		"email_otp {\n\t\tallow *\n\t\tkeys c2hvcnQ=\n\t}":                             "keys",
+		"email_otp {\n\t\tallow *\n\t\tmailer smtp {\n\t\t\thost x\n\t\t}\n\t}":        "from",
+		"email_otp {\n\t\tallow *\n\t\ttemplates /nonexistent/dir\n\t}":                "templates",
+		"email_otp {\n\t\tallow *\n\t\tpasskeys maybe\n\t}":                            "passkeys on or passkeys off",
+		"email_otp {\n\t\tallow *\n\t\tfederation {\n\t\t\tfallback maybe\n\t\t}\n\t}": "use code or off",
+		"email_otp {\n\t\tallow *\n\t\tfederation {\n\t\t\tprovider x {\n\t\t\t\tissuer https://idp.example\n\t\t\t\tclient_id c\n\t\t\t}\n\t\t}\n\t}": "provider x: domains is required",
 		// An accent that can't reach 4.5:1 names its ratio and what to change.
 		"email_otp {\n\t\tallow *\n\t\tbranding {\n\t\t\taccent ffcc00\n\t\t}\n\t}":               "accent #ffcc00 reaches only 1.",
 		"email_otp {\n\t\tallow *\n\t\tbranding acme {\n\t\t\taccent 0b57a4 0b57a4\n\t\t}\n\t}":   "branding acme: accent (dark) #0b57a4 reaches only 2.",

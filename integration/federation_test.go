@@ -23,7 +23,7 @@ func startFederated(t *testing.T, fallback string) (*env, *oidcprovider.Provider
 		oidcprovider.User{Username: "unverified", Email: "unverified@" + federatedDomain, EmailVerified: false},
 	)
 	t.Setenv("TEST_OIDC_SECRET", "s3cret") // the secret comes the way operators give it
-	e := start(t, gatewayOptions{extra: federationBlock(idp.Issuer, fallback)})
+	e := start(t, gatewayOptions{extra: federationBlock(idp.Issuer, fallback) + "\n\t\tassertion"})
 	return e, idp
 }
 
@@ -90,6 +90,9 @@ func TestFederatedGuestSignsInAtTheirProvider(t *testing.T) {
 		seen := g.backendView(tc.origin + landed)
 		if m := seen.Headers["X-Auth-Method"]; len(m) != 1 || m[0] != "oidc:fabrikam" || seen.Headers["X-Auth-Email"][0] != "ann@"+federatedDomain {
 			t.Errorf("the backend saw %v", seen.Headers)
+		}
+		if c := assertionClaims(strings.Join(seen.Headers["X-Auth-Assertion"], "")); len(c.AMR) != 1 || c.AMR[0] != "fed" || c.IDP != "fabrikam" {
+			t.Errorf("the assertion says amr %v, idp %q; want [fed], fabrikam", c.AMR, c.IDP)
 		}
 		// The way back works once.
 		expectStatus(t, newGuest(t).get(back), http.StatusForbidden, "started in another browser")

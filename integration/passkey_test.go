@@ -126,18 +126,28 @@ func landedAs(t *testing.T, ctx context.Context, deep, email string) string {
 	}
 	method := strings.Join(seen.Headers["X-Auth-Method"], ",")
 	if token := seen.Headers["X-Auth-Assertion"]; len(token) == 1 {
-		parts := strings.Split(token[0], ".")
-		var claims struct {
-			AMR []string `json:"amr"`
-		}
-		payload, _ := base64.RawURLEncoding.DecodeString(parts[min(1, len(parts)-1)])
-		_ = json.Unmarshal(payload, &claims)
+		claims := assertionClaims(token[0])
 		want := map[string]string{"passkey": "pop", "email-otp": "otp"}[method]
 		if len(claims.AMR) != 1 || claims.AMR[0] != want {
 			t.Errorf("a %s sign-in's assertion says amr %v, want [%s]", method, claims.AMR, want)
 		}
 	}
 	return method
+}
+
+// assertedClaims are the claims of an assertion these tests read; the
+// signature is the verifier's business (TestBackendVerifiesTheAssertion).
+type assertedClaims struct {
+	AMR []string `json:"amr"`
+	IDP string   `json:"idp"`
+}
+
+func assertionClaims(token string) assertedClaims {
+	parts := strings.Split(token, ".")
+	var claims assertedClaims
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[min(1, len(parts)-1)])
+	_ = json.Unmarshal(payload, &claims)
+	return claims
 }
 
 // passkeySignIn opens deep with no session and signs in with the passkey:

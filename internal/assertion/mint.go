@@ -18,7 +18,8 @@ type Claims struct {
 	Tenant    string   `json:"tenant"`
 	SessionID string   `json:"sid"`
 	Status    string   `json:"status,omitempty"` // the guest's directory status
-	Methods   []string `json:"amr"`              // ["otp"]
+	Methods   []string `json:"amr"`              // ["otp"], ["pop"] (passkey), ["fed"] (identity provider)
+	IDP       string   `json:"idp,omitempty"`    // the identity provider, after its sign-in
 	IssuedAt  int64    `json:"iat"`
 	Expiry    int64    `json:"exp"`
 	AuthTime  int64    `json:"auth_time"` // when the session began
