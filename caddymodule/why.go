@@ -27,6 +27,10 @@ type whyAnswer struct {
 type whyGateway struct {
 	Tenants    string `json:"tenants"` // how the gateway finds tenants
 	PasskeysOn bool   `json:"passkeys_on"`
+	// SignsInWith is how the address would sign in here: "code", or
+	// "oidc:<provider>" where a provider's domains cover it (the code
+	// then only by the fallback).
+	SignsInWith string `json:"signs_in_with"`
 	flow.Explanation
 }
 
@@ -53,7 +57,7 @@ func (a *AdminAPI) why(w http.ResponseWriter, r *http.Request) error {
 			out.Passkeys = viewOf(*ex.Guest).Passkeys
 			ex.Guest.Passkeys, ex.Guest.PasskeyHandle = nil, nil
 		}
-		out.Gateways = append(out.Gateways, whyGateway{Tenants: g.tenantsLabel(), PasskeysOn: g.passkeys != nil, Explanation: ex})
+		out.Gateways = append(out.Gateways, whyGateway{Tenants: g.tenantsLabel(), PasskeysOn: g.passkeys != nil, SignsInWith: g.signsInWith(email), Explanation: ex})
 	}
 	slices.SortFunc(out.Gateways, func(a, b whyGateway) int { return strings.Compare(a.Tenants, b.Tenants) })
 	if p := r.URL.Query().Get("path"); p != "" && len(out.Gateways) > 0 {
@@ -80,4 +84,15 @@ func servingGateways(key string) []*Gateway {
 // tenantsLabel says how a gateway finds tenants: host, path /t/, static docs.
 func (g *Gateway) tenantsLabel() string {
 	return strings.TrimSpace(g.Tenant.From + " " + g.Tenant.Prefix + g.Tenant.Name)
+}
+
+// signsInWith is how email would sign in at this gateway (whyGateway's
+// SignsInWith).
+func (g *Gateway) signsInWith(email string) string {
+	if g.federation != nil {
+		if p := g.federation.providerFor(email); p != nil {
+			return federatedPrefix + p.Name()
+		}
+	}
+	return "code"
 }

@@ -101,6 +101,18 @@ func TestFederatedGuestSignsInAtTheirProvider(t *testing.T) {
 	if n := e.smtp.Count("ann@" + federatedDomain); n != 0 {
 		t.Errorf("%d mails went to a federated guest", n)
 	}
+	// "why" says which way in an address gets.
+	for email, want := range map[string]string{"ann@" + federatedDomain: "oidc:fabrikam", "bob@contoso.com": "code"} {
+		var why struct {
+			Gateways []struct {
+				SignsInWith string `json:"signs_in_with"`
+			} `json:"gateways"`
+		}
+		adminAPIAt(t, "/email-otp/why/contoso.localhost/"+email, &why)
+		if len(why.Gateways) != 1 || why.Gateways[0].SignsInWith != want {
+			t.Errorf("why %s: %+v, want %s", email, why, want)
+		}
+	}
 	// An address no provider serves gets the code, as ever.
 	expectRedirect(t, toProvider(t, newGuest(t), contoso, hostBase, "/x", "bob@contoso.com"), http.StatusSeeOther)
 	e.smtp.Wait(t, "bob@contoso.com", 1, 10*time.Second)
