@@ -260,11 +260,7 @@ func (d *federationDesk) trouble(w http.ResponseWriter, r *http.Request, t tenan
 
 // oidcRefusals are the answers a provider's sign-in can get after it came
 // back: the funnel's reason and the guest's words.
-var oidcRefusals = []struct {
-	err    error
-	reason string
-	text   templates.Message
-}{
+var oidcRefusals = refusals{
 	{federation.ErrNotVerified, "not_verified", templates.OIDCNotVerifiedText},
 	{federation.ErrOutsideDomains, "outside_domains", templates.OIDCOutsideText},
 	{federation.ErrClaimMismatch, "claim", templates.OIDCRefusedText},
@@ -311,11 +307,9 @@ func (d *federationDesk) getCallback(w http.ResponseWriter, r *http.Request, t t
 		return
 	}
 	if err != nil {
-		for _, why := range oidcRefusals {
-			if errors.Is(err, why.err) {
-				d.refuse(w, r, t, p, trip.Email, err, why.reason, why.text)
-				return
-			}
+		if why, ok := oidcRefusals.of(err); ok {
+			d.refuse(w, r, t, p, trip.Email, err, why.reason, why.words)
+			return
 		}
 		d.pages.internalError(w, r, t, err)
 		return

@@ -141,3 +141,24 @@ func pagePolicy(nonce, logo string) string {
 	}
 	return policy + "; script-src 'nonce-" + nonce + "'; connect-src 'self'"
 }
+
+// refusal is one way a sign-in can be refused: the error that says so, the
+// funnel's reason and the guest's words.
+type refusal struct {
+	err    error
+	reason string
+	words  templates.Message
+}
+
+// refusals are the refusals of one way in, the first match winning.
+type refusals []refusal
+
+// of is the refusal err is, if any.
+func (rs refusals) of(err error) (refusal, bool) {
+	for _, r := range rs {
+		if errors.Is(err, r.err) {
+			return r, true
+		}
+	}
+	return refusal{}, false
+}

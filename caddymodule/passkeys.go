@@ -213,11 +213,7 @@ func (d *passkeyDesk) postSignInOptions(w http.ResponseWriter, r *http.Request, 
 
 // passkeyRefusals are how a passkey sign-in can be refused after the
 // browser answered: the funnel's reason and the guest's words.
-var passkeyRefusals = []struct {
-	err    error
-	reason string
-	words  templates.Message
-}{
+var passkeyRefusals = refusals{
 	{passkey.ErrUnknownPasskey, "unknown", templates.PasskeyUnknown},
 	{directory.ErrNoPasskey, "unknown", templates.PasskeyUnknown},
 	{directory.ErrNotFound, "unknown", templates.PasskeyUnknown},
@@ -272,10 +268,7 @@ func (d *passkeyDesk) postSignIn(w http.ResponseWriter, r *http.Request, t tenan
 
 // refuse answers a passkey sign-in refused after the browser answered.
 func (d *passkeyDesk) refuse(w http.ResponseWriter, r *http.Request, t tenant, email string, err error) {
-	for _, why := range passkeyRefusals {
-		if !errors.Is(err, why.err) {
-			continue
-		}
+	if why, ok := passkeyRefusals.of(err); ok {
 		d.log.step(r, t, "passkey_refused", why.reason, email)
 		if why.reason == "cloned" {
 			d.log.Warn("passkey refused: its signature counter went back, so the credential may have been copied; "+
