@@ -1,6 +1,11 @@
 package integration
 
 import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
@@ -267,5 +272,54 @@ func TestFederationPicksTheProviderByDomain(t *testing.T) {
 		if m := g.backendView(contoso + landed).Headers["X-Auth-Method"]; len(m) != 1 || m[0] != tc.method {
 			t.Errorf("%s signed in as %v, want %s", tc.email, m, tc.method)
 		}
+	}
+}
+
+// The provider's token endpoint in the wrong hands: each ID token that is
+// not this sign-in's own, for this client, signed with the provider's keys,
+// is refused, and nobody is signed in.
+func TestFederatedTokensThatDoNotCount(t *testing.T) {
+	_, idp := startFederated(t, "code")
+	expectRedirect(t, viaProvider(t, newGuest(t), contoso, hostBase, "/x", "ann@"+federatedDomain, "ann"), http.StatusSeeOther)
+	earlier := idp.Issued()[len(idp.Issued())-1]
+	otherClient, err := idp.TokenForOtherClient("ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, swap := range map[string]func(string) string{
+		"an earlier sign-in's token (replayed nonce)":  func(string) string { return earlier },
+		"a token for another client":                   func(string) string { return otherClient },
+		"this sign-in's token signed with another key": resignWithAnotherKey(t),
+	} {
+		idp.Tamper(swap)
+		g := newGuest(t)
+		expectStatus(t, viaProvider(t, g, contoso, hostBase, "/x", "ann@"+federatedDomain, "ann"), http.StatusForbidden, "could not be accepted")
+		if g.cookie(contoso+"/", "email_otp_session") != nil {
+			t.Errorf("%s: a session was set", name)
+		}
+	}
+	idp.Tamper(nil)
+	expectRedirect(t, viaProvider(t, newGuest(t), contoso, hostBase, "/x", "ann@"+federatedDomain, "ann"), http.StatusSeeOther)
+}
+
+// resignWithAnotherKey keeps a token's header (its key id too) and claims
+// and signs them with a key the provider never published.
+func resignWithAnotherKey(t *testing.T) func(string) string {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(token string) string {
+		parts := strings.Split(token, ".")
+		if len(parts) != 3 {
+			t.Errorf("not a JWS: %q", token)
+			return token
+		}
+		digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+		sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:])
+		if err != nil {
+			t.Error(err)
+		}
+		return parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
 	}
 }
