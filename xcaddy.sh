@@ -132,7 +132,14 @@ case "${1:-run}" in
 build) build ;;
 run)
 	build
-	exec ./caddy run --config Caddyfile.example --adapter caddyfile
+	# The demo's identity provider (ada@idp.example signs in there); Caddy
+	# runs without it too, and says so.
+	go build -o .bin/demoidp ./integration/demoidp
+	.bin/demoidp &
+	idp=$!
+	trap 'kill $idp 2>/dev/null || true' EXIT INT TERM
+	for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/9998) 2>/dev/null && break; sleep 0.1; done
+	./caddy run --config Caddyfile.example --adapter caddyfile
 	;;
 test) run_tests ;;
 bench)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/otpgate/caddy-email-otp/integration/oidcprovider"
 )
 
 // TestCaddyfileExampleDemo loads Caddyfile.example, as `./xcaddy.sh run` does
@@ -19,7 +21,11 @@ func TestCaddyfileExampleDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The demo's identity provider, as ./xcaddy.sh run starts it (on a free port here).
+	idp := oidcprovider.Start(t, "demo-gateway", "demo-secret", []string{contoso + hostBase + "oidc/callback"},
+		oidcprovider.User{Username: "ada", Email: "ada@idp.example", EmailVerified: true})
 	cfg := strings.NewReplacer(
+		"http://localhost:9998", idp.Issuer,
 		"http_port 8080", "http_port 9080\n\tadmin localhost:2999\n\thttps_port 9443\n\tgrace_period 1ns\n\tstorage file_system "+storageDir(t),
 		":8080", ":9080",
 		":9000", ":9081",
@@ -57,6 +63,11 @@ func TestCaddyfileExampleDemo(t *testing.T) {
 		doc := g.get(tc.origin + tc.deep)
 		expectStatus(t, doc, http.StatusOK, "A shared document", "<td>guest@example.org</td>", "<td>"+tc.tenant+"</td>", "<td>email-otp</td>")
 	}
+	// The demo's other way in: ada@idp.example signs in at the provider.
+	ada := newGuest(t)
+	landed := expectRedirect(t, viaProvider(t, ada, contoso, hostBase, "/docs/welcome", "ada@idp.example", "ada"), http.StatusSeeOther)
+	expectStatus(t, ada.get(contoso+landed), http.StatusOK, "<td>ada@idp.example</td>", "<td>oidc:idp-example</td>")
+
 	// A blocked address of the demo gets the same answer and no mail.
 	page := g.get(contoso + hostBase + "signin")
 	r := g.post(contoso+hostBase+"send", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "email": {"x@mailinator.com"}})

@@ -26,14 +26,15 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// User is an account at the provider; its password is "secret".
+// User is an account at the provider; its password is Password.
 type User struct {
 	Username      string
 	Email         string
 	EmailVerified bool
 }
 
-const password = "secret"
+// Password is every account's password.
+const Password = "secret"
 
 type users map[string]*storage.User
 
@@ -108,18 +109,28 @@ func (p *Provider) tokens(next http.Handler) http.Handler {
 }
 
 // Start runs a provider with the users and one web client (id, secret) that
-// may come back to redirectURIs, until the test ends.
+// may come back to redirectURIs, on a free loopback port, until the test ends.
 func Start(t testing.TB, clientID, clientSecret string, redirectURIs []string, accounts ...User) *Provider {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := Run("127.0.0.1:0", clientID, clientSecret, redirectURIs, accounts...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Run runs a provider on addr (issuer http://localhost:<port>) until Stop.
+func Run(addr, clientID, clientSecret string, redirectURIs []string, accounts ...User) (*Provider, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
 	}
 	issuer := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
 	store := users{}
 	for i, a := range accounts {
 		id := fmt.Sprintf("user-%d", i)
-		store[id] = &storage.User{ID: id, Username: a.Username, Password: password, FirstName: "Test", LastName: a.Username, Email: a.Email, EmailVerified: a.EmailVerified}
+		store[id] = &storage.User{ID: id, Username: a.Username, Password: Password, FirstName: "Test", LastName: a.Username, Email: a.Email, EmailVerified: a.EmailVerified}
 	}
 	// The storage takes the clients registered so far: OtherClient's too.
 	storage.RegisterClients(storage.WebClient(clientID, clientSecret, redirectURIs...),
@@ -129,8 +140,7 @@ func Start(t testing.TB, clientID, clientSecret string, redirectURIs []string, a
 	p := &Provider{Issuer: issuer}
 	p.srv = &http.Server{Handler: p.tokens(router)}
 	go func() { _ = p.srv.Serve(ln) }()
-	t.Cleanup(func() { _ = p.srv.Close() })
-	return p
+	return p, nil
 }
 
 // Stop stops the provider: it answers nothing from now on.
@@ -166,7 +176,7 @@ func LogIn(client *http.Client, authorizeURL, username string) (string, error) {
 			if m == nil {
 				return "", fmt.Errorf("the login page has no request id:\n%s", body)
 			}
-			post, err := client.PostForm(issuerOf(authorizeURL)+"/login/username", url.Values{"username": {username}, "password": {password}, "id": {string(m[1])}})
+			post, err := client.PostForm(issuerOf(authorizeURL)+"/login/username", url.Values{"username": {username}, "password": {Password}, "id": {string(m[1])}})
 			if err != nil {
 				return "", err
 			}
