@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -49,6 +50,10 @@ type ProviderConfig struct {
 	// Claims the ID token must carry with these values (Entra's tid,
 	// Google's hd). Default: none.
 	Claims map[string]string `json:"claims,omitempty"`
+	// UseTokenExpiry ends the session when the provider's ID token
+	// expires, if that comes before session_ttl. Default: false (the
+	// usual session_ttl).
+	UseTokenExpiry bool `json:"use_token_expiry,omitempty"`
 }
 
 func (g *Gateway) unmarshalFederation(d *caddyfile.Dispenser) error {
@@ -93,6 +98,11 @@ func (g *Gateway) unmarshalFederation(d *caddyfile.Dispenser) error {
 					p.Scopes = append(p.Scopes, args...)
 				case "domains":
 					p.Domains = append(p.Domains, args...)
+				case "use_token_expiry":
+					if len(args) != 0 {
+						return d.Errf("federation provider %s: use_token_expiry takes no value", name)
+					}
+					p.UseTokenExpiry = true
 				case "claim":
 					if len(args) != 2 {
 						return d.Errf("federation provider %s: claim takes a name and a value, e.g. claim tid 72f988bf-…", name)
@@ -102,7 +112,7 @@ func (g *Gateway) unmarshalFederation(d *caddyfile.Dispenser) error {
 					}
 					p.Claims[args[0]] = args[1]
 				default:
-					return d.Errf("federation provider %s: unknown option %q (use issuer, client_id, client_secret, scopes, domains, claim)", name, opt)
+					return d.Errf("federation provider %s: unknown option %q (use issuer, client_id, client_secret, scopes, domains, claim, use_token_expiry)", name, opt)
 				}
 				if err != nil {
 					return err
@@ -123,22 +133,24 @@ const federatedPrefix = "oidc:"
 // provider and the way back.
 type federationDesk struct {
 	providers []*federation.Provider
-	fallback  bool
-	store     flow.Store
-	service   *flow.Service
-	pages     *pageRenderer
-	pending   pendingCookies
-	csrf      csrfKey
-	links     linkOrigin
-	log       signInLog
-	clock     flow.Clock
-	start     func(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, s flow.Session) (string, error)
+	// tokenExpiry names the providers whose sessions end with their ID token.
+	tokenExpiry map[string]bool
+	fallback    bool
+	store       flow.Store
+	service     *flow.Service
+	pages       *pageRenderer
+	pending     pendingCookies
+	csrf        csrfKey
+	links       linkOrigin
+	log         signInLog
+	clock       flow.Clock
+	start       func(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, s flow.Session) (string, error)
 }
 
 // newFederationDesk checks the configuration and makes the providers;
 // nothing is fetched from them yet.
 func newFederationDesk(c *FederationConfig) (*federationDesk, error) {
-	d := &federationDesk{fallback: true}
+	d := &federationDesk{fallback: true, tokenExpiry: map[string]bool{}}
 	switch c.Fallback {
 	case "", "code":
 	case "off":
@@ -172,6 +184,7 @@ func newFederationDesk(c *FederationConfig) (*federationDesk, error) {
 			return nil, fmt.Errorf("federation %w", err)
 		}
 		d.providers = append(d.providers, p)
+		d.tokenExpiry[pc.Name] = pc.UseTokenExpiry
 	}
 	return d, nil
 }
@@ -217,7 +230,11 @@ func (d *federationDesk) redirectURI(r *http.Request, t tenant) string {
 // serves, is left to the code: false.
 func (d *federationDesk) send(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, addr, rd string) bool {
 	prov := d.providerFor(addr)
-	if prov == nil || d.fallback && r.PostForm.Get("via") == "code" {
+	if prov == nil {
+		return false
+	}
+	if d.fallback && r.PostForm.Get("via") == "code" {
+		d.log.step(r, t, "oidc_fallback", prov.Name(), addr)
 		return false
 	}
 	trip, target, err := prov.Start(r.Context(), t.Key, addr, rd, d.redirectURI(r, t))
@@ -300,7 +317,11 @@ func (d *federationDesk) getCallback(w http.ResponseWriter, r *http.Request, t t
 	var s flow.Session
 	var needsConsent bool
 	if err == nil {
-		s, needsConsent, err = d.service.FederatedSignIn(r.Context(), t.Key, id.Email, federatedPrefix+prov.Name())
+		var notAfter time.Time
+		if d.tokenExpiry[prov.Name()] {
+			notAfter = id.Expiry
+		}
+		s, needsConsent, err = d.service.FederatedSignIn(r.Context(), t.Key, id.Email, federatedPrefix+prov.Name(), notAfter)
 	}
 	if errors.Is(err, federation.ErrUnavailable) {
 		d.trouble(w, r, t, p, trip.Email, http.StatusServiceUnavailable, templates.OIDCUnavailableTitle, templates.OIDCUnavailableText)

@@ -28,7 +28,7 @@ var signinEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		"rate_limited (reason: client IP or tenant), delivered, delivery_failed, verified, wrong_code, code_dead, locked, " +
 		"consent_given, signed_out, revoked, passkey_offered, passkey_enrolled, passkey_declined, passkey_signed_in, " +
 		"passkey_refused (reason: unknown, void, denied, cloned, failed), passkey_deleted, " +
-		"oidc_redirected, oidc_returned, oidc_unavailable (reason: the provider), oidc_refused (reason: wrong_state, " +
+		"oidc_redirected, oidc_returned, oidc_unavailable and oidc_fallback (reason: the provider), oidc_refused (reason: wrong_state, " +
 		"provider_error, refused, not_verified, outside_domains, claim, denied).",
 }, []string{"tenant", "event", "reason"})
 

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -252,6 +253,7 @@ func TestFederationPicksTheProviderByDomain(t *testing.T) {
 				client_id gateway-2
 				client_secret s3cret-2
 				domains *@eu.partner.org
+				use_token_expiry
 			}
 		}`})
 	for _, tc := range []struct{ email, user, issuer, method string }{
@@ -271,6 +273,19 @@ func TestFederationPicksTheProviderByDomain(t *testing.T) {
 		landed := expectRedirect(t, g.get(back), http.StatusSeeOther)
 		if m := g.backendView(contoso + landed).Headers["X-Auth-Method"]; len(m) != 1 || m[0] != tc.method {
 			t.Errorf("%s signed in as %v, want %s", tc.email, m, tc.method)
+		}
+		// northwind's sessions end with its ID token (an hour), fabrikam's last the usual day.
+		var session struct {
+			Expires time.Time `json:"expires"`
+			Method  string    `json:"method"`
+		}
+		if err := json.Unmarshal([]byte(g.get(contoso+hostBase+"session", "Accept", "application/json").body), &session); err != nil {
+			t.Fatal(err)
+		}
+		left := time.Until(session.Expires)
+		if tc.method == "oidc:northwind" && (left > time.Hour+time.Minute || left < 50*time.Minute) ||
+			tc.method == "oidc:fabrikam" && left < 23*time.Hour || session.Method != tc.method {
+			t.Errorf("%s: the session (%s) ends in %v", tc.email, session.Method, left)
 		}
 	}
 }
