@@ -141,6 +141,31 @@ func TestFederatedAnswersThatDoNotCount(t *testing.T) {
 	}
 	forged := strings.Replace(back, "state=", "state=x", 1)
 	expectStatus(t, g.get(forged), http.StatusForbidden, "started in another browser")
+
+	// The provider answers with an error (the guest declined there): a page
+	// in the guest's language, and the code offered (fallback code).
+	h := newGuest(t)
+	to, _ := url.Parse(expectRedirect(t, toProvider(t, h, contoso, hostBase, "/x", "ann@"+federatedDomain), http.StatusSeeOther))
+	declined := contoso + hostBase + "oidc/callback?error=access_denied&state=" + url.QueryEscape(to.Query().Get("state"))
+	expectStatus(t, h.get(declined, "Accept-Language", "de"), http.StatusForbidden, "Anmeldung hat nicht funktioniert", `name="via" value="code"`)
+}
+
+// With consent on, a provider's first sign-in asks for it like a code's
+// does, and then lands signed in by the provider.
+func TestFederatedFirstSignInAsksForConsent(t *testing.T) {
+	idp := oidcprovider.Start(t, "gateway", "s3cret", []string{contoso + hostBase + "oidc/callback"},
+		oidcprovider.User{Username: "ann", Email: "ann@" + federatedDomain, EmailVerified: true})
+	t.Setenv("TEST_OIDC_SECRET", "s3cret")
+	start(t, gatewayOptions{extra: federationBlock(idp.Issuer, "code") + "\n\t\tconsent"})
+	g := newGuest(t)
+	if to := expectRedirect(t, viaProvider(t, g, contoso, hostBase, "/docs/a", "ann@"+federatedDomain, "ann"), http.StatusSeeOther); to != hostBase+"consent" {
+		t.Fatalf("the first sign-in went to %q, want the consent page", to)
+	}
+	page := g.get(contoso + hostBase + "consent")
+	landed := expectRedirect(t, g.post(contoso+hostBase+"consent", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "decision": {"accept"}}), http.StatusSeeOther)
+	if m := g.backendView(contoso + landed).Headers["X-Auth-Method"]; landed != "/docs/a" || len(m) != 1 || m[0] != "oidc:fabrikam" {
+		t.Errorf("after consent: landed on %q as %v", landed, m)
+	}
 }
 
 // The provider is down: the guest is told so in their language and, with
@@ -336,5 +361,21 @@ func resignWithAnotherKey(t *testing.T) func(string) string {
 			t.Error(err)
 		}
 		return parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
+	}
+}
+
+// A claim the configuration requires must be in the ID token with that
+// value: the provider's own issuer claim passes, another value refuses.
+func TestFederationRequiredClaims(t *testing.T) {
+	idp := oidcprovider.Start(t, "gateway", "s3cret", []string{contoso + hostBase + "oidc/callback"},
+		oidcprovider.User{Username: "ann", Email: "ann@" + federatedDomain, EmailVerified: true})
+	t.Setenv("TEST_OIDC_SECRET", "s3cret")
+	e := start(t, gatewayOptions{})
+	for value, want := range map[string]int{idp.Issuer: http.StatusSeeOther, "https://another.example": http.StatusForbidden} {
+		e.load(gatewayOptions{extra: strings.Replace(federationBlock(idp.Issuer, "code"), "domains ", "claim iss "+value+"\n\t\t\t\tdomains ", 1)})
+		got := viaProvider(t, newGuest(t), contoso, hostBase, "/x", "ann@"+federatedDomain, "ann")
+		if got.StatusCode != want {
+			t.Errorf("claim iss %s: %d, want %d", value, got.StatusCode, want)
+		}
 	}
 }
