@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -252,6 +253,12 @@ func (d *federationDesk) send(w http.ResponseWriter, r *http.Request, t tenant, 
 		d.log.step(r, t, "oidc_unavailable", prov.Name(), addr)
 		d.log.Warn("identity provider unreachable", d.log.fields(r, t, addr, zap.Error(err))...)
 		d.trouble(w, r, t, p, addr, http.StatusServiceUnavailable, templates.OIDCUnavailableTitle, templates.OIDCUnavailableText)
+		return true
+	}
+	if errors.Is(err, flow.ErrBusy) {
+		// The store is full of trips and ceremonies (a flood): try again
+		// shortly, as for a code.
+		d.pages.busy(w, r, t, err, link{t.Base() + "signin?rd=" + url.QueryEscape(rd), templates.ActionTryAgain})
 		return true
 	}
 	if err != nil {
