@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -25,7 +26,7 @@ func init() {
 
 // AdminAPI manages the guest directory under Caddy's admin endpoint:
 //
-//	GET    /email-otp/guests/{tenant}                  list
+//	GET    /email-otp/guests/{tenant}?q=&status=&source=&after=&limit=  a page of the list
 //	POST   /email-otp/guests/{tenant}                  invite  {"email", "url", "invited_by", "expires_in", "paths", "send_email"}
 //	GET    /email-otp/guests/{tenant}/{email}          get
 //	POST   /email-otp/guests/{tenant}/{email}/revoke   revoke: no sign-in, sessions end
@@ -148,11 +149,47 @@ func (a *AdminAPI) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	guests, err := a.directory().List(r.Context(), tenant)
+	q, err := guestQuery(r.URL.Query())
+	if err != nil {
+		return apiError(http.StatusBadRequest, "%v", err)
+	}
+	page, err := a.directory().Find(r.Context(), tenant, q)
 	if err != nil {
 		return apiError(http.StatusInternalServerError, "listing guests: %v", err)
 	}
-	return writeJSON(w, http.StatusOK, viewsOf(guests))
+	return writeJSON(w, http.StatusOK, guestPage{Guests: viewsOf(page.Guests), Next: page.Next})
+}
+
+// guestPage is one page of the guest list; next is the cursor of the
+// following page (pass it as after), absent on the last.
+type guestPage struct {
+	Guests []guestView `json:"guests"`
+	Next   string      `json:"next,omitempty"`
+}
+
+// guestQuery reads a list's search, filters and cursor: q (part of the
+// address, "@domain" for a domain), status, source (otp, passkey, oidc,
+// oidc:<name>), signed_in_after and signed_in_before (RFC 3339), after
+// (the cursor), limit.
+func guestQuery(v url.Values) (directory.Query, error) {
+	q := directory.Query{Search: v.Get("q"), Status: directory.Status(v.Get("status")), Source: v.Get("source"), After: v.Get("after")}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			return q, fmt.Errorf("limit %q: use a number from 1 to %d", l, directory.MaxPage)
+		}
+		q.Limit = n
+	}
+	for name, field := range map[string]**time.Time{"signed_in_after": &q.SignedInAfter, "signed_in_before": &q.SignedInBefore} {
+		if raw := v.Get(name); raw != "" {
+			at, err := time.Parse(time.RFC3339, raw)
+			if err != nil {
+				return q, fmt.Errorf("%s %q: use an RFC 3339 time such as 2026-12-01T00:00:00Z", name, raw)
+			}
+			*field = &at
+		}
+	}
+	return q, directory.CheckQuery(q)
 }
 
 func (a *AdminAPI) get(w http.ResponseWriter, r *http.Request) error {

@@ -105,10 +105,27 @@ func guestCommands() []*cobra.Command {
 	invite.Flags().Bool("no-email", false, "record the invitation without sending the email")
 	invite.Flags().String("language", "", "the invitation email's language, e.g. de (default English)")
 
-	list := newSub("list", "Lists a tenant's guests", false, func(c *cobra.Command, admin, tenant, _ string) error {
-		return printList(c, admin, guestPath(tenant, ""), printGuests)
+	list := newSub("list", "Lists a tenant's guests, a page at a time", false, func(c *cobra.Command, admin, tenant, _ string) error {
+		query := url.Values{}
+		for flag, param := range listParams {
+			if v, _ := c.Flags().GetString(flag); v != "" {
+				query.Set(param, v)
+			}
+		}
+		path := guestPath(tenant, "")
+		if len(query) > 0 {
+			path += "?" + query.Encode()
+		}
+		return printPage(c, admin, path)
 	})
 	list.Flags().Bool("json", false, "print JSON")
+	list.Flags().String("search", "", "part of the address; @contoso.com for a domain")
+	list.Flags().String("status", "", "invited, redeemed or revoked")
+	list.Flags().String("source", "", "otp, passkey, oidc (any provider) or oidc:<name>")
+	list.Flags().String("signed-in-after", "", "last sign-in after this RFC 3339 time")
+	list.Flags().String("signed-in-before", "", "last sign-in before this RFC 3339 time")
+	list.Flags().String("after", "", "the cursor the previous page printed")
+	list.Flags().String("limit", "", "guests per page (default 50, at most 500)")
 
 	why := newSub("why", "Says why a guest can or can't get in: the deciding rule, the limits holding the address, the mailer's last answers", true, func(c *cobra.Command, admin, tenant, email string) error {
 		p := "/email-otp/why/" + url.PathEscape(tenant) + "/" + url.PathEscape(email)
@@ -149,19 +166,44 @@ func guestCommands() []*cobra.Command {
 // printList GETs a list from the admin API and prints it as a table, or as
 // the API's JSON with --json.
 func printList[T any](c *cobra.Command, admin, path string, table func(io.Writer, []T) error) error {
+	var list []T
+	if done, err := fetchAnswer(c, admin, path, &list); done || err != nil {
+		return err
+	}
+	return table(c.OutOrStdout(), list)
+}
+
+// printPage GETs a page of guests and prints it as a table, with the
+// command for the next page, or as the API's JSON with --json.
+func printPage(c *cobra.Command, admin, path string) error {
+	var page guestPage
+	if done, err := fetchAnswer(c, admin, path, &page); done || err != nil {
+		return err
+	}
+	if err := printGuests(c.OutOrStdout(), page.Guests); err != nil {
+		return err
+	}
+	if page.Next != "" {
+		fmt.Fprintf(c.OutOrStdout(), "more: add --after %s\n", page.Next)
+	}
+	return nil
+}
+
+// fetchAnswer GETs path from the admin API: with --json it prints the
+// answer as it came and reports done; else it decodes it into v.
+func fetchAnswer(c *cobra.Command, admin, path string, v any) (done bool, err error) {
 	var out bytes.Buffer
 	if err := adminCall(&out, admin, http.MethodGet, path, nil); err != nil {
-		return err
+		return false, err
 	}
 	if asJSON, _ := c.Flags().GetBool("json"); asJSON {
 		_, err := io.Copy(c.OutOrStdout(), &out)
-		return err
+		return true, err
 	}
-	var list []T
-	if err := json.Unmarshal(out.Bytes(), &list); err != nil {
-		return fmt.Errorf("the admin API answered something else than a list: %v", err)
+	if err := json.Unmarshal(out.Bytes(), v); err != nil {
+		return false, fmt.Errorf("the admin API answered something unexpected: %v", err)
 	}
-	return table(c.OutOrStdout(), list)
+	return false, nil
 }
 
 func guestPath(tenant, email string) string {
@@ -222,4 +264,11 @@ func printPasskeys(out io.Writer, passkeys []passkeyView) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\n", p.ID, p.Device, day(&p.CreatedAt), day(p.LastUsed), p.Synced)
 	}
 	return tw.Flush()
+}
+
+// listParams are the list command's flags and the admin API's parameters
+// they become.
+var listParams = map[string]string{
+	"search": "q", "status": "status", "source": "source", "signed-in-after": "signed_in_after",
+	"signed-in-before": "signed_in_before", "after": "after", "limit": "limit",
 }

@@ -373,7 +373,7 @@ func TestAdminAPIRefusesTenantsNoGatewayServes(t *testing.T) {
 	}
 	// A host tenant named in capitals is that host tenant.
 	var list []directory.Guest
-	if s := adminAPI(t, http.MethodGet, "CONTOSO.localhost", nil, &list); s != http.StatusOK || len(list) != 1 || list[0].Email != "sue@contoso.com" {
+	if s := adminAPI(t, http.MethodGet, "CONTOSO.localhost", nil, (*guestList)(&list)); s != http.StatusOK || len(list) != 1 || list[0].Email != "sue@contoso.com" {
 		t.Errorf("GET guests/CONTOSO.localhost: %d %+v", s, list)
 	}
 }
@@ -455,10 +455,10 @@ func TestTenantModesAreSeparate(t *testing.T) {
 	expectRedirect(t, newGuest(t).get(contoso+"/x", "Cookie", c.Name+"="+c.Value), http.StatusFound)
 
 	var list []directory.Guest
-	if s := adminAPI(t, http.MethodGet, "contoso.localhost", nil, &list); s != http.StatusOK || len(list) != 0 {
+	if s := adminAPI(t, http.MethodGet, "contoso.localhost", nil, (*guestList)(&list)); s != http.StatusOK || len(list) != 0 {
 		t.Errorf("host tenant's directory after a path tenant's sign-in: %d %+v", s, list)
 	}
-	if s := adminAPI(t, http.MethodGet, "path:contoso.localhost", nil, &list); s != http.StatusOK || len(list) != 1 || list[0].Email != "pat@contoso.com" {
+	if s := adminAPI(t, http.MethodGet, "path:contoso.localhost", nil, (*guestList)(&list)); s != http.StatusOK || len(list) != 1 || list[0].Email != "pat@contoso.com" {
 		t.Errorf("path tenant's directory: %d %+v", s, list)
 	}
 	// Backends still see the bare id.

@@ -51,6 +51,18 @@ func adminAPI(t *testing.T, method, path string, body any, out any) int {
 	return resp.StatusCode
 }
 
+// guestList decodes a page of the admin API's guest list into its guests.
+type guestList []directory.Guest
+
+func (l *guestList) UnmarshalJSON(b []byte) error {
+	var page struct {
+		Guests []directory.Guest `json:"guests"`
+	}
+	err := json.Unmarshal(b, &page)
+	*l = page.Guests
+	return err
+}
+
 type apiErr struct {
 	Error string `json:"error"`
 }
@@ -118,7 +130,7 @@ func TestRevokeResetDeleteEndSessions(t *testing.T) {
 	g := newGuest(t)
 	e.signIn(g, contoso, hostBase, "/", "rob@contoso.com")
 	var list []directory.Guest
-	adminAPI(t, http.MethodGet, "contoso.localhost", nil, &list)
+	adminAPI(t, http.MethodGet, "contoso.localhost", nil, (*guestList)(&list))
 	if len(list) != 1 || list[0].Email != "rob@contoso.com" || list[0].Status != directory.Redeemed || list[0].InvitedAt != nil {
 		t.Fatalf("a sign-in through the allow list records the guest: %+v", list)
 	}
@@ -204,7 +216,7 @@ func TestAdminAPIRefusesBadInputWithoutWriting(t *testing.T) {
 		t.Errorf("revoking nobody: %d", status)
 	}
 	var list []directory.Guest
-	adminAPI(t, http.MethodGet, "contoso.localhost", nil, &list)
+	adminAPI(t, http.MethodGet, "contoso.localhost", nil, (*guestList)(&list))
 	if len(list) != 0 {
 		t.Errorf("refused requests wrote guests: %+v", list)
 	}
@@ -239,7 +251,7 @@ func TestDirectoryPersistsInCaddysStorage(t *testing.T) {
 		t.Fatalf("after restart: %+v %v", g, err)
 	}
 	var list []directory.Guest
-	adminAPI(t, http.MethodGet, "contoso.localhost", nil, &list)
+	adminAPI(t, http.MethodGet, "contoso.localhost", nil, (*guestList)(&list))
 	if len(list) != 1 {
 		t.Errorf("list after restart: %+v", list)
 	}
@@ -409,4 +421,39 @@ func buildCaddy(t testing.TB) string {
 		t.Fatalf("building Caddy with the module: %v\n%s", buildOnce.err, buildOnce.out)
 	}
 	return buildOnce.path
+}
+
+// The admin API pages the guest list in address order with a cursor, and
+// searches and filters it; bad parameters are refused with a reason.
+func TestAdminListPagesSearchesAndFilters(t *testing.T) {
+	e := start(t, gatewayOptions{})
+	for _, email := range []string{"a@contoso.com", "b@contoso.com", "c@x.partner.org", "d@contoso.com"} {
+		e.signIn(newGuest(t), contoso, hostBase, "/", email)
+	}
+	type page struct {
+		Guests []directory.Guest `json:"guests"`
+		Next   string            `json:"next"`
+	}
+	var p page
+	adminAPI(t, http.MethodGet, "contoso.localhost?limit=3", nil, &p)
+	if len(p.Guests) != 3 || p.Next != "c@x.partner.org" {
+		t.Fatalf("first page: %+v", p)
+	}
+	after := p.Next
+	p = page{}
+	adminAPI(t, http.MethodGet, "contoso.localhost?limit=3&after="+url.QueryEscape(after), nil, &p)
+	if len(p.Guests) != 1 || p.Guests[0].Email != "d@contoso.com" || p.Next != "" {
+		t.Fatalf("second page: %+v", p)
+	}
+	p = page{}
+	adminAPI(t, http.MethodGet, "contoso.localhost?q=%40x.partner.org&status=redeemed&source=otp", nil, &p)
+	if len(p.Guests) != 1 || p.Guests[0].Email != "c@x.partner.org" {
+		t.Errorf("search by domain: %+v", p)
+	}
+	for _, bad := range []string{"status=gone", "limit=0", "limit=501", "signed_in_after=yesterday"} {
+		var body apiErr
+		if s := adminAPI(t, http.MethodGet, "contoso.localhost?"+bad, nil, &body); s != http.StatusBadRequest || body.Error == "" {
+			t.Errorf("%s: %d %q, want 400 with a reason", bad, s, body.Error)
+		}
+	}
 }
