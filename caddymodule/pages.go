@@ -65,7 +65,7 @@ func (p *pageRenderer) errorPage(w http.ResponseWriter, r *http.Request, t tenan
 
 // words are the sentences in the language the guest's browser asks for.
 func (p *pageRenderer) words(r *http.Request) templates.Words {
-	return p.set.Words(r.Header.Get("Accept-Language")).ForPage()
+	return p.set.Words(r.Header.Get("Accept-Language")).ForReading()
 }
 
 // internalError answers a step that could not be done. A store or queue

@@ -222,8 +222,10 @@ type Localized struct {
 
 func (w Words) codeEmail(d EmailData) Localized {
 	tenant := Vars{"Tenant": d.Tenant}
+	subject := w.Say(EmailSubject, tenant)
+	w = w.ForReading()
 	l := Localized{
-		Subject:  w.Say(EmailSubject, tenant),
+		Subject:  subject,
 		Intro:    w.Say(EmailIntro, tenant),
 		Validity: w.Say(EmailValidity, Vars{"Duration": w.Duration(d.ExpiresIn)}),
 		NotYou:   w.Say(EmailNotYou, nil),
@@ -269,11 +271,12 @@ func (w Words) Wait(d time.Duration) string {
 	return w.Count(DurationHours, up(time.Hour), nil)
 }
 
-// ForPage returns w for sentences shown on a page: in a right-to-left
-// language each text value is isolated (FSI … PDI), so "alice@contoso.com"
-// or a Latin tenant name does not reorder the Arabic around it. Mail
-// subjects keep plain values: they are folded to one line.
-func (w Words) ForPage() Words {
+// ForReading returns w for sentences shown on a page or in an email's
+// body: in a right-to-left language each text value is isolated (FSI …
+// PDI), so "alice@contoso.com", "/docs/plan.pdf" or a Latin tenant name does
+// not reorder the Arabic around it. Mail subjects keep plain values: they
+// are folded to one line.
+func (w Words) ForReading() Words {
 	w.isolate = w.Dir() == "rtl"
 	return w
 }

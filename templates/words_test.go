@@ -218,13 +218,35 @@ func TestPageWordsIsolateValuesInRightToLeftText(t *testing.T) {
 		t.Fatal(err)
 	}
 	vars := Vars{"Email": "ann@example.com", "Tenant": "Contoso"}
-	if got := s.Words("ar").ForPage().Say(NotPermitted, vars); !strings.Contains(got, "\u2068ann@example.com\u2069") {
+	if got := s.Words("ar").ForReading().Say(NotPermitted, vars); !strings.Contains(got, "\u2068ann@example.com\u2069") {
 		t.Errorf("Arabic page sentence: %q", got)
 	}
 	if got := s.Words("ar").Say(NotPermitted, vars); strings.ContainsAny(got, "\u2068\u2069") {
 		t.Errorf("Arabic mail sentence: %q", got)
 	}
-	if got := s.Words("de").ForPage().Say(NotPermitted, vars); strings.ContainsAny(got, "\u2068\u2069") {
+	if got := s.Words("de").ForReading().Say(NotPermitted, vars); strings.ContainsAny(got, "\u2068\u2069") {
 		t.Errorf("German page sentence: %q", got)
+	}
+}
+
+// In an Arabic code email the path and the address keep their order inside
+// the sentences (isolated), and the subject stays plain.
+func TestArabicEmailIsolatesValues(t *testing.T) {
+	s, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for lang, isolated := range map[string]bool{"ar": true, "en": false} {
+		subject, text, _, err := s.Email(EmailData{Code: "12345678", Tenant: "Contoso", Resource: "/docs/plan.pdf", Host: "docs.example.com",
+			ClientIP: "192.0.2.1", ExpiresIn: 30 * time.Minute, Lang: lang})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(text, "\u2068/docs/plan.pdf\u2069"); got != isolated {
+			t.Errorf("%s: the path isolated in the text: %v, want %v\n%s", lang, got, isolated, text)
+		}
+		if strings.ContainsAny(subject, "\u2068\u2069") {
+			t.Errorf("%s: the subject carries isolates: %q", lang, subject)
+		}
 	}
 }
