@@ -144,11 +144,12 @@ func parseMail(fsys fs.FS, subject, text, html string) (mail, error) {
 	return m, err
 }
 
-// render fills the three templates; the subject is folded to one line, so
-// nothing a guest or an admin typed can start a new header.
-func (m mail) render(data any) (subject, text, html string, err error) {
+// render fills the three templates, the subject from subjectData and the
+// bodies from data; the subject is folded to one line, so nothing a guest
+// or an admin typed can start a new header.
+func (m mail) render(subjectData, data any) (subject, text, html string, err error) {
 	var sb, tb, hb bytes.Buffer
-	if err = m.subject.Execute(&sb, data); err != nil {
+	if err = m.subject.Execute(&sb, subjectData); err != nil {
 		return "", "", "", fmt.Errorf("subject: %w", err)
 	}
 	if err = m.text.Execute(&tb, data); err != nil {
@@ -233,7 +234,7 @@ func (s *Set) Page(w io.Writer, name string, data PageData) error {
 func (s *Set) Email(data EmailData) (subject, text, html string, err error) {
 	w := s.Words(data.Lang)
 	data.Lang, data.L = w.Lang, w.codeEmail(data)
-	subject, text, html, err = s.code.render(data)
+	subject, text, html, err = s.code.render(data, data)
 	if err != nil {
 		err = fmt.Errorf("code email %w", err)
 	}
@@ -244,7 +245,11 @@ func (s *Set) Email(data EmailData) (subject, text, html string, err error) {
 func (s *Set) Invitation(data InviteData) (subject, text, html string, err error) {
 	data.words = s.Words(data.Lang)
 	data.Lang = data.words.Lang
-	subject, text, html, err = s.invite.render(data)
+	// The bodies isolate values in right-to-left languages; the subject,
+	// folded to one line, keeps them plain.
+	body := data
+	body.words = data.words.ForReading()
+	subject, text, html, err = s.invite.render(data, body)
 	if err != nil {
 		err = fmt.Errorf("invitation email %w", err)
 	}

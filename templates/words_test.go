@@ -250,3 +250,21 @@ func TestArabicEmailIsolatesValues(t *testing.T) {
 		}
 	}
 }
+
+// The Arabic invitation isolates the invited address in its sentences too.
+func TestArabicInvitationIsolatesValues(t *testing.T) {
+	s, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, text, _, err := s.Invitation(InviteData{Tenant: "Contoso", Email: "bob@partner.example", Link: "https://docs.example.com/x", InvitedBy: "alice@contoso.com", Lang: "ar"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "\u2068alice@contoso.com\u2069") && !strings.Contains(text, "\u2068bob@partner.example\u2069") {
+		t.Errorf("no address isolated in the Arabic invitation:\n%s", text)
+	}
+	if strings.ContainsAny(subject, "\u2068\u2069") || strings.Contains(subject, "  ") {
+		t.Errorf("the subject carries isolates or their blanks: %q", subject)
+	}
+}
