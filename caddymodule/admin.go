@@ -231,14 +231,21 @@ func (a *AdminAPI) changer(event, step string, op func(*directory.Directory, con
 		} else if err != nil {
 			return apiError(http.StatusInternalServerError, "changing the guest: %v", err)
 		}
-		announceGuestChange(r.Context(), a.logger, tenant, email)
-		a.logger.Info(event, zap.String("tenant", tenant), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
-		if step != "" {
-			id := directory.TenantName(tenant)
-			recordStep(caddy.Log().Named("http.handlers.email_otp.audit"), id, step, "",
-				zap.String("tenant", id), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
-		}
+		a.changed(r, event, step, tenant, email)
 		return writeJSON(w, http.StatusOK, viewOf(g))
+	}
+}
+
+// changed tells the other nodes that an admin changed a guest, and writes
+// the admin log line and, where the change is also a sign-in step, the
+// funnel's step.
+func (a *AdminAPI) changed(r *http.Request, event, step, tenant, email string) {
+	announceGuestChange(r.Context(), a.logger, tenant, email)
+	a.logger.Info(event, zap.String("tenant", tenant), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
+	if step != "" {
+		id := directory.TenantName(tenant)
+		recordStep(caddy.Log().Named("http.handlers.email_otp.audit"), id, step, "",
+			zap.String("tenant", id), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
 	}
 }
 

@@ -6,9 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
-
 	"github.com/otpgate/caddy-email-otp/flow/directory"
 )
 
@@ -78,9 +75,6 @@ func (a *AdminAPI) deletePasskey(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return apiError(http.StatusInternalServerError, "deleting the passkey: %v", err)
 	}
-	announceGuestChange(r.Context(), a.logger, tenant, email)
-	name := directory.TenantName(tenant)
-	recordStep(caddy.Log().Named("http.handlers.email_otp.audit"), name, "passkey_deleted", "",
-		zap.String("tenant", name), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
+	a.changed(r, "guest passkey deleted", "passkey_deleted", tenant, email)
 	return writeJSON(w, http.StatusOK, viewOf(g))
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"net/http"
 )
 
 // csrfKey makes and checks the forms' CSRF tokens.
@@ -21,4 +22,10 @@ func (k csrfKey) token(t tenant, binding string) string {
 
 func (k csrfKey) ok(t tenant, binding, token string) bool {
 	return binding != "" && hmac.Equal([]byte(k.token(t, binding)), []byte(token))
+}
+
+// fromThisBrowser reports whether a form or a script's request came from
+// this site (not a cross-origin post) carrying the token of binding.
+func (k csrfKey) fromThisBrowser(r *http.Request, t tenant, binding, token string) bool {
+	return crossOrigin.Check(r) == nil && k.ok(t, binding, token)
 }

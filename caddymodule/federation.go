@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -134,24 +133,22 @@ const federatedPrefix = "oidc:"
 // provider and the way back.
 type federationDesk struct {
 	providers []*federation.Provider
-	// tokenExpiry names the providers whose sessions end with their ID token.
-	tokenExpiry map[string]bool
-	fallback    bool
-	store       flow.Store
-	service     *flow.Service
-	pages       *pageRenderer
-	pending     pendingCookies
-	csrf        csrfKey
-	links       linkOrigin
-	log         signInLog
-	clock       flow.Clock
-	start       func(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, s flow.Session) (string, error)
+	fallback  bool
+	store     flow.Store
+	service   *flow.Service
+	pages     *pageRenderer
+	pending   pendingCookies
+	csrf      csrfKey
+	links     linkOrigin
+	log       signInLog
+	clock     flow.Clock
+	start     func(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, s flow.Session) (string, error)
 }
 
 // newFederationDesk checks the configuration and makes the providers;
 // nothing is fetched from them yet.
 func newFederationDesk(c *FederationConfig) (*federationDesk, error) {
-	d := &federationDesk{fallback: true, tokenExpiry: map[string]bool{}}
+	d := &federationDesk{fallback: true}
 	switch c.Fallback {
 	case "", "code":
 	case "off":
@@ -179,13 +176,12 @@ func newFederationDesk(c *FederationConfig) (*federationDesk, error) {
 		}
 		p, err := federation.New(federation.Config{
 			Name: pc.Name, Issuer: pc.Issuer, ClientID: pc.ClientID, ClientSecret: secret,
-			Scopes: scopes, Domains: pc.Domains, Claims: pc.Claims,
+			Scopes: scopes, Domains: pc.Domains, Claims: pc.Claims, UseTokenExpiry: pc.UseTokenExpiry,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("federation %w", err)
 		}
 		d.providers = append(d.providers, p)
-		d.tokenExpiry[pc.Name] = pc.UseTokenExpiry
 	}
 	return d, nil
 }
@@ -273,11 +269,10 @@ func (d *federationDesk) send(w http.ResponseWriter, r *http.Request, t tenant, 
 // trouble is a page about the provider, with the way to a code where the
 // fallback allows it.
 func (d *federationDesk) trouble(w http.ResponseWriter, r *http.Request, t tenant, p flow.Pending, addr string, status int, title, text templates.Message) {
-	data := templates.PageData{Email: addr, RD: safeRD(p.RD, t), CSRF: d.csrf.token(t, p.Nonce)}
 	words := d.pages.words(r)
-	data.Heading, data.Message = words.Say(title, nil), words.Say(text, nil)
-	if d.fallback {
-		data.Fallback = true
+	data := templates.PageData{
+		Email: addr, RD: safeRD(p.RD, t), CSRF: d.csrf.token(t, p.Nonce), Fallback: d.fallback,
+		Heading: words.Say(title, nil), Message: words.Say(text, nil),
 	}
 	d.pages.page(w, r, t, status, templates.PageFederation, data)
 }
@@ -324,11 +319,7 @@ func (d *federationDesk) getCallback(w http.ResponseWriter, r *http.Request, t t
 	var s flow.Session
 	var needsConsent bool
 	if err == nil {
-		var notAfter time.Time
-		if d.tokenExpiry[prov.Name()] {
-			notAfter = id.Expiry
-		}
-		s, needsConsent, err = d.service.FederatedSignIn(r.Context(), t.Key, id.Email, federatedPrefix+prov.Name(), notAfter)
+		s, needsConsent, err = d.service.FederatedSignIn(r.Context(), t.Key, id.Email, federatedPrefix+prov.Name(), prov.SessionNotAfter(id))
 	}
 	if errors.Is(err, federation.ErrUnavailable) {
 		d.trouble(w, r, t, p, trip.Email, http.StatusServiceUnavailable, templates.OIDCUnavailableTitle, templates.OIDCUnavailableText)

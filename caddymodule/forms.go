@@ -153,7 +153,7 @@ func readForm(w http.ResponseWriter, r *http.Request, names ...string) (map[stri
 // checkFormOrigin refuses cross-site posts and forms whose CSRF token does not
 // belong to this browser.
 func (g *Gateway) checkFormOrigin(w http.ResponseWriter, r *http.Request, t tenant, binding, token string) bool {
-	if crossOrigin.Check(r) != nil || !g.csrf.ok(t, binding, token) {
+	if !g.csrf.fromThisBrowser(r, t, binding, token) {
 		g.pages.errorPage(w, r, t, http.StatusForbidden, templates.FormExpiredTitle, templates.FormExpiredText, nil,
 			link{t.Base() + "signin", templates.ActionGoToSignin})
 		return false

@@ -113,7 +113,7 @@ func (d *passkeyDesk) readForm(w http.ResponseWriter, r *http.Request, t tenant)
 		return nil, false
 	}
 	p, _ := d.pending.load(r, t, form["csrf"])
-	if crossOrigin.Check(r) != nil || !d.csrf.ok(t, p.Nonce, form["csrf"]) {
+	if !d.csrf.fromThisBrowser(r, t, p.Nonce, form["csrf"]) {
 		d.pages.errorPage(w, r, t, http.StatusForbidden, templates.FormExpiredTitle, templates.FormExpiredText, nil,
 			link{safeRD(form["rd"], t), templates.ActionContinue})
 		return nil, false
@@ -130,7 +130,7 @@ func (d *passkeyDesk) ceremonyRequest(w http.ResponseWriter, r *http.Request, t 
 	}
 	token := r.Header.Get(csrfHeader)
 	p, _ := d.pending.load(r, t, token)
-	if crossOrigin.Check(r) != nil || !d.csrf.ok(t, p.Nonce, token) {
+	if !d.csrf.fromThisBrowser(r, t, p.Nonce, token) {
 		d.answer(w, r, http.StatusForbidden, templates.PasskeyPageOld)
 		return p, false
 	}

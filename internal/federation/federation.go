@@ -41,6 +41,8 @@ type Config struct {
 	Scopes       []string          // "openid" is always asked for
 	Domains      []string          // the addresses it serves, in the allow list's forms
 	Claims       map[string]string // claims the ID token must carry with these values (Entra's tid, Google's hd)
+	// UseTokenExpiry ends the provider's sessions when its ID token expires.
+	UseTokenExpiry bool
 }
 
 // Provider is a configured provider, its discovery fetched on first need
@@ -265,6 +267,16 @@ func (p *Provider) Finish(ctx context.Context, trip Trip, code, redirectURI stri
 		}
 	}
 	return Identity{Email: email, Subject: idt.Subject, Expiry: idt.Expiry}, nil
+}
+
+// SessionNotAfter is when a session from id must end at the latest: the ID
+// token's expiry where the provider is so configured, else zero (the
+// gateway's session TTL alone).
+func (p *Provider) SessionNotAfter(id Identity) time.Time {
+	if !p.cfg.UseTokenExpiry {
+		return time.Time{}
+	}
+	return id.Expiry
 }
 
 // TripKey names a trip in the store: the state, hashed, so the store never
