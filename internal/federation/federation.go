@@ -68,6 +68,10 @@ const answeredWithin = 2 * time.Second
 // that is down is asked once per this, not on every guest's request.
 const retryAfter = 10 * time.Second
 
+// discoveryTimeout bounds one fetch of a provider's configuration: a
+// config load with a provider that does not answer waits this long.
+const discoveryTimeout = 3 * time.Second
+
 // New checks cfg and returns its provider; nothing is fetched yet.
 func New(cfg Config) (*Provider, error) {
 	switch {
@@ -107,9 +111,11 @@ func (p *Provider) Discover(ctx context.Context) (*oidc.Provider, error) {
 	if p.lastErr != nil && time.Since(p.triedAt) < retryAfter {
 		return nil, p.lastErr
 	}
-	// The discovery's own context lives on: go-oidc fetches the provider's
-	// keys with it later.
-	d, err := oidc.NewProvider(oidc.ClientContext(context.WithoutCancel(ctx), p.client), p.cfg.Issuer)
+	// Bounded, since a load waits for it; go-oidc keeps the context's values
+	// (the client), not its deadline, for fetching the provider's keys later.
+	ctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
+	defer cancel()
+	d, err := oidc.NewProvider(oidc.ClientContext(ctx, p.client), p.cfg.Issuer)
 	p.triedAt = time.Now()
 	if err != nil {
 		p.lastErr = fmt.Errorf("%w: provider %s at %s: %v", ErrUnavailable, p.cfg.Name, p.cfg.Issuer, err)
