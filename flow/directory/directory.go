@@ -278,11 +278,23 @@ func (d *Directory) Update(ctx context.Context, tenant, email string, now time.T
 		if !exists {
 			return Guest{}, ErrNotFound
 		}
+		if err := d.index(ctx, g, true, now); err != nil {
+			return Guest{}, err
+		}
 		return g, d.kv.Delete(ctx, k)
+	}
+	// Each change gets its own update time, even under a stopped clock:
+	// the index tells a change done from one under way by it.
+	if next := g.UpdatedAt.Add(time.Nanosecond); now.Before(next) {
+		now = next
 	}
 	g.UpdatedAt = now.UTC()
 	data, err := json.Marshal(g)
 	if err != nil {
+		return Guest{}, err
+	}
+	// The index first: see index.go for why that order survives a crash.
+	if err := d.index(ctx, g, false, now); err != nil {
 		return Guest{}, err
 	}
 	return g, d.kv.Store(ctx, k, data)

@@ -1,7 +1,9 @@
 package directory
 
 import (
+	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -72,7 +74,8 @@ func (q Query) Matches(g Guest) bool {
 	return true
 }
 
-// Find returns the page of tenant's guests that q asks for.
+// Find returns the page of tenant's guests that q asks for. It reads the
+// index and the page's records: what it returns is what the records say.
 func (d *Directory) Find(ctx context.Context, tenant string, q Query) (Page, error) {
 	if err := CheckQuery(q); err != nil {
 		return Page{}, err
@@ -81,20 +84,43 @@ func (d *Directory) Find(ctx context.Context, tenant string, q Query) (Page, err
 	if limit == 0 {
 		limit = DefaultPage
 	}
-	all, err := d.List(ctx, tenant)
+	shards, err := d.readIndex(ctx, tenant)
 	if err != nil {
 		return Page{}, err
 	}
-	start, _ := slices.BinarySearchFunc(all, q.After, func(g Guest, after string) int {
-		if strings.Compare(g.Email, after) <= 0 {
-			return -1
+	heads := make(headHeap, 0, len(shards))
+	for _, entries := range shards {
+		start, _ := slices.BinarySearchFunc(entries, q.After, func(e entry, after string) int {
+			if strings.Compare(e.email, after) <= 0 {
+				return -1
+			}
+			return 1
+		})
+		if start < len(entries) {
+			heads = append(heads, entries[start:])
 		}
-		return 1
-	})
+	}
+	heap.Init(&heads)
 	page := Page{Guests: []Guest{}}
-	for _, g := range all[start:] {
-		if !q.Matches(g) {
+	for heads.Len() > 0 {
+		e := heads[0][0]
+		if heads[0] = heads[0][1:]; len(heads[0]) == 0 {
+			heap.Pop(&heads)
+		} else {
+			heap.Fix(&heads, 0)
+		}
+		if !e.matches(q) {
 			continue
+		}
+		g, err := d.load(ctx, key(tenant, e.email))
+		if errors.Is(err, ErrNotFound) {
+			continue // removed, or its creation never finished
+		}
+		if err != nil {
+			return Page{}, err
+		}
+		if !q.Matches(g) {
+			continue // a pending entry whose change is under way
 		}
 		if len(page.Guests) == limit {
 			page.Next = page.Guests[len(page.Guests)-1].Email
@@ -103,4 +129,19 @@ func (d *Directory) Find(ctx context.Context, tenant string, q Query) (Page, err
 		page.Guests = append(page.Guests, g)
 	}
 	return page, nil
+}
+
+// headHeap merges the shards: each element is the rest of one shard, and
+// the smallest next address is on top.
+type headHeap [][]entry
+
+func (h headHeap) Len() int           { return len(h) }
+func (h headHeap) Less(i, j int) bool { return h[i][0].email < h[j][0].email }
+func (h headHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *headHeap) Push(x any)        { *h = append(*h, x.([]entry)) }
+func (h *headHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
