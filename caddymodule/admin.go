@@ -106,10 +106,11 @@ func apiError(status int, format string, args ...any) error {
 	return caddy.APIError{HTTPStatus: status, Err: err, Message: err.Error()}
 }
 
-// directory is the guest directory of the loaded config (its storage), or
-// the one this admin endpoint was provisioned with.
-func (a *AdminAPI) directory() *directory.Directory {
-	for _, g := range gateways.loaded() {
+// directory is the guest directory of the loaded gateway that serves the
+// tenant key (its store's or Caddy's storage), or the one this admin
+// endpoint was provisioned with.
+func (a *AdminAPI) directory(tenant string) *directory.Directory {
+	for _, g := range servingGateways(tenant) {
 		return g.guests.Directory
 	}
 	return a.dir
@@ -153,7 +154,7 @@ func (a *AdminAPI) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiError(http.StatusBadRequest, "%v", err)
 	}
-	page, err := a.directory().Find(r.Context(), tenant, q)
+	page, err := a.directory(tenant).Find(r.Context(), tenant, q)
 	if err != nil {
 		return apiError(http.StatusInternalServerError, "listing guests: %v", err)
 	}
@@ -207,7 +208,7 @@ func (a *AdminAPI) guestRecord(r *http.Request) (directory.Guest, error) {
 	if err != nil {
 		return directory.Guest{}, err
 	}
-	g, err := a.directory().Get(r.Context(), tenant, email)
+	g, err := a.directory(tenant).Get(r.Context(), tenant, email)
 	if errors.Is(err, directory.ErrNotFound) {
 		return g, apiError(http.StatusNotFound, "%s is not a guest of %s", email, tenant)
 	} else if err != nil {
@@ -225,7 +226,7 @@ func (a *AdminAPI) changer(event, step string, op func(*directory.Directory, con
 		if err != nil {
 			return err
 		}
-		g, err := op(a.directory(), r.Context(), tenant, email, time.Now())
+		g, err := op(a.directory(tenant), r.Context(), tenant, email, time.Now())
 		if errors.Is(err, directory.ErrNotFound) {
 			return apiError(http.StatusNotFound, "%s is not a guest of %s", email, tenant)
 		} else if err != nil {
@@ -312,7 +313,7 @@ func (a *AdminAPI) invite(w http.ResponseWriter, r *http.Request) error {
 			return apiError(http.StatusBadRequest, "url: %v", err)
 		}
 	}
-	g, created, undo, err := a.directory().Invite(r.Context(), tenant, email, inv, now)
+	g, created, undo, err := a.directory(tenant).Invite(r.Context(), tenant, email, inv, now)
 	if err != nil {
 		return apiError(http.StatusInternalServerError, "writing the guest: %v", err)
 	}

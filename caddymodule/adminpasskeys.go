@@ -66,7 +66,7 @@ func (a *AdminAPI) deletePasskey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || len(id) == 0 {
 		return apiError(http.StatusBadRequest, "passkey id %q: use the id the passkeys list shows (base64url)", r.PathValue("id"))
 	}
-	g, err := a.directory().DeletePasskey(r.Context(), tenant, email, id, time.Now())
+	g, err := a.directory(tenant).DeletePasskey(r.Context(), tenant, email, id, time.Now())
 	switch {
 	case errors.Is(err, directory.ErrNotFound):
 		return apiError(http.StatusNotFound, "%s is not a guest of %s", email, tenant)

@@ -167,6 +167,10 @@ func TestUnmarshalCaddyfileRedisStore(t *testing.T) {
 	if err != nil || !strings.Contains(string(g.StoreRaw), `"session_cache":-1`) {
 		t.Errorf("session_cache off: %s %v", g.StoreRaw, err)
 	}
+	g, err = parse(t, "email_otp {\n allow *\n store redis {\n guest_directory\n }\n}")
+	if err != nil || !strings.Contains(string(g.StoreRaw), `"guest_directory":true`) {
+		t.Errorf("guest_directory: %s %v", g.StoreRaw, err)
+	}
 	g, err = parse(t, "email_otp {\n allow *\n store redis rediss://u:p@redis.internal:6380/1\n}")
 	if err != nil || !strings.Contains(string(g.StoreRaw), `"url":"rediss://u:p@redis.internal:6380/1"`) {
 		t.Errorf("url form: %s %v", g.StoreRaw, err)

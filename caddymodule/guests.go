@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow/directory"
+	"github.com/otpgate/caddy-email-otp/internal/store/redisstore"
 )
 
 // guestCacheTTL bounds how stale another node's view of a guest may be: a
@@ -33,11 +34,16 @@ type guestBook struct {
 	stop    func()    // stops following the feed
 }
 
-// openGuestBook returns the pooled directory of the config's storage,
-// following the store's change feed if it has one. Every call must be paired
-// with close.
+// openGuestBook returns the pooled directory of the store's guest storage
+// (store redis with guest_directory) or else of Caddy's storage, following the store's change
+// feed if it has one. Every call must be paired with close.
 func openGuestBook(ctx caddy.Context, storeModule any) (*guestBook, error) {
-	st := ctx.Storage()
+	var st directory.KV = ctx.Storage()
+	if own, ok := storeModule.(guestStorer); ok {
+		if gs := own.GuestStorage(); gs != nil {
+			st = gs
+		}
+	}
 	key := fmt.Sprintf("%T %+v", st, st)
 	dir, err := loadPooled(directories, key, func() *directory.Directory {
 		return directory.New(st, 100_000, guestCacheTTL)
@@ -62,6 +68,12 @@ func openGuestBook(ctx caddy.Context, storeModule any) (*guestBook, error) {
 func (b *guestBook) close() {
 	b.stop()
 	_, _ = directories.Delete(b.poolKey)
+}
+
+// guestStorer is a store that may keep the guest directory itself (store
+// redis with guest_directory): nodes that share it share their guests.
+type guestStorer interface {
+	GuestStorage() *redisstore.GuestStorage
 }
 
 // guestFeed is a store that tells every node when a guest's record changes

@@ -156,6 +156,11 @@ type RedisStore struct {
 	// the subscription is down the node asks Redis on every request.
 	// Negative: always ask Redis. Default: 1s.
 	SessionCache caddy.Duration `json:"session_cache,omitempty"`
+	// Keep the guest directory (records, their index, passkey owners) in
+	// this Redis instead of Caddy's storage, so nodes need no shared
+	// storage for guests. Invitations then live only in Redis: use it with
+	// a Redis that persists (AOF or RDB). Default: false.
+	GuestDirectory bool `json:"guest_directory,omitempty"`
 
 	*redisstore.Store
 	poolKey string
@@ -245,6 +250,15 @@ func (s *RedisStore) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// GuestStorage is where the guest directory lives when guest_directory
+// is on; nil keeps it in Caddy's storage.
+func (s *RedisStore) GuestStorage() *redisstore.GuestStorage {
+	if !s.GuestDirectory {
+		return nil
+	}
+	return s.Store.GuestStorage()
+}
+
 // defaultSessionCache is session_cache's default: sign-out is seen by every
 // node at once, and within a second even if the announcement is lost.
 const defaultSessionCache = time.Second
@@ -273,6 +287,7 @@ func (s *RedisStore) Cleanup() error {
 //		dial_timeout <duration>
 //		session_grace <duration>
 //		session_cache <duration>|off
+//		guest_directory                  # keep the guests in this Redis (it must persist)
 //	}]
 func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the module name
@@ -282,7 +297,7 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 	}
-	flags := map[string]*bool{"tls": &s.TLS, "cluster": &s.Cluster}
+	flags := map[string]*bool{"tls": &s.TLS, "cluster": &s.Cluster, "guest_directory": &s.GuestDirectory}
 	return unmarshalBlock(d, "store redis", flags, func(opt, val string) error {
 		var err error
 		switch opt {
@@ -313,7 +328,7 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				s.SessionCache, err = parsePositiveDuration(opt, val)
 			}
 		default:
-			return fmt.Errorf("unknown option %q (use address, username, password, db, tls, ca_file, cluster, master_name, key_prefix, dial_timeout, session_grace, session_cache)", opt)
+			return fmt.Errorf("unknown option %q (use address, username, password, db, tls, ca_file, cluster, master_name, key_prefix, dial_timeout, session_grace, session_cache, guest_directory)", opt)
 		}
 		return err
 	})

@@ -137,6 +137,7 @@ const prefix = "email_otp/guests"
 type Directory struct {
 	kv    KV
 	cache *Cache
+	late  *lateIndex
 }
 
 // Cache holds recently read records; directories that share one see each
@@ -160,8 +161,14 @@ func New(kv KV, cacheSize int, ttl time.Duration) *Directory {
 
 // WithCache returns a directory on kv that shares cache.
 func WithCache(kv KV, cache *Cache) *Directory {
-	return &Directory{kv: kv, cache: cache}
+	d := &Directory{kv: kv, cache: cache}
+	d.late = newLateIndex(d)
+	return d
 }
+
+// Close writes the last sign-ins still owed to the index. A directory
+// that is never closed leaves that to the next node's repair.
+func (d *Directory) Close() error { return d.late.close(context.Background()) }
 
 // tenantDir is the storage folder of a tenant's records. PathEscape leaves
 // dots alone: "." and ".." (which no gateway produces) are escaped here too,
@@ -270,6 +277,7 @@ func (d *Directory) Update(ctx context.Context, tenant, email string, now time.T
 	if !exists {
 		g = Guest{Tenant: tenant, Email: email, Source: SourceOTP}
 	}
+	indexed := entryOf(g)
 	remove, err := change(&g, exists)
 	if err != nil {
 		return Guest{}, err
@@ -293,11 +301,29 @@ func (d *Directory) Update(ctx context.Context, tenant, email string, now time.T
 	if err != nil {
 		return Guest{}, err
 	}
-	// The index first: see index.go for why that order survives a crash.
-	if err := d.index(ctx, g, false, now); err != nil {
+	late := false
+	switch changed := entryOf(g); {
+	case !exists || changed.status != indexed.status || changed.source != indexed.source:
+		// The index first: see index.go for why that order survives a
+		// crash.
+		if err := d.index(ctx, g, false, now); err != nil {
+			return Guest{}, err
+		}
+	case changed.lastSignIn != indexed.lastSignIn:
+		// A returning guest's sign-in: see lateindex.go. The marker is
+		// written before the record, the entry queued after it.
+		if err := d.late.start(ctx); err != nil {
+			return Guest{}, err
+		}
+		late = true
+	}
+	if err := d.kv.Store(ctx, k, data); err != nil {
 		return Guest{}, err
 	}
-	return g, d.kv.Store(ctx, k, data)
+	if late {
+		d.late.add(tenant, email)
+	}
+	return g, nil
 }
 
 // VoidSessions ends every session of g issued up to now. Sessions carry whole

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -88,16 +87,18 @@ func (d *Directory) Find(ctx context.Context, tenant string, q Query) (Page, err
 	if err != nil {
 		return Page{}, err
 	}
+	// Each shard's candidates, still in address order; the merge below
+	// then only orders those.
 	heads := make(headHeap, 0, len(shards))
 	for _, entries := range shards {
-		start, _ := slices.BinarySearchFunc(entries, q.After, func(e entry, after string) int {
-			if strings.Compare(e.email, after) <= 0 {
-				return -1
+		var candidates []entry
+		for _, e := range entries {
+			if e.email > q.After && e.matches(q) {
+				candidates = append(candidates, e)
 			}
-			return 1
-		})
-		if start < len(entries) {
-			heads = append(heads, entries[start:])
+		}
+		if len(candidates) > 0 {
+			heads = append(heads, candidates)
 		}
 	}
 	heap.Init(&heads)
@@ -108,9 +109,6 @@ func (d *Directory) Find(ctx context.Context, tenant string, q Query) (Page, err
 			heap.Pop(&heads)
 		} else {
 			heap.Fix(&heads, 0)
-		}
-		if !e.matches(q) {
-			continue
 		}
 		g, err := d.load(ctx, key(tenant, e.email))
 		if errors.Is(err, ErrNotFound) {

@@ -151,18 +151,25 @@ func encodeShard(entries []entry) []byte {
 }
 
 func decodeShard(data []byte) ([]entry, error) {
-	head, rest, ok := bytes.Cut(data, []byte("\n"))
-	if !ok || string(head) != indexFormat {
+	// One string for the shard: every field is a slice of it.
+	text := string(data)
+	head, rest, ok := strings.Cut(text, "\n")
+	if !ok || head != indexFormat {
 		return nil, errDamaged
 	}
-	entries := make([]entry, 0, bytes.Count(rest, []byte("\n")))
+	entries := make([]entry, 0, strings.Count(rest, "\n"))
+	var f [6]string
 	for len(rest) > 0 {
-		var line []byte
-		if line, rest, ok = bytes.Cut(rest, []byte("\n")); !ok {
+		var line string
+		if line, rest, ok = strings.Cut(rest, "\n"); !ok {
 			return nil, errDamaged // cut short
 		}
-		f := strings.Split(string(line), "\t")
-		if len(f) != 6 || (f[0] != "p" && f[0] != "s") {
+		for i := range f {
+			if f[i], line, ok = strings.Cut(line, "\t"); ok != (i < len(f)-1) {
+				return nil, errDamaged
+			}
+		}
+		if f[0] != "p" && f[0] != "s" {
 			return nil, errDamaged
 		}
 		e := entry{pending: f[0] == "p"}
@@ -259,29 +266,59 @@ func (d *Directory) rebuildIndex(ctx context.Context, tenant string) (manifest, 
 	if m, ok, err := d.loadManifest(ctx, tenant); ok || err != nil {
 		return m, err // another node just built it
 	}
+	return d.buildIndex(ctx, tenant)
+}
+
+// buildIndex writes every shard of the tenant's index from the records
+// (keeping the pending entries of changes under way), then the manifest.
+func (d *Directory) buildIndex(ctx context.Context, tenant string) (manifest, error) {
 	keys, err := d.recordKeys(ctx, tenant)
 	if err != nil {
 		return manifest{}, err
 	}
 	var m manifest
-	for s := range shardCount {
-		shard := byte(s)
-		if len(keys[shard]) == 0 {
-			continue
-		}
-		if err := d.withShard(ctx, tenant, shard, func() error {
+	for shard := range keys {
+		m.set(shard)
+	}
+	err = eachShard(m, func(shard byte) error {
+		return d.withShard(ctx, tenant, shard, func() error {
 			old, _, _ := d.readShard(ctx, tenant, shard) // a damaged one is replaced whole
 			entries, err := d.entriesFromRecords(ctx, keys[shard], old)
 			if err != nil {
 				return err
 			}
 			return d.kv.Store(ctx, shardKey(tenant, shard), encodeShard(entries))
-		}); err != nil {
-			return manifest{}, err
-		}
-		m.set(shard)
+		})
+	})
+	if err != nil {
+		return manifest{}, err
+	}
+	if err := d.registerTenant(ctx, tenant); err != nil {
+		return manifest{}, err
 	}
 	return m, d.storeManifest(ctx, tenant, m)
+}
+
+// eachShard runs fn for every shard m names, shardReaders at a time.
+func eachShard(m manifest, fn func(shard byte) error) error {
+	errs := make([]error, shardCount)
+	var wg sync.WaitGroup
+	next := make(chan byte)
+	for range shardReaders {
+		wg.Go(func() {
+			for s := range next {
+				errs[s] = fn(s)
+			}
+		})
+	}
+	for s := range shardCount {
+		if m.has(byte(s)) {
+			next <- byte(s)
+		}
+	}
+	close(next)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // recordKeys lists the storage keys of the tenant's records by shard.
@@ -445,22 +482,9 @@ func (d *Directory) readIndex(ctx context.Context, tenant string) ([][]entry, er
 		return nil, err
 	}
 	shards := make([][]entry, shardCount)
-	errs := make([]error, shardCount)
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range shardReaders {
-		wg.Go(func() {
-			for s := range next {
-				shards[s], errs[s] = d.shardEntries(ctx, tenant, byte(s), m)
-			}
-		})
-	}
-	for s := range shardCount {
-		if m.has(byte(s)) {
-			next <- s
-		}
-	}
-	close(next)
-	wg.Wait()
-	return shards, errors.Join(errs...)
+	err = eachShard(m, func(s byte) (err error) {
+		shards[s], err = d.shardEntries(ctx, tenant, s, m)
+		return err
+	})
+	return shards, err
 }
