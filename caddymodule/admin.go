@@ -65,9 +65,9 @@ func (a *AdminAPI) Provision(ctx caddy.Context) error {
 		"GET /email-otp/guests/{tenant}":                          a.list,
 		"POST /email-otp/guests/{tenant}":                         a.invite,
 		"GET /email-otp/guests/{tenant}/{email}":                  a.get,
-		"DELETE /email-otp/guests/{tenant}/{email}":               a.changer("guest deleted", "", (*directory.Directory).Delete),
+		"DELETE /email-otp/guests/{tenant}/{email}":               a.changer("guest deleted", "guest_deleted", (*directory.Directory).Delete),
 		"POST /email-otp/guests/{tenant}/{email}/revoke":          a.changer("guest revoked", "revoked", (*directory.Directory).Revoke),
-		"POST /email-otp/guests/{tenant}/{email}/reset":           a.changer("guest redemption reset", "", (*directory.Directory).Reset),
+		"POST /email-otp/guests/{tenant}/{email}/reset":           a.changer("guest redemption reset", "guest_reset", (*directory.Directory).Reset),
 		"GET /email-otp/guests/{tenant}/{email}/passkeys":         a.listPasskeys,
 		"DELETE /email-otp/guests/{tenant}/{email}/passkeys/{id}": a.deletePasskey,
 		"/email-otp/guests/":                                      a.notAnOperation,
@@ -170,7 +170,7 @@ type guestPage struct {
 
 // guestQuery reads a list's search, filters and cursor: q (part of the
 // address, "@domain" for a domain), status, source (otp, passkey, oidc,
-// oidc:<name>), signed_in_after and signed_in_before (RFC 3339), after
+// oidc:<name>), signed_in_after and signed_in_before (RFC 3339, or a day), after
 // (the cursor), limit.
 func guestQuery(v url.Values) (directory.Query, error) {
 	q := directory.Query{Search: v.Get("q"), Status: directory.Status(v.Get("status")), Source: v.Get("source"), After: v.Get("after")}
@@ -185,7 +185,11 @@ func guestQuery(v url.Values) (directory.Query, error) {
 		if raw := v.Get(name); raw != "" {
 			at, err := time.Parse(time.RFC3339, raw)
 			if err != nil {
-				return q, fmt.Errorf("%s %q: use an RFC 3339 time such as 2026-12-01T00:00:00Z", name, raw)
+				// A day, as the console's date fields send it: its start, UTC.
+				at, err = time.Parse(time.DateOnly, raw)
+			}
+			if err != nil {
+				return q, fmt.Errorf("%s %q: use an RFC 3339 time such as 2026-12-01T00:00:00Z, or a day such as 2026-12-01", name, raw)
 			}
 			*field = &at
 		}
@@ -237,16 +241,24 @@ func (a *AdminAPI) changer(event, step string, op func(*directory.Directory, con
 	}
 }
 
-// changed tells the other nodes that an admin changed a guest, and writes
-// the admin log line and, where the change is also a sign-in step, the
-// funnel's step.
+// changed tells the other nodes that an admin changed a guest through the
+// API (see guestChanged).
 func (a *AdminAPI) changed(r *http.Request, event, step, tenant, email string) {
-	announceGuestChange(r.Context(), a.logger, tenant, email)
-	a.logger.Info(event, zap.String("tenant", tenant), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
+	guestChanged(r, a.logger, event, step, tenant, email)
+}
+
+// guestChanged tells the other nodes that an admin changed a guest, and
+// writes the admin log line and, where the change is also a sign-in step,
+// the funnel's step; who says who did it (the console's admin), beside the
+// request's remote address.
+func guestChanged(r *http.Request, logger *zap.Logger, event, step, tenant, email string, who ...zap.Field) {
+	announceGuestChange(r.Context(), logger, tenant, email)
+	fields := append([]zap.Field{zap.String("tenant", tenant), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr)}, who...)
+	logger.Info(event, fields...)
 	if step != "" {
 		id := directory.TenantName(tenant)
-		recordStep(caddy.Log().Named("http.handlers.email_otp.audit"), id, step, "",
-			zap.String("tenant", id), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr))
+		fields[0] = zap.String("tenant", id)
+		recordStep(caddy.Log().Named("http.handlers.email_otp.audit"), id, step, "", fields...)
 	}
 }
 

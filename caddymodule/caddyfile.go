@@ -70,6 +70,8 @@ func parseDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //		namespace    <name>               # default: none; keeps tenants of other sites apart
 //		tenants      <id|pattern...>      # default: host: the site's host names; path: none (required)
 //		display_name [<tenant>] <name>    # default: the tenant id
+//		console      <path>               # default: none; the admins' console, e.g. /admin
+//		admins       [<tenant>] <pattern...> # who may use the console: every tenant, or that one
 //		hsts         <max-age>            # default: off; Strict-Transport-Security on the gateway's HTTPS answers
 //		assertion {                      # default: off
 //			header   <name>               # default X-Auth-Assertion
@@ -224,6 +226,23 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			g.BaseURL = val
+		case "console":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			if g.Console == nil {
+				g.Console = &ConsoleConfig{}
+			}
+			g.Console.Path = val
+		case "admins":
+			args := d.RemainingArgs()
+			if g.Console == nil {
+				g.Console = &ConsoleConfig{}
+			}
+			if err := g.Console.addAdmins(args); err != nil {
+				return d.Err(err.Error())
+			}
 		case "display_name":
 			args := d.RemainingArgs()
 			switch len(args) {

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 	"github.com/otpgate/caddy-email-otp/internal/hygiene"
 	"github.com/otpgate/caddy-email-otp/templates"
 )
@@ -63,6 +64,9 @@ type Gateway struct {
 	// (a catch-all or wildcard address must list them); with tenant path,
 	// none (the config is refused: list them); with tenant static, the one.
 	Tenants []string `json:"tenants,omitempty"`
+	// Console serves the admins' console (guests, their invitations and
+	// sessions) under a path of the gateway's sites. Default: none.
+	Console *ConsoleConfig `json:"console,omitempty"`
 	// How long a code stays valid. Default: 30m.
 	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
 	// How long a session lasts from sign-in, with no sliding. Default: 24h.
@@ -171,6 +175,7 @@ type Gateway struct {
 	taps       tapLinks
 	passkeys   *passkeyDesk    // nil: passkeys are off
 	federation *federationDesk // nil: no providers
+	console    *consoleDesk    // nil: no console
 	identity   identityHeaders
 	fromClient hygiene.Headers  // removed from every request (clientForbidden)
 	assertion  *assertionSigner // nil: no assertion
@@ -227,6 +232,14 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.notMe = notMeLinks{signer: keys.Signer("notme"), now: clock.Now}
 	g.taps = tapLinks{sealer: keys.Sealer("tap")}
 	g.mail = &mailWriter{pages: g.pages, notMe: g.notMe, taps: g.taps, queue: g.queue}
+	var console *consoleAdmins
+	if g.Console != nil {
+		admins, err := newConsoleAdmins(g.Console, g.Block)
+		if err != nil {
+			return err
+		}
+		console = &admins
+	}
 	g.service, err = flow.New(flow.Config{
 		CodeTTL:     time.Duration(g.CodeTTL),
 		SessionTTL:  time.Duration(g.SessionTTL),
@@ -242,7 +255,8 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		Limits:      g.Limits.flowLimits(),
 		Clock:       clock,
 
-		RevealDenied: g.RevealDenied,
+		RevealDenied:   g.RevealDenied,
+		TenantPolicies: console.policies(g.Tenant.Namespace),
 	})
 	if err != nil {
 		return err
@@ -277,6 +291,14 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		fd.store, fd.service, fd.pages, fd.pending, fd.csrf = g.modules.store, g.service, g.pages, g.pending, g.csrf
 		fd.links, fd.log, fd.clock, fd.start = g.links, g.log, clock, g.startSession
 		fd.discoverAll(ctx)
+	}
+	if console != nil {
+		root := strings.TrimSuffix(g.Console.Path, "/") + "/"
+		g.console = &consoleDesk{
+			root: root, tenant: tenant{Key: consoleKey(g.Tenant.Namespace), ID: consoleTenantID, Root: root, Named: true},
+			admins: *console, tenants: g.tenants, tenantOf: g.servedTenant, guests: g.guests, service: g.service,
+			pages: g.pages, csrf: g.csrf, log: g.log, clock: clock, session: g.sessionOf, signIn: g.askToSignIn, endpoint: g.serveEndpoint,
+		}
 	}
 	g.endpoints = g.endpointTable()
 	gateways.add(g)
@@ -325,6 +347,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
+	if g.console != nil && g.console.owns(r.URL.Path) {
+		g.console.serve(w, r)
+		return nil
+	}
 	if r.URL.Path == "/"+reservedSegment+"/outbox" {
 		g.serveOutbox(w, r, tenant{Root: "/"})
 		return nil
@@ -392,6 +418,25 @@ func (g *Gateway) resolveTenant(r *http.Request) (tenant, error) {
 	}
 	t.Named = named
 	return t, nil
+}
+
+// servedTenant is the tenant of id that this gateway serves, rooted where
+// its requests are, or false.
+func (g *Gateway) servedTenant(id string) (tenant, bool) {
+	key, ok := g.Tenant.produces(directory.TenantKey(g.Tenant.Namespace, g.Tenant.From, id))
+	if !ok {
+		return tenant{}, false
+	}
+	id = directory.TenantName(key)
+	served, named := g.tenants.admit(id)
+	if !served {
+		return tenant{}, false
+	}
+	root := "/"
+	if g.Tenant.From == TenantFromPath {
+		root = g.Tenant.Prefix + id + "/"
+	}
+	return tenant{Key: key, ID: id, Root: root, Named: named}, true
 }
 
 // Interface guards

@@ -72,6 +72,15 @@ func (g *Gateway) checkOptions() (parsedOptions, error) {
 	default:
 		return opts, fmt.Errorf("tenant %q: use host, path [/prefix/] or static NAME", g.Tenant.From)
 	}
+	if c := g.Console; c != nil {
+		p := strings.TrimSuffix(c.Path, "/")
+		switch {
+		case !strings.HasPrefix(p, "/") || !isCleanPath(p+"/") || strings.Contains(p, reservedSegment):
+			return opts, fmt.Errorf("console %q: use a clean path such as /admin", c.Path)
+		case g.Tenant.From == TenantFromPath && strings.HasPrefix(p+"/", g.Tenant.Prefix):
+			return opts, fmt.Errorf("console %q: it is inside the tenants' prefix %s; pick a path outside it, such as /admin", c.Path, g.Tenant.Prefix)
+		}
+	}
 	if ns := g.Tenant.Namespace; ns != "" && !validTenantSegment(ns) {
 		return opts, fmt.Errorf("namespace %q: use letters, digits, '-', '_' or '.'", ns)
 	}

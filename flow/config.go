@@ -15,11 +15,14 @@ type Config struct {
 	CodeLength  int
 	MaxAttempts int
 	Policy      Policy
-	Keys        *Keys
-	Store       Store
-	Dispatcher  Dispatcher
-	Compose     Composer
-	Clock       Clock // default SystemClock
+	// TenantPolicies replace Policy for the tenants (keys) they name: the
+	// console's tenant admits its admins alone.
+	TenantPolicies map[string]Policy
+	Keys           *Keys
+	Store          Store
+	Dispatcher     Dispatcher
+	Compose        Composer
+	Clock          Clock // default SystemClock
 	// Guests is the guest directory: invitations admit, revocations and
 	// deletions end sessions, sign-ins are recorded. Required.
 	Guests *directory.Directory

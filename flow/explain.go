@@ -39,7 +39,8 @@ type Hold struct {
 func (s *Service) Explain(ctx context.Context, tenant, addr string) (Explanation, error) {
 	now := s.cfg.Clock.Now()
 	ex := Explanation{Email: addr}
-	ex.AllowedBy, ex.BlockedBy = s.cfg.Policy.Match(addr)
+	policy := s.policyOf(tenant)
+	ex.AllowedBy, ex.BlockedBy = policy.Match(addr)
 	g, err := s.cfg.Guests.Get(ctx, tenant, addr)
 	switch {
 	case errors.Is(err, directory.ErrNotFound):
@@ -58,7 +59,7 @@ func (s *Service) Explain(ctx context.Context, tenant, addr string) (Explanation
 		ex.Rule, ex.MayGetCodes = "allowed by the pattern "+ex.AllowedBy, true
 	case invited:
 		ex.Rule, ex.MayGetCodes = "invited", true
-	case s.cfg.Policy.InviteOnly():
+	case policy.InviteOnly():
 		ex.Rule = "invite_only, and not invited (or the invitation expired)"
 	default:
 		ex.Rule = "on no allow pattern, and not invited"

@@ -169,7 +169,7 @@ func (s *Service) mayGetCode(ctx context.Context, tenant, addr string, now time.
 	g, err := s.cfg.Guests.Get(ctx, tenant, addr)
 	switch {
 	case errors.Is(err, directory.ErrNotFound):
-		g = directory.Guest{Email: addr}
+		g = directory.Guest{Tenant: tenant, Email: addr}
 	case err != nil:
 		return false, fmt.Errorf("reading the guest directory: %w", err)
 	case g.Status == directory.Revoked:

@@ -19,7 +19,16 @@ func (s *Service) AdmitsGuest(g directory.Guest) bool { return s.admitsAt(g, s.c
 // admitsAt is the policy's answer for a guest at now: not blocked, and
 // allowed by the list or invited.
 func (s *Service) admitsAt(g directory.Guest, now time.Time) bool {
-	return !s.cfg.Policy.Blocked(g.Email) && (s.cfg.Policy.Allowed(g.Email) || g.Invitation(now))
+	p := s.policyOf(g.Tenant)
+	return !p.Blocked(g.Email) && (p.Allowed(g.Email) || g.Invitation(now))
+}
+
+// policyOf is the policy of tenant.
+func (s *Service) policyOf(tenant string) Policy {
+	if p, ok := s.cfg.TenantPolicies[tenant]; ok {
+		return p
+	}
+	return s.cfg.Policy
 }
 
 // Redeem records a sign-in in the guest directory (redeeming an invitation)

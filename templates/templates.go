@@ -39,9 +39,10 @@ const (
 	PageTap        = "tap"
 	PagePasskey    = "passkey"
 	PageFederation = "federation"
+	PageConsole    = "console"
 )
 
-var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox, PageConsent, PageForbidden, PageNotMe, PageTap, PagePasskey, PageFederation}
+var pageNames = []string{PageSignIn, PageVerify, PageSignOut, PageSignedOut, PageError, PageOutbox, PageConsent, PageForbidden, PageNotMe, PageTap, PagePasskey, PageFederation, PageConsole}
 
 // PageData is what every page template receives. Fields a page doesn't use are
 // zero. Everything is escaped by html/template. Pages say their sentences
@@ -74,6 +75,55 @@ type PageData struct {
 	Action     string        // error pages: a link the guest can follow
 	ActionText string
 	Outbox     []OutboxEntry
+	Console    *ConsoleView // console pages
+}
+
+// ConsoleView is what the console's pages show. View is home, guests,
+// guest or confirm.
+type ConsoleView struct {
+	View      string
+	Admin     string // the signed-in admin's address
+	Home      string // the console's root
+	SignOut   string
+	Tenants   []ConsoleTenant // home: the tenants this admin sees
+	AnyTenant bool            // home: the admin sees every tenant, also by id
+	Tenant    ConsoleTenant
+	Query     ConsoleQuery
+	Guests    []ConsoleGuest
+	Next      string // the next page's query string, "" on the last
+	First     string // the first page's, "" on the first
+	Guest     *ConsoleGuest
+	Action    ConsoleAction // confirm: what is asked
+	Done      Message       // what was just done, said above the page
+	DoneEmail string
+}
+
+// ConsoleTenant is a tenant on the console: its id, name and page.
+type ConsoleTenant struct{ ID, Name, Link string }
+
+// ConsoleQuery is the guest list's form as the admin filled it.
+type ConsoleQuery struct{ Search, Status, Source, After, Before string }
+
+// ConsoleGuest is a guest on the console; a guest's page fills every field.
+type ConsoleGuest struct {
+	Email, Status, Source, Provider, InvitedBy, LastSignIn, Link string
+	StatusText, SourceText                                       string // in the admin's language
+	InvitedAt, InviteExpires, RedeemedAt, SessionsNotBefore      string
+	Paths                                                        []string
+	Passkeys                                                     []ConsolePasskey
+	MayGetCodes, Held                                            bool
+	Actions                                                      []ConsoleAction
+}
+
+// ConsolePasskey is one of a guest's passkeys, as admins see it.
+type ConsolePasskey struct{ Device, Created, LastUsed string }
+
+// ConsoleAction is an action on a guest: its name, words and page.
+type ConsoleAction struct {
+	Name    string
+	Label   Message
+	Link    string
+	Confirm Message
 }
 
 // OutboxEntry is a message on the dev outbox page.

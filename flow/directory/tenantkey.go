@@ -10,14 +10,20 @@ import "strings"
 //	host tenants:    contoso.example       (the host name alone, as before)
 //	path tenants:    path:acme
 //	static tenants:  static:docs
+//	a console:       console:console
 //	with a namespace, any of them after "NS/": partners/path:acme
 //
 // The bare id is what backends, pages and metrics see (X-Auth-Tenant).
 
 const (
-	pathKeyPrefix   = "path:"
-	staticKeyPrefix = "static:"
+	pathKeyPrefix    = "path:"
+	staticKeyPrefix  = "static:"
+	consoleKeyPrefix = "console:"
 )
+
+// ConsoleMode is the mode of a gateway console's own tenant, which its
+// admins sign in to: no host, path or static tenant shares its key.
+const ConsoleMode = "console"
 
 // TenantKey is the key of tenant id in mode ("host", "path" or "static"),
 // in namespace ns ("" for none).
@@ -28,6 +34,8 @@ func TenantKey(ns, mode, id string) string {
 		k = pathKeyPrefix + id
 	case "static":
 		k = staticKeyPrefix + id
+	case ConsoleMode:
+		k = consoleKeyPrefix + id
 	}
 	if ns != "" {
 		k = ns + "/" + k
@@ -40,7 +48,7 @@ func TenantName(key string) string {
 	if i := strings.LastIndexByte(key, '/'); i >= 0 {
 		key = key[i+1:]
 	}
-	for _, p := range []string{pathKeyPrefix, staticKeyPrefix} {
+	for _, p := range []string{pathKeyPrefix, staticKeyPrefix, consoleKeyPrefix} {
 		if id, ok := strings.CutPrefix(key, p); ok {
 			return id
 		}

@@ -1,0 +1,435 @@
+package emailotp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
+	"github.com/otpgate/caddy-email-otp/templates"
+)
+
+// ConsoleConfig is the admins' console: server-rendered pages under Path
+// of the gateway's sites where the people who share documents see their
+// guests and act on them. Admins sign in through the gateway itself (a
+// code, a passkey or their provider), as a tenant of its own, so a guest's
+// session never opens the console and an admin's never opens a document.
+type ConsoleConfig struct {
+	// Path, like /admin: the console answers it and everything below.
+	Path string `json:"path"`
+	// Admins of every tenant of the gateway, as allow patterns
+	// (*@contoso.com, alice@fabrikam.com).
+	Admins []string `json:"admins,omitempty"`
+	// TenantAdmins, by tenant id, see and change that tenant alone.
+	TenantAdmins map[string][]string `json:"tenant_admins,omitempty"`
+}
+
+// addAdmins reads one admins line: patterns for every tenant, or a tenant
+// id (it has no '@') and patterns for it.
+func (c *ConsoleConfig) addAdmins(args []string) error {
+	if len(args) > 0 && !strings.Contains(args[0], "@") {
+		if len(args) == 1 {
+			return fmt.Errorf("admins %s: give the tenant's admins after its id (alice@contoso.com, *@contoso.com)", args[0])
+		}
+		if c.TenantAdmins == nil {
+			c.TenantAdmins = map[string][]string{}
+		}
+		c.TenantAdmins[args[0]] = append(c.TenantAdmins[args[0]], args[1:]...)
+		return nil
+	}
+	if len(args) == 0 {
+		return errors.New("admins takes addresses or patterns (alice@contoso.com, *@contoso.com), after a tenant id for that tenant's admins")
+	}
+	c.Admins = append(c.Admins, args...)
+	return nil
+}
+
+// consoleAdmins says who administers which tenant.
+type consoleAdmins struct {
+	all      *flow.Policy // nil: no gateway-wide admins
+	byTenant map[string]flow.Policy
+	signIn   flow.Policy // who may sign in to the console at all
+}
+
+func newConsoleAdmins(c *ConsoleConfig, block []string) (consoleAdmins, error) {
+	var a consoleAdmins
+	every := slices.Clone(c.Admins)
+	if len(c.Admins) > 0 {
+		p, err := flow.NewPolicy(c.Admins, nil, false)
+		if err != nil {
+			return a, fmt.Errorf("admins: %w", err)
+		}
+		a.all = &p
+	}
+	a.byTenant = map[string]flow.Policy{}
+	for id, patterns := range c.TenantAdmins {
+		p, err := flow.NewPolicy(patterns, nil, false)
+		if err != nil {
+			return a, fmt.Errorf("admins %s: %w", id, err)
+		}
+		a.byTenant[id] = p
+		every = append(every, patterns...)
+	}
+	if len(every) == 0 {
+		return a, errors.New("console: list its admins (admins alice@contoso.com, or admins <tenant> alice@contoso.com for one tenant)")
+	}
+	var err error
+	if a.signIn, err = flow.NewPolicy(every, block, false); err != nil {
+		return a, fmt.Errorf("admins: %w", err)
+	}
+	return a, nil
+}
+
+// policies are the flow's tenant policies: the console's tenant admits
+// its admins alone. A nil receiver (no console) has none.
+func (a *consoleAdmins) policies(ns string) map[string]flow.Policy {
+	if a == nil {
+		return nil
+	}
+	return map[string]flow.Policy{consoleKey(ns): a.signIn}
+}
+
+// ofAll reports whether email administers every tenant.
+func (a consoleAdmins) ofAll(email string) bool { return a.all != nil && a.all.Allowed(email) }
+
+// of reports whether email administers tenant id.
+func (a consoleAdmins) of(email, id string) bool {
+	if a.ofAll(email) {
+		return true
+	}
+	p, ok := a.byTenant[id]
+	return ok && p.Allowed(email)
+}
+
+// tenantsOf lists the tenants email administers by name.
+func (a consoleAdmins) tenantsOf(email string, named []string) []string {
+	var ids []string
+	for _, id := range named {
+		if a.of(email, id) {
+			ids = append(ids, id)
+		}
+	}
+	for id := range a.byTenant {
+		if a.of(email, id) && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// consoleTenantID is the console's own tenant, which admins sign in to.
+const consoleTenantID = "console"
+
+// consoleDesk serves the console: its pages, its confirmations and the
+// changes admins make.
+type consoleDesk struct {
+	root     string // "/admin/"
+	tenant   tenant // the console's own, for sign-in and its cookies
+	admins   consoleAdmins
+	tenants  tenantSet
+	tenantOf func(id string) (tenant, bool) // a served tenant by id
+	guests   *guestBook
+	service  *flow.Service
+	pages    *pageRenderer
+	csrf     csrfKey
+	log      signInLog
+	clock    flow.Clock
+	session  func(*http.Request, tenant) (flow.Session, directory.Guest, bool, error)
+	signIn   func(http.ResponseWriter, *http.Request, tenant)
+	endpoint func(http.ResponseWriter, *http.Request, tenant, string)
+}
+
+// consoleKey is the console tenant's key in namespace ns: no host, path or
+// static tenant has it.
+func consoleKey(ns string) string {
+	return directory.TenantKey(ns, directory.ConsoleMode, consoleTenantID)
+}
+
+// owns reports whether the request path is the console's.
+func (c *consoleDesk) owns(p string) bool {
+	return p+"/" == c.root || strings.HasPrefix(p, c.root)
+}
+
+// consoleActions are what an admin may do to a guest, each behind a
+// confirmation.
+var consoleActions = map[string]struct {
+	op                   func(*directory.Directory, context.Context, string, string, time.Time) (directory.Guest, error)
+	event, step          string
+	label, confirm, done templates.Message
+	backToList           bool
+}{
+	"revoke": {(*directory.Directory).Revoke, "guest revoked", "revoked", templates.ConsoleActionRevoke, templates.ConsoleConfirmRevoke, templates.ConsoleDoneRevoke, false},
+	"reset":  {(*directory.Directory).Reset, "guest redemption reset", "guest_reset", templates.ConsoleActionReset, templates.ConsoleConfirmReset, templates.ConsoleDoneReset, false},
+	"delete": {(*directory.Directory).Delete, "guest deleted", "guest_deleted", templates.ConsoleActionDelete, templates.ConsoleConfirmDelete, templates.ConsoleDoneDelete, true},
+}
+
+var consoleActionOrder = []string{"revoke", "reset", "delete"}
+
+// serve answers every request under the console's path.
+func (c *consoleDesk) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path+"/" == c.root {
+		http.Redirect(w, r, c.root, http.StatusPermanentRedirect)
+		return
+	}
+	if rest, ok := strings.CutPrefix(r.URL.Path, c.tenant.Base()); ok {
+		c.endpoint(w, r, c.tenant, rest)
+		return
+	}
+	sess, _, ok, err := c.session(r, c.tenant)
+	if err != nil {
+		c.pages.internalError(w, r, c.tenant, err)
+		return
+	}
+	if !ok {
+		c.signIn(w, r, c.tenant)
+		return
+	}
+	admin := sess.Email
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, c.root), "/")
+	switch {
+	case len(parts) == 1 && parts[0] == "":
+		c.home(w, r, sess)
+		return
+	case len(parts) == 1 && parts[0] == "t":
+		// The home page's "open a tenant" form.
+		c.redirect(w, r, c.root+"t/"+url.PathEscape(r.URL.Query().Get("tenant"))+"/")
+		return
+	case len(parts) < 3 || parts[0] != "t":
+		c.notFound(w, r)
+		return
+	}
+	t, ok := c.tenantOf(parts[1])
+	if !ok || !c.admins.of(admin, t.ID) {
+		// The same answer for a tenant that does not exist and one the
+		// admin may not see: nothing tells them apart.
+		c.forbidden(w, r, sess)
+		return
+	}
+	switch {
+	case len(parts) == 3 && parts[2] == "":
+		c.list(w, r, sess, t)
+	case len(parts) == 4 && parts[2] == "g":
+		c.guest(w, r, sess, t, parts[3], "")
+	case len(parts) == 5 && parts[2] == "g":
+		c.guest(w, r, sess, t, parts[3], parts[4])
+	default:
+		c.notFound(w, r)
+	}
+}
+
+func (c *consoleDesk) redirect(w http.ResponseWriter, r *http.Request, to string) {
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+func (c *consoleDesk) notFound(w http.ResponseWriter, r *http.Request) {
+	c.pages.errorPage(w, r, c.tenant, http.StatusNotFound, templates.NotFoundTitle, templates.ConsoleNoSuchPage, nil,
+		link{c.root, templates.ConsoleBackHome})
+}
+
+func (c *consoleDesk) forbidden(w http.ResponseWriter, r *http.Request, sess flow.Session) {
+	c.log.Info("console refused: not an admin of what was asked", c.log.fields(r, c.tenant, sess.Email, zap.String("path", r.URL.Path))...)
+	c.pages.page(w, r, c.tenant, http.StatusForbidden, templates.PageForbidden, templates.PageData{Email: sess.Email, RD: c.root})
+}
+
+// view starts the page data of a console page.
+func (c *consoleDesk) view(r *http.Request, sess flow.Session, name string) templates.PageData {
+	return templates.PageData{Console: &templates.ConsoleView{
+		View: name, Admin: sess.Email, Home: c.root, SignOut: c.tenant.Base() + "signout",
+	}}
+}
+
+func (c *consoleDesk) home(w http.ResponseWriter, r *http.Request, sess flow.Session) {
+	data := c.view(r, sess, "home")
+	named := make([]string, 0, len(c.tenants.named))
+	for id := range c.tenants.named {
+		named = append(named, id)
+	}
+	for _, id := range c.admins.tenantsOf(sess.Email, named) {
+		data.Console.Tenants = append(data.Console.Tenants, c.tenantLink(id))
+	}
+	data.Console.AnyTenant = c.admins.ofAll(sess.Email)
+	c.pages.page(w, r, c.tenant, http.StatusOK, templates.PageConsole, data)
+}
+
+func (c *consoleDesk) tenantLink(id string) templates.ConsoleTenant {
+	return templates.ConsoleTenant{ID: id, Name: c.pages.displayNames.of(id), Link: c.root + "t/" + url.PathEscape(id) + "/"}
+}
+
+// list is a page of the tenant's guests: the search and filters of the
+// admin API, from a form that works without script.
+func (c *consoleDesk) list(w http.ResponseWriter, r *http.Request, sess flow.Session, t tenant) {
+	data := c.view(r, sess, "guests")
+	v := data.Console
+	v.Tenant = c.tenantLink(t.ID)
+	form := r.URL.Query()
+	v.Query = templates.ConsoleQuery{Search: form.Get("q"), Status: form.Get("status"), Source: form.Get("source"),
+		After: form.Get("signed_in_after"), Before: form.Get("signed_in_before")}
+	if a, ok := consoleActions[form.Get("done")]; ok {
+		v.Done, v.DoneEmail = a.done, form.Get("q")
+	}
+	form.Del("done")
+	q, err := guestQuery(form)
+	if err != nil {
+		data.FieldError = c.pages.words(r).Say(templates.ConsoleBadFilter, nil)
+		c.pages.page(w, r, c.tenant, http.StatusBadRequest, templates.PageConsole, data)
+		return
+	}
+	q.Limit = directory.DefaultPage
+	page, err := c.guests.Find(r.Context(), t.Key, q)
+	if err != nil {
+		c.pages.internalError(w, r, c.tenant, err)
+		return
+	}
+	for _, g := range page.Guests {
+		v.Guests = append(v.Guests, c.guestRow(c.pages.words(r), t, g))
+	}
+	if page.Next != "" {
+		next := url.Values{}
+		for k, vals := range form {
+			next[k] = vals
+		}
+		next.Set("after", page.Next)
+		v.Next = "?" + next.Encode()
+	}
+	if q.After != "" {
+		form.Del("after")
+		v.First = "?" + form.Encode()
+	}
+	c.pages.page(w, r, c.tenant, http.StatusOK, templates.PageConsole, data)
+}
+
+func (c *consoleDesk) guestRow(words templates.Words, t tenant, g directory.Guest) templates.ConsoleGuest {
+	row := templates.ConsoleGuest{
+		Email: g.Email, Status: string(g.Status), Source: sourceKind(g.Source), Provider: strings.TrimPrefix(g.Source, "oidc:"),
+		InvitedBy: g.InvitedBy, LastSignIn: consoleTime(g.LastSignIn),
+		Link:       c.root + "t/" + url.PathEscape(t.ID) + "/g/" + url.PathEscape(g.Email),
+		StatusText: words.Say(templates.Message("console_status_"+string(g.Status)), nil),
+	}
+	switch row.Source {
+	case "oidc":
+		row.SourceText = words.Say(templates.ConsoleSourceProvider, templates.Vars{"Provider": row.Provider})
+	case directory.SourceOTP, directory.SourcePasskey:
+		row.SourceText = words.Say(templates.Message("console_source_"+row.Source), nil)
+	}
+	return row
+}
+
+// sourceKind is the kind of a guest's source the pages have words for.
+func sourceKind(source string) string {
+	if strings.HasPrefix(source, "oidc:") {
+		return "oidc"
+	}
+	return source
+}
+
+// consoleTime shows a moment to admins: in UTC, to the minute.
+func consoleTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// guest is a guest's page (action ""), an action's confirmation (GET) or
+// the action itself (POST).
+func (c *consoleDesk) guest(w http.ResponseWriter, r *http.Request, sess flow.Session, t tenant, rawEmail, action string) {
+	email, err := flow.ParseAddress(rawEmail)
+	if err != nil {
+		c.notFound(w, r)
+		return
+	}
+	act, known := consoleActions[action]
+	if action != "" && !known {
+		c.notFound(w, r)
+		return
+	}
+	if r.Method == http.MethodPost {
+		if !known {
+			w.Header().Set("Allow", "GET, HEAD")
+			c.pages.errorPage(w, r, c.tenant, http.StatusMethodNotAllowed, templates.NotAllowedTitle, templates.NotAllowedText, nil)
+			return
+		}
+		c.act(w, r, sess, t, email, action)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", map[bool]string{true: "GET, HEAD, POST", false: "GET, HEAD"}[known])
+		c.pages.errorPage(w, r, c.tenant, http.StatusMethodNotAllowed, templates.NotAllowedTitle, templates.NotAllowedText, nil)
+		return
+	}
+	g, err := c.guests.Get(r.Context(), t.Key, email)
+	if errors.Is(err, directory.ErrNotFound) {
+		c.pages.errorPage(w, r, c.tenant, http.StatusNotFound, templates.NotFoundTitle, templates.ConsoleNoSuchGuest,
+			templates.Vars{"Email": email}, link{c.tenantLink(t.ID).Link, templates.ConsoleBackToGuests})
+		return
+	}
+	if err != nil {
+		c.pages.internalError(w, r, c.tenant, err)
+		return
+	}
+	data := c.view(r, sess, "guest")
+	v := data.Console
+	v.Tenant = c.tenantLink(t.ID)
+	row := c.guestRow(c.pages.words(r), t, g)
+	v.Guest = &row
+	row.InvitedAt, row.InviteExpires = consoleTime(g.InvitedAt), consoleTime(g.InviteExpires)
+	row.RedeemedAt, row.SessionsNotBefore = consoleTime(g.RedeemedAt), consoleTime(g.SessionsNotBefore)
+	row.Paths = g.Paths
+	for _, pk := range g.Passkeys {
+		row.Passkeys = append(row.Passkeys, templates.ConsolePasskey{Device: pk.Device, Created: consoleTime(&pk.CreatedAt), LastUsed: consoleTime(pk.LastUsed)})
+	}
+	if ex, err := c.service.Explain(r.Context(), t.Key, email); err == nil {
+		row.MayGetCodes, row.Held = ex.MayGetCodes, len(ex.Holds) > 0
+	}
+	for _, name := range consoleActionOrder {
+		row.Actions = append(row.Actions, templates.ConsoleAction{Name: name, Label: consoleActions[name].label, Link: row.Link + "/" + name})
+	}
+	if a, ok := consoleActions[r.URL.Query().Get("done")]; ok {
+		v.Done, v.DoneEmail = a.done, email
+	}
+	if action != "" {
+		data.Console.View = "confirm"
+		data.CSRF = c.csrf.token(c.tenant, sess.ID)
+		v.Action = templates.ConsoleAction{Name: action, Label: act.label, Link: row.Link + "/" + action, Confirm: act.confirm}
+	}
+	c.pages.page(w, r, c.tenant, http.StatusOK, templates.PageConsole, data)
+}
+
+// act performs a confirmed action: a form of this site with this
+// session's token, never another site's post. It is written to the audit
+// log with the admin's address and reaches every node as the admin API's
+// changes do.
+func (c *consoleDesk) act(w http.ResponseWriter, r *http.Request, sess flow.Session, t tenant, email, action string) {
+	if err := r.ParseForm(); err != nil || !c.csrf.fromThisBrowser(r, c.tenant, sess.ID, r.PostForm.Get("csrf")) {
+		c.pages.errorPage(w, r, c.tenant, http.StatusForbidden, templates.ConsoleStaleFormTitle, templates.ConsoleStaleFormText, nil,
+			link{c.root, templates.ConsoleBackHome})
+		return
+	}
+	act := consoleActions[action]
+	_, err := act.op(c.guests.Directory, r.Context(), t.Key, email, c.clock.Now())
+	if errors.Is(err, directory.ErrNotFound) {
+		c.pages.errorPage(w, r, c.tenant, http.StatusNotFound, templates.NotFoundTitle, templates.ConsoleNoSuchGuest,
+			templates.Vars{"Email": email}, link{c.tenantLink(t.ID).Link, templates.ConsoleBackToGuests})
+		return
+	}
+	if err != nil {
+		c.pages.internalError(w, r, c.tenant, err)
+		return
+	}
+	guestChanged(r, c.log.Logger, act.event, act.step, t.Key, email, zap.String("admin", sess.Email))
+	to := c.tenantLink(t.ID).Link + "g/" + url.PathEscape(email) + "?done=" + action
+	if act.backToList {
+		to = c.tenantLink(t.ID).Link + "?done=" + action + "&q=" + url.QueryEscape(email)
+	}
+	c.redirect(w, r, to)
+}
