@@ -368,13 +368,7 @@ func (c *consoleDesk) guest(w http.ResponseWriter, r *http.Request, sess flow.Se
 		return
 	}
 	g, err := c.guests.Get(r.Context(), t.Key, email)
-	if errors.Is(err, directory.ErrNotFound) {
-		c.pages.errorPage(w, r, c.tenant, http.StatusNotFound, templates.NotFoundTitle, templates.ConsoleNoSuchGuest,
-			templates.Vars{"Email": email}, link{c.tenantLink(t.ID).Link, templates.ConsoleBackToGuests})
-		return
-	}
-	if err != nil {
-		c.pages.internalError(w, r, c.tenant, err)
+	if c.failed(w, r, t, email, err) {
 		return
 	}
 	data := c.view(r, sess, "guest")
@@ -417,13 +411,7 @@ func (c *consoleDesk) act(w http.ResponseWriter, r *http.Request, sess flow.Sess
 	}
 	act := consoleActions[action]
 	_, err := act.op(c.guests.Directory, r.Context(), t.Key, email, c.clock.Now())
-	if errors.Is(err, directory.ErrNotFound) {
-		c.pages.errorPage(w, r, c.tenant, http.StatusNotFound, templates.NotFoundTitle, templates.ConsoleNoSuchGuest,
-			templates.Vars{"Email": email}, link{c.tenantLink(t.ID).Link, templates.ConsoleBackToGuests})
-		return
-	}
-	if err != nil {
-		c.pages.internalError(w, r, c.tenant, err)
+	if c.failed(w, r, t, email, err) {
 		return
 	}
 	guestChanged(r, c.log.Logger, act.event, act.step, t.Key, email, zap.String("admin", sess.Email))
@@ -432,4 +420,19 @@ func (c *consoleDesk) act(w http.ResponseWriter, r *http.Request, sess flow.Sess
 		to = c.tenantLink(t.ID).Link + "?done=" + action + "&q=" + url.QueryEscape(email)
 	}
 	c.redirect(w, r, to)
+}
+
+// failed answers a guest's read or change that did not work: no such
+// guest, or the storage failed. It reports whether it answered.
+func (c *consoleDesk) failed(w http.ResponseWriter, r *http.Request, t tenant, email string, err error) bool {
+	switch {
+	case errors.Is(err, directory.ErrNotFound):
+		c.pages.errorPage(w, r, c.tenant, http.StatusNotFound, templates.NotFoundTitle, templates.ConsoleNoSuchGuest,
+			templates.Vars{"Email": email}, link{c.tenantLink(t.ID).Link, templates.ConsoleBackToGuests})
+	case err != nil:
+		c.pages.internalError(w, r, c.tenant, err)
+	default:
+		return false
+	}
+	return true
 }
