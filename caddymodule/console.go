@@ -310,7 +310,7 @@ func (c *consoleDesk) list(w http.ResponseWriter, r *http.Request, sess flow.Ses
 
 func (c *consoleDesk) guestRow(words templates.Words, t tenant, g directory.Guest) templates.ConsoleGuest {
 	row := templates.ConsoleGuest{
-		Email: g.Email, Status: string(g.Status), Source: sourceKind(g.Source), Provider: strings.TrimPrefix(g.Source, "oidc:"),
+		Email: g.Email, Source: sourceKind(g.Source), Provider: strings.TrimPrefix(g.Source, "oidc:"),
 		InvitedBy: g.InvitedBy, LastSignIn: consoleTime(g.LastSignIn),
 		Link:       c.root + "t/" + url.PathEscape(t.ID) + "/g/" + url.PathEscape(g.Email),
 		StatusText: words.Say(templates.Message("console_status_"+string(g.Status)), nil),

@@ -106,13 +106,13 @@ type ConsoleQuery struct{ Search, Status, Source, After, Before string }
 
 // ConsoleGuest is a guest on the console; a guest's page fills every field.
 type ConsoleGuest struct {
-	Email, Status, Source, Provider, InvitedBy, LastSignIn, Link string
-	StatusText, SourceText                                       string // in the admin's language
-	InvitedAt, InviteExpires, RedeemedAt, SessionsNotBefore      string
-	Paths                                                        []string
-	Passkeys                                                     []ConsolePasskey
-	MayGetCodes, Held                                            bool
-	Actions                                                      []ConsoleAction
+	Email, Source, Provider, InvitedBy, LastSignIn, Link    string
+	StatusText, SourceText                                  string // in the admin's language
+	InvitedAt, InviteExpires, RedeemedAt, SessionsNotBefore string
+	Paths                                                   []string
+	Passkeys                                                []ConsolePasskey
+	MayGetCodes, Held                                       bool
+	Actions                                                 []ConsoleAction
 }
 
 // ConsolePasskey is one of a guest's passkeys, as admins see it.
