@@ -43,6 +43,7 @@ type AdminAPI struct {
 	dir    *directory.Directory
 	mux    *http.ServeMux
 	logger *zap.Logger
+	audit  *zap.Logger // http.handlers.email_otp.audit, as the gateways write it
 }
 
 // CaddyModule returns the Caddy module information.
@@ -58,6 +59,9 @@ func (a *AdminAPI) Provision(ctx caddy.Context) error {
 	// Used only while no gateway is loaded: nothing caches guests then.
 	a.dir = directory.New(ctx.Storage(), 1000, guestCacheTTL)
 	a.logger = ctx.Logger()
+	// Under the gateway's name, so that a log that includes the gateway's
+	// audit lines gets the API's too.
+	a.audit = ctx.Logger(Gateway{}).Named("audit")
 	a.mux = http.NewServeMux()
 	for pattern, h := range map[string]adminHandler{
 		"GET /email-otp/health":                                   a.health,
@@ -244,21 +248,21 @@ func (a *AdminAPI) changer(event, step string, op func(*directory.Directory, con
 // changed tells the other nodes that an admin changed a guest through the
 // API (see guestChanged).
 func (a *AdminAPI) changed(r *http.Request, event, step, tenant, email string) {
-	guestChanged(r, a.logger, event, step, tenant, email)
+	guestChanged(r, a.logger, a.audit, event, step, tenant, email)
 }
 
 // guestChanged tells the other nodes that an admin changed a guest, and
 // writes the admin log line and, where the change is also a sign-in step,
 // the funnel's step; who says who did it (the console's admin), beside the
 // request's remote address.
-func guestChanged(r *http.Request, logger *zap.Logger, event, step, tenant, email string, who ...zap.Field) {
+func guestChanged(r *http.Request, logger, audit *zap.Logger, event, step, tenant, email string, who ...zap.Field) {
 	announceGuestChange(r.Context(), logger, tenant, email)
 	fields := append([]zap.Field{zap.String("tenant", tenant), zap.String("email", email), zap.String("admin_remote", r.RemoteAddr)}, who...)
 	logger.Info(event, fields...)
 	if step != "" {
 		id := directory.TenantName(tenant)
 		fields[0] = zap.String("tenant", id)
-		recordStep(caddy.Log().Named("http.handlers.email_otp.audit"), id, step, "", fields...)
+		recordStep(audit, id, step, "", fields...)
 	}
 }
 

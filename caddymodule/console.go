@@ -194,6 +194,11 @@ func (c *consoleDesk) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	admin := sess.Email
+	if !c.admins.signIn.Allowed(admin) {
+		// Taken off the admins since signing in.
+		c.forbidden(w, r, sess)
+		return
+	}
 	parts := strings.Split(strings.TrimPrefix(r.URL.Path, c.root), "/")
 	switch {
 	case len(parts) == 1 && parts[0] == "":
@@ -386,6 +391,9 @@ func (c *consoleDesk) guest(w http.ResponseWriter, r *http.Request, sess flow.Se
 		row.MayGetCodes, row.Held = ex.MayGetCodes, len(ex.Holds) > 0
 	}
 	for _, name := range consoleActionOrder {
+		if name == "revoke" && g.Status == directory.Revoked {
+			continue // already out; reset lets them in again
+		}
 		row.Actions = append(row.Actions, templates.ConsoleAction{Name: name, Label: consoleActions[name].label, Link: row.Link + "/" + name})
 	}
 	if a, ok := consoleActions[r.URL.Query().Get("done")]; ok {
@@ -414,7 +422,7 @@ func (c *consoleDesk) act(w http.ResponseWriter, r *http.Request, sess flow.Sess
 	if c.failed(w, r, t, email, err) {
 		return
 	}
-	guestChanged(r, c.log.Logger, act.event, act.step, t.Key, email, zap.String("admin", sess.Email))
+	guestChanged(r, c.log.Logger, c.log.audit, act.event, act.step, t.Key, email, zap.String("admin", sess.Email))
 	to := c.tenantLink(t.ID).Link + "g/" + url.PathEscape(email) + "?done=" + action
 	if act.backToList {
 		to = c.tenantLink(t.ID).Link + "?done=" + action + "&q=" + url.QueryEscape(email)
