@@ -150,12 +150,13 @@ bench)
 	esac
 	;;
 screenshots)
-	# The pictures of the guest's pages in docs/guests.md: the accessibility walk in
-	# Chromium saves its main states into docs/screenshots.
+	# The pictures of the guest's pages (docs/guests.md) and of the console
+	# (docs/console.md): the accessibility walks in Chromium save their main
+	# states into docs/screenshots.
 	ensure_test_deps
 	rm -f docs/screenshots/*.png
 	mkdir -p docs/screenshots
-	SCREENSHOTS="$PWD/docs/screenshots" go test -count=1 -run '^TestPagesAreAccessibleLightAndDark$' ./integration/
+	SCREENSHOTS="$PWD/docs/screenshots" go test -count=1 -run '^(TestPagesAreAccessibleLightAndDark|TestConsoleInChromium)$' ./integration/
 	ls docs/screenshots
 	;;
 adapt)

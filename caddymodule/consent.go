@@ -40,7 +40,7 @@ func (g *Gateway) postConsent(w http.ResponseWriter, r *http.Request, t tenant) 
 		}
 		g.log.Info("consent declined; not signed in", g.log.fields(r, t, held.Email)...)
 		g.pages.page(w, r, t, http.StatusOK, templates.PageSignedOut, templates.PageData{
-			Notice: g.pages.words(r).Say(templates.ConsentDeclined, templates.Vars{"Tenant": g.pages.displayNames.of(t.ID)}),
+			Notice: g.pages.words(r).Say(templates.ConsentDeclined, templates.Vars{"Tenant": g.pages.tenantName(t.Key, g.pages.words(r))}),
 		})
 		return
 	}

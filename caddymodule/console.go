@@ -216,7 +216,9 @@ func (c *consoleDesk) serve(w http.ResponseWriter, r *http.Request) {
 	if !ok || !c.admins.of(admin, t.ID) {
 		// The same answer for a tenant that does not exist and one the
 		// admin may not see: nothing tells them apart.
-		c.forbidden(w, r, sess)
+		c.log.Info("console refused: not an admin of the tenant asked for", c.log.fields(r, c.tenant, admin, zap.String("path", r.URL.Path))...)
+		c.pages.errorPage(w, r, c.tenant, http.StatusForbidden, templates.ForbiddenHeading, templates.ConsoleNotYours,
+			templates.Vars{"Email": admin}, link{c.root, templates.ConsoleBackHome})
 		return
 	}
 	switch {
@@ -242,7 +244,7 @@ func (c *consoleDesk) notFound(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *consoleDesk) forbidden(w http.ResponseWriter, r *http.Request, sess flow.Session) {
-	c.log.Info("console refused: not an admin of what was asked", c.log.fields(r, c.tenant, sess.Email, zap.String("path", r.URL.Path))...)
+	c.log.Info("console refused: not an admin", c.log.fields(r, c.tenant, sess.Email, zap.String("path", r.URL.Path))...)
 	c.pages.page(w, r, c.tenant, http.StatusForbidden, templates.PageForbidden, templates.PageData{Email: sess.Email, RD: c.root})
 }
 

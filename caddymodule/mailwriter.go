@@ -29,13 +29,12 @@ func (m *mailWriter) codeMail(c flow.CodeMail) (flow.Message, error) {
 		return flow.Message{}, err
 	}
 	browser, system := browserName(c.UserAgent)
-	id := directory.TenantName(c.Tenant)
 	subject, text, html, err := m.pages.set.Email(templates.EmailData{
 		Code:      c.Code,
 		NotMeLink: notMe,
 		TapLink:   tap,
-		Tenant:    m.pages.displayNames.of(id),
-		Brand:     m.pages.brandings.of(id),
+		Tenant:    m.pages.tenantName(c.Tenant, m.pages.set.Words(c.Language)),
+		Brand:     m.pages.tenantBrand(c.Tenant),
 		Resource:  mailResource(c.Resource),
 		Host:      c.Host,
 		ClientIP:  c.ClientIP,
@@ -52,10 +51,9 @@ func (m *mailWriter) codeMail(c flow.CodeMail) (flow.Message, error) {
 
 // invite queues the invitation email to guest, with its sign-in link.
 func (m *mailWriter) invite(ctx context.Context, guest directory.Guest, link, language string) error {
-	id := directory.TenantName(guest.Tenant)
 	data := templates.InviteData{
-		Tenant: m.pages.displayNames.of(id), Email: guest.Email, Link: link, InvitedBy: guest.InvitedBy,
-		Lang: m.pages.set.Language(language), Brand: m.pages.brandings.of(id),
+		Tenant: m.pages.tenantName(guest.Tenant, m.pages.set.Words(language)), Email: guest.Email, Link: link, InvitedBy: guest.InvitedBy,
+		Lang: m.pages.set.Language(language), Brand: m.pages.tenantBrand(guest.Tenant),
 	}
 	if guest.InviteExpires != nil {
 		data.Expires = *guest.InviteExpires

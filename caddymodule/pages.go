@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow"
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 	"github.com/otpgate/caddy-email-otp/templates"
 )
 
@@ -91,6 +92,24 @@ func (p *pageRenderer) busy(w http.ResponseWriter, r *http.Request, t tenant, er
 	p.errorPage(w, r, t, http.StatusTooManyRequests, templates.BusyTitle, templates.BusyText, nil, again)
 }
 
+// tenantName is the tenant's name on its pages and in its emails: its
+// display name, or for a console the console's title in words's language
+// (a tenant of the gateway's may be called "console" too).
+func (p *pageRenderer) tenantName(key string, words templates.Words) string {
+	if directory.IsConsole(key) {
+		return words.Say(templates.ConsoleTitle, nil)
+	}
+	return p.displayNames.of(directory.TenantName(key))
+}
+
+// tenantBrand is the tenant's look: a console has the gateway-wide one.
+func (p *pageRenderer) tenantBrand(key string) templates.Brand {
+	if directory.IsConsole(key) {
+		return p.brandings.of("")
+	}
+	return p.brandings.of(directory.TenantName(key))
+}
+
 // page renders a gateway page with the headers every auth page carries.
 func (p *pageRenderer) page(w http.ResponseWriter, r *http.Request, t tenant, status int, name string, data templates.PageData) {
 	data.Base = t.Base()
@@ -98,9 +117,9 @@ func (p *pageRenderer) page(w http.ResponseWriter, r *http.Request, t tenant, st
 		data.Words = p.words(r)
 	}
 	if t.ID != "" {
-		data.Tenant = p.displayNames.of(t.ID)
+		data.Tenant = p.tenantName(t.Key, data.Words)
 	}
-	data.Brand = p.brandings.of(t.ID)
+	data.Brand = p.tenantBrand(t.Key)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

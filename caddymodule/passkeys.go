@@ -53,7 +53,7 @@ const csrfHeader = "X-Csrf-Token"
 func (d *passkeyDesk) site(r *http.Request, t tenant) passkey.Site {
 	// The browser's own origin: it is what the browser signs, whatever
 	// base_url says the emails link to.
-	return passkey.Site{Origin: origin(r), Name: d.pages.displayNames.of(t.ID)}
+	return passkey.Site{Origin: origin(r), Name: d.pages.tenantName(t.Key, d.pages.words(r))}
 }
 
 // getOffer shows the offer to a guest just signed in by code.
@@ -313,7 +313,7 @@ func (d *passkeyDesk) postEnrolOptions(w http.ResponseWriter, r *http.Request, t
 		d.refuse(w, r, t, s.Email, err)
 		return
 	}
-	acct := passkey.AccountOf(g, d.pages.displayNames.of(t.ID))
+	acct := passkey.AccountOf(g, d.pages.tenantName(t.Key, d.pages.words(r)))
 	acct.Handle = handle // the record read with the session may predate it
 	options, c, err := passkey.BeginEnrolment(d.site(r, t), t.Key, acct)
 	if err != nil {

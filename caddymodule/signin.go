@@ -134,7 +134,7 @@ func (g *Gateway) postSend(w http.ResponseWriter, r *http.Request, t tenant) {
 		g.log.Info("code not sent: address may not sign in (revealed)", g.log.fields(r, t, res.Email)...)
 		g.pages.page(w, r, t, http.StatusForbidden, templates.PageSignIn, templates.PageData{
 			CSRF: form["csrf"], RD: rd, Email: res.Email,
-			FieldError: g.pages.words(r).Say(templates.NotPermitted, templates.Vars{"Email": res.Email, "Tenant": g.pages.displayNames.of(t.ID)}),
+			FieldError: g.pages.words(r).Say(templates.NotPermitted, templates.Vars{"Email": res.Email, "Tenant": g.pages.tenantName(t.Key, g.pages.words(r))}),
 		})
 		return
 	case errors.Is(err, flow.ErrBusy):

@@ -32,7 +32,7 @@ func (g *Gateway) getStatus(w http.ResponseWriter, r *http.Request, t tenant) {
 	if screen.Step == flow.StepEnterCode {
 		view, words := screen.Challenge.Delivery.View(), g.pages.words(r)
 		out = statusJSON{State: string(view), Message: words.Say(deliveryWords[view], templates.Vars{
-			"Email": p.Email, "Tenant": g.pages.displayNames.of(t.ID), "Count": g.service.CodeLength(),
+			"Email": p.Email, "Tenant": g.pages.tenantName(t.Key, g.pages.words(r)), "Count": g.service.CodeLength(),
 			"Duration": words.Duration(g.service.CodeTTL()),
 		})}
 	}

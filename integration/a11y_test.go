@@ -72,6 +72,53 @@ var screenshotStates = map[string]string{
 	"sign-in service not answering": "federation-down",
 }
 
+// browser is a new browser that shows pages in the look.
+func (l pageLook) browser(t *testing.T) context.Context {
+	ctx := newBrowser(t)
+	must(t, "setting up the browser", chromedp.Do(ctx, speak(l.lang), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: l.scheme}}})
+		return err
+	}), chromedp.EmulateViewport(l.width, map[bool]int64{true: 740, false: 800}[l.width < 600])))
+	return ctx
+}
+
+// pageChecker runs axe-core and the contrast check on the page a browser
+// shows, and with SCREENSHOTS=DIR saves the states it has pictures for
+// (state → file name) in the pictured looks.
+type pageChecker struct {
+	t        *testing.T
+	ctx      context.Context
+	look     pageLook
+	pictures map[string]string
+}
+
+func (p pageChecker) check(state string) {
+	t, ctx := p.t, p.ctx
+	t.Helper()
+	var issues []string
+	res := run(t, ctx, chromedp.Evaluate[map[string]any](axeSource+`;
+		axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]}, resultTypes: ["violations"]})
+		  .then(r => ({violations: r.violations.filter(v => v.impact === "critical" || v.impact === "serious")
+		    .map(v => v.id + " (" + v.impact + "): " + v.nodes.map(n => n.target.join(" ")).join(", "))}))`,
+		chromedp.EvalAwaitPromise))
+	for _, v := range res["violations"].([]any) {
+		issues = append(issues, "axe "+fmt.Sprint(v))
+	}
+	for _, f := range run(t, ctx, chromedp.Evaluate[[]string](contrastCheck)) {
+		issues = append(issues, "contrast "+f)
+	}
+	if len(issues) > 0 {
+		t.Errorf("%s (%s, %s, %d px) at %s:\n  %s", state, p.look.scheme, p.look.lang, p.look.width, run(t, ctx, chromedp.Location()), strings.Join(issues, "\n  "))
+	}
+	if dir, name := os.Getenv("SCREENSHOTS"), p.pictures[state]; dir != "" && name != "" && p.look.pictured() {
+		png := run(t, ctx, chromedp.CaptureScreenshot())
+		file := filepath.Join(dir, fmt.Sprintf("%s-%s-%s-%s.png", name, map[bool]string{true: "phone", false: "desktop"}[p.look.width < 600], p.look.scheme, p.look.lang))
+		if err := os.WriteFile(file, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func walkPagesChecking(t *testing.T, look pageLook) {
 	scheme, lang := look.scheme, look.lang
 	e := newEnv(t)
@@ -87,37 +134,9 @@ func walkPagesChecking(t *testing.T, look pageLook) {
 	// One address belongs to an identity provider that never answers.
 	unreachable := fmt.Sprintf("federation {\n\t\t\tprovider northwind {\n\t\t\t\tissuer http://localhost:%d\n\t\t\t\tclient_id gateway\n\t\t\t\tdomains idp-%s-%s@contoso.com\n\t\t\t}\n\t\t}", closedPort(t), scheme, lang)
 	e.load(e.financeSite("allow *@contoso.com\n\t\tconsent\n\t\tdelivery {\n\t\t\tfirst_retry 1h\n\t\t}\n\t\t"+unreachable, brand))
-	ctx := newBrowser(t)
-	must(t, "setting up the browser", chromedp.Do(ctx, speak(lang), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
-		return err
-	}), chromedp.EmulateViewport(look.width, map[bool]int64{true: 740, false: 800}[look.width < 600])))
+	ctx := look.browser(t)
 
-	check := func(state string) {
-		t.Helper()
-		var issues []string
-		res := run(t, ctx, chromedp.Evaluate[map[string]any](axeSource+`;
-			axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]}, resultTypes: ["violations"]})
-			  .then(r => ({violations: r.violations.filter(v => v.impact === "critical" || v.impact === "serious")
-			    .map(v => v.id + " (" + v.impact + "): " + v.nodes.map(n => n.target.join(" ")).join(", "))}))`,
-			chromedp.EvalAwaitPromise))
-		for _, v := range res["violations"].([]any) {
-			issues = append(issues, "axe "+fmt.Sprint(v))
-		}
-		for _, f := range run(t, ctx, chromedp.Evaluate[[]string](contrastCheck)) {
-			issues = append(issues, "contrast "+f)
-		}
-		if len(issues) > 0 {
-			t.Errorf("%s (%s, %s) at %s:\n  %s", state, scheme, lang, run(t, ctx, chromedp.Location()), strings.Join(issues, "\n  "))
-		}
-		if dir, name := os.Getenv("SCREENSHOTS"), screenshotStates[state]; dir != "" && name != "" && look.pictured() {
-			png := run(t, ctx, chromedp.CaptureScreenshot())
-			file := filepath.Join(dir, fmt.Sprintf("%s-%s-%s-%s.png", name, map[bool]string{true: "phone", false: "desktop"}[look.width < 600], scheme, lang))
-			if err := os.WriteFile(file, png, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	check := pageChecker{t, ctx, look, screenshotStates}.check
 	submit := chromedp.CSS(`main form button[type=submit]`)
 	email := "staff-" + scheme + "-" + lang + "@contoso.com"
 

@@ -36,13 +36,18 @@ func startCluster(t *testing.T, extra string) *cluster {
 	c.smtp = smtpsink.Start(t)
 	policy := "allow *@contoso.com\n\t\tstore redis " + c.redis.URL(0) + "\n\t\t" + extra
 	c.load(c.contosoSite(policy, ""))
-	c.nodeB = startNode(t, strings.NewReplacer(
+	c.nodeB = startNode(t, asNodeB(c.contosoSite(policy, "")), "127.0.0.1:9180")
+	return c
+}
+
+// asNodeB is a contoso config as node B serves it: its own ports.
+func asNodeB(caddyfile string) string {
+	return strings.NewReplacer(
 		"admin localhost:2999", "admin localhost:3019",
 		"http_port 9080", "http_port 9180",
 		"https_port 9443", "https_port 9543",
 		"contoso.localhost:9080", "contoso.localhost:9180",
-	).Replace(c.contosoSite(policy, "")), "127.0.0.1:9180")
-	return c
+	).Replace(caddyfile)
 }
 
 // startNode runs Caddy with the module as its own process until the test

@@ -9,7 +9,6 @@ var (
 	ShardKey    = shardKey
 	IndexDir    = indexDir
 	ManifestKey = manifestKey
-	RecordKey   = key
 )
 
 const (

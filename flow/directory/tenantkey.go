@@ -43,6 +43,14 @@ func TenantKey(ns, mode, id string) string {
 	return k
 }
 
+// IsConsole reports whether key is a console's own tenant.
+func IsConsole(key string) bool {
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		key = key[i+1:]
+	}
+	return strings.HasPrefix(key, consoleKeyPrefix)
+}
+
 // TenantName is the bare id of a tenant key.
 func TenantName(key string) string {
 	if i := strings.LastIndexByte(key, '/'); i >= 0 {
