@@ -262,7 +262,7 @@ func guestChanged(r *http.Request, logger, audit *zap.Logger, event, step, tenan
 	if step != "" {
 		id := directory.TenantName(tenant)
 		fields[0] = zap.String("tenant", id)
-		recordStep(audit, id, step, "", fields...)
+		recordStep(audit, tenant, email, step, "", fields...)
 	}
 }
 
@@ -282,6 +282,8 @@ type inviteRequest struct {
 	ExpiresIn string   `json:"expires_in,omitempty"` // e.g. "7d"; none: no expiry
 	Paths     []string `json:"paths,omitempty"`
 	SendEmail *bool    `json:"send_email,omitempty"` // default true
+	// AskConsent: the guest agrees on a page before their first sign-in.
+	AskConsent bool `json:"ask_consent,omitempty"`
 	// Language of the invitation email, e.g. "de"; default: the admin
 	// request's Accept-Language, else English.
 	Language string `json:"language,omitempty"`
@@ -312,7 +314,7 @@ func (a *AdminAPI) invite(w http.ResponseWriter, r *http.Request) error {
 		return apiError(http.StatusBadRequest, "paths: %v", err)
 	}
 	now := time.Now()
-	inv := directory.Invitation{InvitedBy: templates.OneLine(req.InvitedBy), Paths: req.Paths}
+	inv := directory.Invitation{InvitedBy: templates.OneLine(req.InvitedBy), Paths: req.Paths, AskConsent: req.AskConsent}
 	if req.ExpiresIn != "" {
 		d, err := caddy.ParseDuration(req.ExpiresIn)
 		if err != nil || d <= 0 {
@@ -321,35 +323,23 @@ func (a *AdminAPI) invite(w http.ResponseWriter, r *http.Request) error {
 		t := now.Add(d).UTC()
 		inv.Expires = &t
 	}
-	send := req.SendEmail == nil || *req.SendEmail
-	var gw *Gateway
-	var link string
-	if send || req.URL != "" {
-		if gw, link, err = invitationLink(req.URL, tenant, email); err != nil {
-			return apiError(http.StatusBadRequest, "url: %v", err)
-		}
+	out, err := invite(r.Context(), a.directory(tenant), a.logger, a.audit, invitation{
+		Tenant: tenant, Email: email, Invitation: inv, Link: req.URL,
+		Send: req.SendEmail == nil || *req.SendEmail, Language: cmp.Or(req.Language, r.Header.Get("Accept-Language")),
+	}, r.RemoteAddr)
+	switch {
+	case errors.Is(err, errInviteLink):
+		return apiError(http.StatusBadRequest, "url: %v", err)
+	case errors.Is(err, errInviteQueue):
+		return apiError(http.StatusServiceUnavailable, "%v", err)
+	case err != nil:
+		return apiError(http.StatusInternalServerError, "%v", err)
 	}
-	g, created, undo, err := a.directory(tenant).Invite(r.Context(), tenant, email, inv, now)
-	if err != nil {
-		return apiError(http.StatusInternalServerError, "writing the guest: %v", err)
-	}
-	if send {
-		if err := gw.mail.invite(r.Context(), g, link, cmp.Or(req.Language, r.Header.Get("Accept-Language"))); err != nil {
-			// No partial write: the directory goes back to what it was.
-			_ = undo(r.Context())
-			return apiError(http.StatusServiceUnavailable, "the invitation email could not be queued (%v); nothing was changed, try again", err)
-		}
-	}
-	if !created {
-		announceGuestChange(r.Context(), a.logger, tenant, email) // e.g. fewer paths than before
-	}
-	a.logger.Info("guest invited", zap.String("tenant", tenant), zap.String("email", email),
-		zap.String("invited_by", inv.InvitedBy), zap.Bool("email_sent", send), zap.String("admin_remote", r.RemoteAddr))
 	status := http.StatusOK
-	if created {
+	if out.Created {
 		status = http.StatusCreated
 	}
-	return writeJSON(w, status, inviteResponse{guestView: viewOf(g), Link: link})
+	return writeJSON(w, status, inviteResponse{guestView: viewOf(out.Guest), Link: out.Link})
 }
 
 // invitationLink finds the loaded gateway that serves rawURL as tenant and

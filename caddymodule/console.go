@@ -1,7 +1,6 @@
 package emailotp
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -146,6 +145,7 @@ type consoleDesk struct {
 	session  func(*http.Request, tenant) (flow.Session, directory.Guest, bool, error)
 	signIn   func(http.ResponseWriter, *http.Request, tenant)
 	endpoint func(http.ResponseWriter, *http.Request, tenant, string)
+	invites  *consoleInvites
 }
 
 // consoleKey is the console tenant's key in namespace ns: no host, path or
@@ -158,21 +158,6 @@ func consoleKey(ns string) string {
 func (c *consoleDesk) owns(p string) bool {
 	return p+"/" == c.root || strings.HasPrefix(p, c.root)
 }
-
-// consoleActions are what an admin may do to a guest, each behind a
-// confirmation.
-var consoleActions = map[string]struct {
-	op                   func(*directory.Directory, context.Context, string, string, time.Time) (directory.Guest, error)
-	event, step          string
-	label, confirm, done templates.Message
-	backToList           bool
-}{
-	"revoke": {(*directory.Directory).Revoke, "guest revoked", "revoked", templates.ConsoleActionRevoke, templates.ConsoleConfirmRevoke, templates.ConsoleDoneRevoke, false},
-	"reset":  {(*directory.Directory).Reset, "guest redemption reset", "guest_reset", templates.ConsoleActionReset, templates.ConsoleConfirmReset, templates.ConsoleDoneReset, false},
-	"delete": {(*directory.Directory).Delete, "guest deleted", "guest_deleted", templates.ConsoleActionDelete, templates.ConsoleConfirmDelete, templates.ConsoleDoneDelete, true},
-}
-
-var consoleActionOrder = []string{"revoke", "reset", "delete"}
 
 // serve answers every request under the console's path.
 func (c *consoleDesk) serve(w http.ResponseWriter, r *http.Request) {
@@ -224,10 +209,14 @@ func (c *consoleDesk) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case len(parts) == 3 && parts[2] == "":
 		c.list(w, r, sess, t)
+	case len(parts) == 3 && parts[2] == "invite":
+		c.invites.serve(w, r, sess, t)
 	case len(parts) == 4 && parts[2] == "g":
-		c.guest(w, r, sess, t, parts[3], "")
+		c.guest(w, r, sess, t, parts[3], "", "")
 	case len(parts) == 5 && parts[2] == "g":
-		c.guest(w, r, sess, t, parts[3], parts[4])
+		c.guest(w, r, sess, t, parts[3], parts[4], "")
+	case len(parts) == 6 && parts[2] == "g" && parts[4] == "passkeys":
+		c.guest(w, r, sess, t, parts[3], deletePasskey, parts[5])
 	default:
 		c.notFound(w, r)
 	}
@@ -249,14 +238,14 @@ func (c *consoleDesk) forbidden(w http.ResponseWriter, r *http.Request, sess flo
 }
 
 // view starts the page data of a console page.
-func (c *consoleDesk) view(r *http.Request, sess flow.Session, name string) templates.PageData {
+func (c *consoleDesk) view(sess flow.Session, name string) templates.PageData {
 	return templates.PageData{Console: &templates.ConsoleView{
 		View: name, Admin: sess.Email, Home: c.root, SignOut: c.tenant.Base() + "signout",
 	}}
 }
 
 func (c *consoleDesk) home(w http.ResponseWriter, r *http.Request, sess flow.Session) {
-	data := c.view(r, sess, "home")
+	data := c.view(sess, "home")
 	named := make([]string, 0, len(c.tenants.named))
 	for id := range c.tenants.named {
 		named = append(named, id)
@@ -275,16 +264,16 @@ func (c *consoleDesk) tenantLink(id string) templates.ConsoleTenant {
 // list is a page of the tenant's guests: the search and filters of the
 // admin API, from a form that works without script.
 func (c *consoleDesk) list(w http.ResponseWriter, r *http.Request, sess flow.Session, t tenant) {
-	data := c.view(r, sess, "guests")
+	data := c.view(sess, "guests")
 	v := data.Console
 	v.Tenant = c.tenantLink(t.ID)
 	form := r.URL.Query()
 	v.Query = templates.ConsoleQuery{Search: form.Get("q"), Status: form.Get("status"), Source: form.Get("source"),
 		After: form.Get("signed_in_after"), Before: form.Get("signed_in_before")}
-	if a, ok := consoleActions[form.Get("done")]; ok {
-		v.Done, v.DoneEmail = a.done, form.Get("q")
-	}
+	v.Done, v.DoneCount = doneNotice(form)
+	v.DoneEmail = form.Get("q")
 	form.Del("done")
+	form.Del("n")
 	q, err := guestQuery(form)
 	if err != nil {
 		data.FieldError = c.pages.words(r).Say(templates.ConsoleBadFilter, nil)
@@ -345,104 +334,4 @@ func consoleTime(t *time.Time) string {
 		return ""
 	}
 	return t.UTC().Format("2006-01-02 15:04 UTC")
-}
-
-// guest is a guest's page (action ""), an action's confirmation (GET) or
-// the action itself (POST).
-func (c *consoleDesk) guest(w http.ResponseWriter, r *http.Request, sess flow.Session, t tenant, rawEmail, action string) {
-	email, err := flow.ParseAddress(rawEmail)
-	if err != nil {
-		c.notFound(w, r)
-		return
-	}
-	act, known := consoleActions[action]
-	if action != "" && !known {
-		c.notFound(w, r)
-		return
-	}
-	if r.Method == http.MethodPost {
-		if !known {
-			w.Header().Set("Allow", "GET, HEAD")
-			c.pages.errorPage(w, r, c.tenant, http.StatusMethodNotAllowed, templates.NotAllowedTitle, templates.NotAllowedText, nil)
-			return
-		}
-		c.act(w, r, sess, t, email, action)
-		return
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", map[bool]string{true: "GET, HEAD, POST", false: "GET, HEAD"}[known])
-		c.pages.errorPage(w, r, c.tenant, http.StatusMethodNotAllowed, templates.NotAllowedTitle, templates.NotAllowedText, nil)
-		return
-	}
-	g, err := c.guests.Get(r.Context(), t.Key, email)
-	if c.failed(w, r, t, email, err) {
-		return
-	}
-	data := c.view(r, sess, "guest")
-	v := data.Console
-	v.Tenant = c.tenantLink(t.ID)
-	row := c.guestRow(c.pages.words(r), t, g)
-	v.Guest = &row
-	row.InvitedAt, row.InviteExpires = consoleTime(g.InvitedAt), consoleTime(g.InviteExpires)
-	row.RedeemedAt, row.SessionsNotBefore = consoleTime(g.RedeemedAt), consoleTime(g.SessionsNotBefore)
-	row.Paths = g.Paths
-	for _, pk := range g.Passkeys {
-		row.Passkeys = append(row.Passkeys, templates.ConsolePasskey{Device: pk.Device, Created: consoleTime(&pk.CreatedAt), LastUsed: consoleTime(pk.LastUsed)})
-	}
-	if ex, err := c.service.Explain(r.Context(), t.Key, email); err == nil {
-		row.MayGetCodes, row.Held = ex.MayGetCodes, len(ex.Holds) > 0
-	}
-	for _, name := range consoleActionOrder {
-		if name == "revoke" && g.Status == directory.Revoked {
-			continue // already out; reset lets them in again
-		}
-		row.Actions = append(row.Actions, templates.ConsoleAction{Name: name, Label: consoleActions[name].label, Link: row.Link + "/" + name})
-	}
-	if a, ok := consoleActions[r.URL.Query().Get("done")]; ok {
-		v.Done, v.DoneEmail = a.done, email
-	}
-	if action != "" {
-		data.Console.View = "confirm"
-		data.CSRF = c.csrf.token(c.tenant, sess.ID)
-		v.Action = templates.ConsoleAction{Name: action, Label: act.label, Link: row.Link + "/" + action, Confirm: act.confirm}
-	}
-	c.pages.page(w, r, c.tenant, http.StatusOK, templates.PageConsole, data)
-}
-
-// act performs a confirmed action: a form of this site with this
-// session's token, never another site's post. It is written to the audit
-// log with the admin's address and reaches every node as the admin API's
-// changes do.
-func (c *consoleDesk) act(w http.ResponseWriter, r *http.Request, sess flow.Session, t tenant, email, action string) {
-	if err := r.ParseForm(); err != nil || !c.csrf.fromThisBrowser(r, c.tenant, sess.ID, r.PostForm.Get("csrf")) {
-		c.pages.errorPage(w, r, c.tenant, http.StatusForbidden, templates.ConsoleStaleFormTitle, templates.ConsoleStaleFormText, nil,
-			link{c.root, templates.ConsoleBackHome})
-		return
-	}
-	act := consoleActions[action]
-	_, err := act.op(c.guests.Directory, r.Context(), t.Key, email, c.clock.Now())
-	if c.failed(w, r, t, email, err) {
-		return
-	}
-	guestChanged(r, c.log.Logger, c.log.audit, act.event, act.step, t.Key, email, zap.String("admin", sess.Email))
-	to := c.tenantLink(t.ID).Link + "g/" + url.PathEscape(email) + "?done=" + action
-	if act.backToList {
-		to = c.tenantLink(t.ID).Link + "?done=" + action + "&q=" + url.QueryEscape(email)
-	}
-	c.redirect(w, r, to)
-}
-
-// failed answers a guest's read or change that did not work: no such
-// guest, or the storage failed. It reports whether it answered.
-func (c *consoleDesk) failed(w http.ResponseWriter, r *http.Request, t tenant, email string, err error) bool {
-	switch {
-	case errors.Is(err, directory.ErrNotFound):
-		c.pages.errorPage(w, r, c.tenant, http.StatusNotFound, templates.NotFoundTitle, templates.ConsoleNoSuchGuest,
-			templates.Vars{"Email": email}, link{c.tenantLink(t.ID).Link, templates.ConsoleBackToGuests})
-	case err != nil:
-		c.pages.internalError(w, r, c.tenant, err)
-	default:
-		return false
-	}
-	return true
 }

@@ -58,7 +58,7 @@ func reportDelivery(logger *zap.Logger, mailer string, mask bool, r delivery.Rep
 	// audit log hear of it.
 	step := func(name string) {
 		id := directory.TenantName(r.Envelope.Tenant)
-		recordStep(logger.Named("audit"), id, name, "", zap.String("tenant", id), zap.String("email", to))
+		recordStep(logger.Named("audit"), r.Envelope.Tenant, to, name, "", zap.String("tenant", id), zap.String("email", to))
 	}
 	switch r.Event {
 	case delivery.Delivered:

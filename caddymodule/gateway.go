@@ -299,6 +299,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 			admins: *console, tenants: g.tenants, tenantOf: g.servedTenant, guests: g.guests, service: g.service,
 			pages: g.pages, csrf: g.csrf, log: g.log, clock: clock, session: g.sessionOf, signIn: g.askToSignIn, endpoint: g.serveEndpoint,
 		}
+		g.console.invites = &consoleInvites{desk: g.console, links: g.links, byHost: g.Tenant.From == TenantFromHost}
 	}
 	g.endpoints = g.endpointTable()
 	gateways.add(g)

@@ -3,11 +3,14 @@ package emailotp
 import (
 	"errors"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 )
 
 // mailEvents counts what happens to code emails. No address is ever a label.
@@ -26,7 +29,7 @@ var signinEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name:      "signin_events_total",
 	Help: "Sign-in steps by tenant: page_shown, code_requested, code_sent, code_denied, code_held (reason: the limit), " +
 		"rate_limited (reason: client IP or tenant), delivered, delivery_failed, verified, wrong_code, code_dead, locked, " +
-		"consent_given, signed_out, revoked, passkey_offered, passkey_enrolled, passkey_declined, passkey_signed_in, " +
+		"consent_given, signed_out, revoked, invited, guest_reset, guest_deleted, passkey_offered, passkey_enrolled, passkey_declined, passkey_signed_in, " +
 		"passkey_refused (reason: unknown, void, denied, cloned, failed), passkey_deleted, " +
 		"oidc_redirected, oidc_returned, oidc_unavailable and oidc_fallback (reason: the provider), oidc_refused (reason: wrong_state, " +
 		"provider_error, refused, not_verified, outside_domains, claim, denied).",
@@ -62,9 +65,19 @@ var queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
 // recordStep is the one place a sign-in step is counted and logged: the
 // funnel's counter, and one line on the audit log
 // (http.handlers.email_otp.audit) with the fields given, never a code or a
-// cookie. Guest requests, the delivery queue and the admin API all come here.
-func recordStep(audit *zap.Logger, tenantID, name, reason string, fields ...zap.Field) {
-	signinEvents.WithLabelValues(tenantLabel(tenantID), name, reason).Inc()
+// cookie. Guest requests, the delivery queue, the admin API and the console
+// all come here. A step about an address is also kept for its console page.
+func recordStep(audit *zap.Logger, tenantKey, email, name, reason string, fields ...zap.Field) {
+	signinEvents.WithLabelValues(tenantLabel(directory.TenantName(tenantKey)), name, reason).Inc()
+	if email != "" && name != "page_shown" {
+		ev := guestEvent{At: time.Now(), Step: name, Reason: reason}
+		for _, f := range fields {
+			if f.Key == "admin" {
+				ev.By = f.String
+			}
+		}
+		guestEvents.add(tenantKey, email, ev)
+	}
 	fields = append(fields, zap.String("event", name))
 	if reason != "" {
 		fields = append(fields, zap.String("reason", reason))

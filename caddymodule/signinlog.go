@@ -34,7 +34,7 @@ func (l signInLog) fields(r *http.Request, t tenant, email string, extra ...zap.
 
 // step records one step of a sign-in on a guest's request (recordStep).
 func (l signInLog) step(r *http.Request, t tenant, name, reason, email string) {
-	recordStep(l.audit, t.ID, name, reason, l.fields(r, t, email)...)
+	recordStep(l.audit, t.Key, email, name, reason, l.fields(r, t, email)...)
 }
 
 // maskAddress keeps an address's first character and its domain.

@@ -16,7 +16,11 @@ type Explanation struct {
 	// MayGetCodes: a real code would be sent (limits aside).
 	MayGetCodes bool `json:"may_get_codes"`
 	// Rule is the rule that decides, in the config's words.
-	Rule      string `json:"rule"`
+	Rule string `json:"rule"`
+	// Because is which rule decides, for pages that say it in the
+	// reader's language: blocked, revoked, allowed, invited, invite_only or
+	// not_allowed.
+	Because   string `json:"because"`
 	AllowedBy string `json:"allowed_by,omitempty"` // the allow pattern that matches
 	BlockedBy string `json:"blocked_by,omitempty"` // the block pattern that matches
 	// Guest is the directory's record: invitation, paths, status, last
@@ -52,17 +56,17 @@ func (s *Service) Explain(ctx context.Context, tenant, addr string) (Explanation
 	invited := ex.Guest != nil && ex.Guest.Invitation(now)
 	switch {
 	case ex.BlockedBy != "":
-		ex.Rule = "blocked by the pattern " + ex.BlockedBy
+		ex.Because, ex.Rule = "blocked", "blocked by the pattern "+ex.BlockedBy
 	case ex.Guest != nil && ex.Guest.Status == directory.Revoked:
-		ex.Rule = "revoked by an admin"
+		ex.Because, ex.Rule = "revoked", "revoked by an admin"
 	case ex.AllowedBy != "":
-		ex.Rule, ex.MayGetCodes = "allowed by the pattern "+ex.AllowedBy, true
+		ex.Because, ex.Rule, ex.MayGetCodes = "allowed", "allowed by the pattern "+ex.AllowedBy, true
 	case invited:
-		ex.Rule, ex.MayGetCodes = "invited", true
+		ex.Because, ex.Rule, ex.MayGetCodes = "invited", "invited", true
 	case policy.InviteOnly():
-		ex.Rule = "invite_only, and not invited (or the invitation expired)"
+		ex.Because, ex.Rule = "invite_only", "invite_only, and not invited (or the invitation expired)"
 	default:
-		ex.Rule = "on no allow pattern, and not invited"
+		ex.Because, ex.Rule = "not_allowed", "on no allow pattern, and not invited"
 	}
 	scope := IdentityTag(tenant, addr)
 	for _, f := range []string{keyCooldown, keyBackoff, keyLock, keyNotMe} {

@@ -480,6 +480,31 @@ func TestConsentHoldsTheRedemption(t *testing.T) {
 	}
 }
 
+func TestAnInvitationCanAskConsentWhereTheGatewayDoesNot(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	for email, ask := range map[string]bool{"erin@contoso.com": true, "finn@contoso.com": false} {
+		if _, _, _, err := f.guests.Invite(ctx, "acme", email, directory.Invitation{AskConsent: ask}, f.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		ch, code := f.send(t, "acme", email)
+		res, err := f.svc.Verify(ctx, "acme", ch.ID, code)
+		if err != nil || res.Outcome != flow.Verified || res.NeedsConsent != ask {
+			t.Fatalf("%s (invitation asks consent: %v): %+v %v", email, ask, res, err)
+		}
+		if g, _ := f.guests.Get(ctx, "acme", email); (g.Status == directory.Redeemed) == ask {
+			t.Errorf("%s: status %s after verifying", email, g.Status)
+		}
+	}
+	if _, err := f.svc.Redeem(ctx, flow.Session{Tenant: "acme", Email: "erin@contoso.com"}); err != nil {
+		t.Fatal(err)
+	}
+	ch, code := f.send(t, "acme", "erin@contoso.com")
+	if res, _ := f.svc.Verify(ctx, "acme", ch.ID, code); res.NeedsConsent {
+		t.Error("consent asked again after redemption")
+	}
+}
+
 func withLimits(t *testing.T, f *fixture, l flow.Limits) {
 	f.svc = mustService(t, f, func(c *flow.Config) { c.Limits = l })
 }

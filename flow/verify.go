@@ -119,17 +119,17 @@ func (s *Service) newSession(tenant, email, method string, now time.Time) Sessio
 }
 
 // admit redeems a session whose guest proved who they are, unless the
-// guest must agree first (consent on, not redeemed yet): then nothing is
-// recorded and needsConsent says so. A revoked guest is directory.ErrRevoked.
+// guest must agree first (consent on, or their invitation asks it; not
+// redeemed yet): then nothing is recorded and needsConsent says so. A
+// revoked guest is directory.ErrRevoked.
 func (s *Service) admit(ctx context.Context, sess Session) (needsConsent bool, err error) {
-	if s.cfg.Consent {
-		g, err := s.cfg.Guests.Get(ctx, sess.Tenant, sess.Email)
-		if err != nil && !errors.Is(err, directory.ErrNotFound) {
-			return false, fmt.Errorf("reading the guest directory: %w", err)
-		}
-		if err != nil || g.Status != directory.Redeemed {
-			return true, nil
-		}
+	g, err := s.cfg.Guests.Get(ctx, sess.Tenant, sess.Email)
+	if err != nil && !errors.Is(err, directory.ErrNotFound) {
+		return false, fmt.Errorf("reading the guest directory: %w", err)
+	}
+	known := err == nil
+	if (s.cfg.Consent || known && g.AskConsent) && (!known || g.Status != directory.Redeemed) {
+		return true, nil
 	}
 	_, err = s.Redeem(ctx, sess)
 	return false, err

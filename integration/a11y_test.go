@@ -84,12 +84,14 @@ func (l pageLook) browser(t *testing.T) context.Context {
 
 // pageChecker runs axe-core and the contrast check on the page a browser
 // shows, and with SCREENSHOTS=DIR saves the states it has pictures for
-// (state → file name) in the pictured looks.
+// (state → file name) in the pictured looks: the viewport, or with
+// wholePage the page from top to bottom.
 type pageChecker struct {
-	t        *testing.T
-	ctx      context.Context
-	look     pageLook
-	pictures map[string]string
+	t         *testing.T
+	ctx       context.Context
+	look      pageLook
+	pictures  map[string]string
+	wholePage bool
 }
 
 func (p pageChecker) check(state string) {
@@ -111,7 +113,11 @@ func (p pageChecker) check(state string) {
 		t.Errorf("%s (%s, %s, %d px) at %s:\n  %s", state, p.look.scheme, p.look.lang, p.look.width, run(t, ctx, chromedp.Location()), strings.Join(issues, "\n  "))
 	}
 	if dir, name := os.Getenv("SCREENSHOTS"), p.pictures[state]; dir != "" && name != "" && p.look.pictured() {
-		png := run(t, ctx, chromedp.CaptureScreenshot())
+		shot := chromedp.CaptureScreenshot()
+		if p.wholePage {
+			shot = chromedp.FullScreenshot(100) // 100: PNG
+		}
+		png := run(t, ctx, shot)
 		file := filepath.Join(dir, fmt.Sprintf("%s-%s-%s-%s.png", name, map[bool]string{true: "phone", false: "desktop"}[p.look.width < 600], p.look.scheme, p.look.lang))
 		if err := os.WriteFile(file, png, 0o644); err != nil {
 			t.Fatal(err)
@@ -136,7 +142,7 @@ func walkPagesChecking(t *testing.T, look pageLook) {
 	e.load(e.financeSite("allow *@contoso.com\n\t\tconsent\n\t\tdelivery {\n\t\t\tfirst_retry 1h\n\t\t}\n\t\t"+unreachable, brand))
 	ctx := look.browser(t)
 
-	check := pageChecker{t, ctx, look, screenshotStates}.check
+	check := pageChecker{t, ctx, look, screenshotStates, false}.check
 	submit := chromedp.CSS(`main form button[type=submit]`)
 	email := "staff-" + scheme + "-" + lang + "@contoso.com"
 

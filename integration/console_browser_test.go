@@ -24,6 +24,7 @@ import (
 var consoleScreenshots = map[string]string{
 	"console home": "console-home", "console guests": "console-guests", "console search": "console-search",
 	"console guest": "console-guest", "console confirm": "console-confirm", "console forbidden": "console-forbidden",
+	"console invite with a mistake": "console-invite",
 }
 
 // TestConsoleInChromium: with 100 000 guests in a tenant whose directory
@@ -88,7 +89,7 @@ func TestConsoleInChromium(t *testing.T) {
 // look, walks its pages and checks each, revoking guest on the way.
 func walkConsoleChecking(t *testing.T, e *env, look pageLook, guest string) {
 	ctx := look.browser(t)
-	check := pageChecker{t, ctx, look, consoleScreenshots}.check
+	check := pageChecker{t, ctx, look, consoleScreenshots, true}.check
 	signInToConsole(t, e, ctx, contoso+"/admin/")
 	check("console home")
 	list := contoso + "/admin/t/contoso.localhost/"
@@ -100,7 +101,13 @@ func walkConsoleChecking(t *testing.T, e *env, look pageLook, guest string) {
 	check("console bad filter")
 	must(t, "nothing found", chromedp.Do(ctx, chromedp.Navigate(list+"?q=nobody-at-all"), chromedp.WaitVisible(chromedp.CSS(`main form`))))
 	check("console nothing found")
-	must(t, "a guest", chromedp.Do(ctx, chromedp.Navigate(list+"g/"+guest), chromedp.WaitVisible(chromedp.CSS(`dl.facts`))))
+	must(t, "the invitation form", chromedp.Do(ctx, chromedp.Navigate(list), chromedp.Click(chromedp.CSS(`a[href$="/invite"]`)), chromedp.WaitVisible(chromedp.ID("emails"))))
+	check("console invite")
+	must(t, "an invitation with a mistake", chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("emails"), "new-"+guest+"\nnot an address"), chromedp.SendKeys(chromedp.ID("paths"), "/reports/"),
+		chromedp.Click(chromedp.CSS(`form.invite button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("emails-error"))))
+	check("console invite with a mistake")
+	must(t, "a guest", chromedp.Do(ctx, chromedp.Navigate(list+"g/"+guest+"?path=/finance/"), chromedp.WaitVisible(chromedp.CSS(`dl.facts`))))
 	check("console guest")
 	must(t, "the confirmation", chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a[href$="/revoke"]`)), chromedp.WaitVisible(chromedp.CSS(`form.confirm button`))))
 	check("console confirm")

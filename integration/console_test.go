@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"context"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"os"
@@ -10,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
+
+	"github.com/otpgate/caddy-email-otp/flow/directory"
 	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
 )
 
@@ -215,6 +220,10 @@ func TestConsoleThroughCaddy(t *testing.T) {
 	})
 }
 
+// about reports whether d is want, give or take a second (the moments a
+// request takes).
+func about(d, want time.Duration) bool { return d > want-time.Second && d < want+time.Second }
+
 // waitForLine waits for a line of the log file holding every part.
 func waitForLine(t *testing.T, file string, parts ...string) {
 	t.Helper()
@@ -235,4 +244,136 @@ func waitForLine(t *testing.T, file string, parts ...string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func TestConsoleInvitesExplainsAndDeletesPasskeys(t *testing.T) {
+	e := newEnv(t)
+	e.smtp = smtpsink.Start(t)
+	auditLog := filepath.Join(t.TempDir(), "audit.log")
+	e.load(e.consoleSite(auditLog, ""))
+	boss := newGuest(t)
+	e.signIn(boss, pathSite, consoleBase, "/admin/", bossAdmin)
+	expectStatus(t, boss.get(consoleRoot+"t/acme/"), http.StatusOK, `href="/admin/t/acme/invite"`)
+
+	invite := consoleRoot + "t/acme/invite"
+	form := boss.get(invite)
+	expectStatus(t, form, http.StatusOK, `name="emails"`, `value="http://localhost:9080/t/acme/"`)
+	csrf := consoleCSRF(t, form)
+	post := func(fields url.Values) reply {
+		fields.Set("csrf", csrf)
+		return boss.post(invite, fields, "Origin", pathSite)
+	}
+
+	t.Run("a form with a mistake invites nobody and keeps what was typed", func(t *testing.T) {
+		for name, c := range map[string]struct {
+			fields url.Values
+			says   string
+		}{
+			"a bad address":         {url.Values{"emails": {"nell@outside.example, not-an-address"}, "link": {pathSite + "/t/acme/"}, "send": {"on"}}, "not-an-address"},
+			"no address":            {url.Values{"emails": {" , "}, "link": {pathSite + "/t/acme/"}, "send": {"on"}}, "at least one address"},
+			"another tenant's link": {url.Values{"emails": {"nell@outside.example"}, "link": {pathSite + "/t/globex/x"}, "send": {"on"}}, "a page of this tenant"},
+			"a bad path":            {url.Values{"emails": {"nell@outside.example"}, "paths": {"reports"}}, "starts with /"},
+		} {
+			r := post(c.fields)
+			if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.body, c.says) || !strings.Contains(r.body, "nell@outside.example") && name != "no address" {
+				t.Errorf("%s: %d, want 400 saying %q and keeping the addresses:\n%s", name, r.StatusCode, c.says, r.body)
+			}
+		}
+		if status := adminAPI(t, http.MethodGet, "path:acme/nell@outside.example", nil, nil); status != http.StatusNotFound {
+			t.Errorf("a refused form wrote a guest: %d", status)
+		}
+		waitMailIdle(t)
+		if n := e.smtp.Count("nell@outside.example"); n != 0 {
+			t.Errorf("a refused form sent %d emails", n)
+		}
+	})
+
+	// Two at once, opening /reports/ only, asked to agree first, in German.
+	done := expectRedirect(t, post(url.Values{"emails": {"Nell@Outside.example\nomar@outside.example; nell@outside.example"},
+		"link": {pathSite + "/t/acme/reports/q3.pdf"}, "paths": {"/reports/"}, "expires": {"7d"}, "ask_consent": {"on"}, "send": {"on"}, "language": {"de"}}), http.StatusSeeOther)
+	if done != "/admin/t/acme/?done=invite&n=2" {
+		t.Fatalf("after inviting: %q", done)
+	}
+	expectStatus(t, boss.get(pathSite+done), http.StatusOK, "2 guests were invited.", "nell@outside.example", "omar@outside.example")
+	mail := e.smtp.Wait(t, "nell@outside.example", 1, 10*time.Second)
+	if subject := decodeHeader(mail.Header.Get("Subject")); !strings.Contains(subject, "eingeladen") || !strings.Contains(mail.Text, bossAdmin) {
+		t.Errorf("the invitation is not German or does not name the admin:\n%s\n%s", subject, mail.Text)
+	}
+	var nell directory.Guest
+	adminAPI(t, http.MethodGet, "path:acme/nell@outside.example", nil, &nell)
+	if nell.Status != directory.Invited || !nell.AskConsent || len(nell.Paths) != 1 || nell.Paths[0] != "/reports/" || nell.InvitedBy != bossAdmin ||
+		nell.InviteExpires == nil || !about(nell.InviteExpires.Sub(*nell.InvitedAt), 7*24*time.Hour) {
+		t.Errorf("the directory after the console's invitation: %+v", nell)
+	}
+	waitForLine(t, auditLog, `"event":"invited"`, `"admin":"`+bossAdmin+`"`, `"email":"omar@outside.example"`)
+
+	// Nell follows the link: asked to agree before her first sign-in, though
+	// the gateway's consent is off.
+	g := newGuest(t)
+	page := g.get(linkRE.FindString(mail.Text))
+	expectStatus(t, page, http.StatusOK, `name="email"`)
+	expectRedirect(t, g.post(pathSite+acmeBase+"send", url.Values{"csrf": {formValue(t, page.body, "csrf")}, "email": {"nell@outside.example"}, "rd": {formValue(t, page.body, "rd")}}), http.StatusSeeOther)
+	v := g.get(pathSite + acmeBase + "verify")
+	code := codeIn(t, e.smtp.Wait(t, "nell@outside.example", 2, 10*time.Second).Text)
+	if to := expectRedirect(t, g.post(pathSite+acmeBase+"verify", url.Values{"csrf": {formValue(t, v.body, "csrf")}, "code": {code}}), http.StatusSeeOther); to != acmeBase+"consent" {
+		t.Errorf("the first sign-in of a guest whose invitation asks consent went to %q", to)
+	}
+
+	t.Run("the guest's page says why, and answers for a path", func(t *testing.T) {
+		nellPage := consoleRoot + "t/acme/g/nell@outside.example"
+		expectStatus(t, boss.get(nellPage), http.StatusOK, "Yes: it is invited.", "Asked to agree before the first sign-in", "Recent events", "Invited", "by <strong><bdi>"+bossAdmin, "Signed in with a code")
+		expectStatus(t, boss.get(nellPage+"?path=/finance/x"), http.StatusOK, "No: its invitation opens only /reports/.")
+		expectStatus(t, boss.get(nellPage+"?path=/reports/q3.pdf"), http.StatusOK, "Yes: it may open /reports/q3.pdf.")
+	})
+
+	t.Run("an invitation is sent again", func(t *testing.T) {
+		omarPage := consoleRoot + "t/acme/g/omar@outside.example"
+		expectStatus(t, boss.get(omarPage), http.StatusOK, `href="/admin/t/acme/g/omar@outside.example/resend"`)
+		confirm := boss.get(omarPage + "/resend")
+		expectStatus(t, confirm, http.StatusOK, "Send <strong><bdi>omar@outside.example</bdi></strong> their invitation again?")
+		expectRedirect(t, boss.post(omarPage+"/resend", url.Values{"csrf": {consoleCSRF(t, confirm)}}), http.StatusSeeOther)
+		again := e.smtp.Wait(t, "omar@outside.example", 2, 10*time.Second)
+		if !strings.Contains(again.Text, "/t/acme/.email-otp/signin?") {
+			t.Errorf("the resent invitation has no sign-in link:\n%s", again.Text)
+		}
+		var omar directory.Guest
+		adminAPI(t, http.MethodGet, "path:acme/omar@outside.example", nil, &omar)
+		if !omar.AskConsent || len(omar.Paths) != 1 || omar.InvitedBy != bossAdmin || !about(omar.InviteExpires.Sub(*omar.InvitedAt), 7*24*time.Hour) {
+			t.Errorf("a resent invitation changed what it grants: %+v", omar)
+		}
+	})
+
+	t.Run("a passkey is deleted, and no other", func(t *testing.T) {
+		// Pam's record is written by another node (as one sharing the
+		// storage would) before this one ever read it.
+		now := time.Now()
+		other := directory.New(&certmagic.FileStorage{Path: e.storage}, 10, time.Minute)
+		defer other.Close()
+		if _, err := other.Update(context.Background(), "path:acme", "pam@contoso.com", now, func(g *directory.Guest, _ bool) (bool, error) {
+			g.Status, g.Source = directory.Redeemed, directory.SourcePasskey
+			g.Passkeys = []directory.Passkey{{ID: []byte("pk-phone"), Device: "Chrome on Android", CreatedAt: now}, {ID: []byte("pk-laptop"), Device: "Safari on macOS", CreatedAt: now}}
+			return false, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		pamPage := consoleRoot + "t/acme/g/pam@contoso.com"
+		phone := pamPage + "/passkeys/" + base64.RawURLEncoding.EncodeToString([]byte("pk-phone"))
+		expectStatus(t, boss.get(pamPage), http.StatusOK, "Chrome on Android", "Safari on macOS", `href="`+strings.TrimPrefix(phone, pathSite)+`"`)
+		expectStatus(t, boss.get(pamPage+"/passkeys/bm9uZQ"), http.StatusNotFound, "no such passkey")
+		confirm := boss.get(phone)
+		expectStatus(t, confirm, http.StatusOK, "Delete the passkey <bdi>Chrome on Android</bdi>")
+		expectStatus(t, boss.post(phone, url.Values{}), http.StatusForbidden, "Nothing was changed")
+		back := expectRedirect(t, boss.post(phone, url.Values{"csrf": {consoleCSRF(t, confirm)}}), http.StatusSeeOther)
+		after := boss.get(pathSite + back)
+		expectStatus(t, after, http.StatusOK, "A passkey of <strong><bdi>pam@contoso.com</bdi></strong> was deleted.", "Safari on macOS")
+		if strings.Contains(after.body, "Chrome on Android") {
+			t.Error("the deleted passkey is still shown")
+		}
+		var left passkeyViews
+		adminAPI(t, http.MethodGet, "path:acme/pam@contoso.com/passkeys", nil, &left)
+		if len(left) != 1 || left[0].Device != "Safari on macOS" {
+			t.Errorf("passkeys after the deletion: %+v", left)
+		}
+		waitForLine(t, auditLog, `"event":"passkey_deleted"`, `"admin":"`+bossAdmin+`"`, `"email":"pam@contoso.com"`)
+	})
 }

@@ -79,7 +79,7 @@ type PageData struct {
 }
 
 // ConsoleView is what the console's pages show. View is home, guests,
-// guest or confirm.
+// guest, confirm or invite.
 type ConsoleView struct {
 	View      string
 	Admin     string // the signed-in admin's address
@@ -96,6 +96,24 @@ type ConsoleView struct {
 	Action    ConsoleAction // confirm: what is asked
 	Done      Message       // what was just done, said above the page
 	DoneEmail string
+	DoneCount int                // how many, when Done is about many
+	Invite    *ConsoleInviteForm // invite: the form
+}
+
+// ConsoleInviteForm is the invitation form as the admin filled it, and what
+// was wrong with it.
+type ConsoleInviteForm struct {
+	Emails, Link, Paths, Expires, Language string
+	AskConsent, Send                       bool
+	EmailsError, LinkError, PathsError     string
+	Notice                                 string // how far a stopped invitation got
+	Expiries, Languages                    []ConsoleOption
+}
+
+// ConsoleOption is one choice of a select.
+type ConsoleOption struct {
+	Value, Text string
+	Selected    bool
 }
 
 // ConsoleTenant is a tenant on the console: its id, name and page.
@@ -111,12 +129,23 @@ type ConsoleGuest struct {
 	InvitedAt, InviteExpires, RedeemedAt, SessionsNotBefore string
 	Paths                                                   []string
 	Passkeys                                                []ConsolePasskey
-	MayGetCodes, Held                                       bool
+	AskConsent                                              bool // invited, and asked to agree first
 	Actions                                                 []ConsoleAction
+	Why                                                     string   // whether the address may sign in, and which rule says so
+	Holds                                                   []string // the limits holding its codes now
+	PathCheck                                               ConsolePathCheck
+	Events                                                  []ConsoleEvent // newest first
 }
 
+// ConsolePathCheck is the guest page's "can it open this path?" answer.
+type ConsolePathCheck struct{ Path, Answer string }
+
+// ConsoleEvent is one recent audit step about a guest, in the admin's
+// language.
+type ConsoleEvent struct{ At, Text, Reason, By string }
+
 // ConsolePasskey is one of a guest's passkeys, as admins see it.
-type ConsolePasskey struct{ Device, Created, LastUsed string }
+type ConsolePasskey struct{ Device, Created, LastUsed, Delete string }
 
 // ConsoleAction is an action on a guest: its name, words and page.
 type ConsoleAction struct {
@@ -124,6 +153,7 @@ type ConsoleAction struct {
 	Label   Message
 	Link    string
 	Confirm Message
+	Device  string // a passkey's, when the action is its deletion
 }
 
 // OutboxEntry is a message on the dev outbox page.

@@ -90,7 +90,8 @@ func (m *messages) parseFiles(fsys fs.FS, where string) error {
 // {{.Email}}, … and {{.Count}}.
 func SampleVars() Vars {
 	return Vars{"Tenant": "Contoso", "Email": "ann@example.com", "Detail": "%", "Duration": "30 minutes", "Wait": "25 seconds",
-		"Path": "/docs/a", "IP": "192.0.2.1", "Browser": "Firefox", "System": "Linux", "InvitedBy": "Bob", "Provider": "contoso", "Date": "1 Dec 2026", "Count": 2}
+		"Path": "/docs/a", "IP": "192.0.2.1", "Browser": "Firefox", "System": "Linux", "InvitedBy": "Bob", "Provider": "contoso", "Date": "1 Dec 2026", "Count": 2,
+		"Addresses": "bob@, x", "Device": "Chrome on Android", "Done": "ann@contoso.com"}
 }
 
 func placeNames() []string {

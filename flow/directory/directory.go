@@ -54,6 +54,9 @@ type Guest struct {
 	// Paths, if any, are the path prefixes (inside the tenant) the guest may
 	// open; none means the whole tenant.
 	Paths []string `json:"paths,omitempty"`
+	// AskConsent: the invitation asks the guest to agree before their
+	// first sign-in (Invitation.AskConsent).
+	AskConsent bool `json:"ask_consent,omitempty"`
 	// SessionsNotBefore voids the sessions issued before it (revoke, reset).
 	SessionsNotBefore *time.Time `json:"sessions_not_before,omitempty"`
 	// PasskeyHandle is the WebAuthn user handle of the guest's passkeys in

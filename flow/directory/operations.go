@@ -14,6 +14,9 @@ type Invitation struct {
 	InvitedBy string     // who invited, shown in the email and the directory
 	Expires   *time.Time // when the invitation lapses if not redeemed; nil: never
 	Paths     []string   // path prefixes the guest may open; none: the whole tenant
+	// AskConsent: the guest agrees on a page before their first sign-in,
+	// as under the gateway's consent option, though it is off.
+	AskConsent bool
 }
 
 // Invite records an invitation of email to tenant. A guest who redeemed
@@ -29,7 +32,7 @@ func (d *Directory) Invite(ctx context.Context, tenant, email string, inv Invita
 		if g.Status != Redeemed {
 			g.Status = Invited
 		}
-		g.InvitedAt, g.InvitedBy, g.InviteExpires, g.Paths = &at, inv.InvitedBy, inv.Expires, inv.Paths
+		g.InvitedAt, g.InvitedBy, g.InviteExpires, g.Paths, g.AskConsent = &at, inv.InvitedBy, inv.Expires, inv.Paths, inv.AskConsent
 		return false, nil
 	})
 	undo = func(ctx context.Context) error {
