@@ -177,7 +177,7 @@ type guestPage struct {
 // oidc:<name>), signed_in_after and signed_in_before (RFC 3339, or a day), after
 // (the cursor), limit.
 func guestQuery(v url.Values) (directory.Query, error) {
-	q := directory.Query{Search: v.Get("q"), Status: directory.Status(v.Get("status")), Source: v.Get("source"), After: v.Get("after")}
+	q := directory.Query{Search: v.Get("q"), Status: directory.Status(v.Get("status")), Source: v.Get("source"), Sort: v.Get("sort"), After: v.Get("after")}
 	if l := v.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 {

@@ -124,6 +124,7 @@ func guestCommands() []*cobra.Command {
 	list.Flags().String("source", "", "otp, passkey, oidc (any provider) or oidc:<name>")
 	list.Flags().String("signed-in-after", "", "last sign-in after this RFC 3339 time")
 	list.Flags().String("signed-in-before", "", "last sign-in before this RFC 3339 time")
+	list.Flags().String("sort", "", "address (default) or last_sign_in (newest first)")
 	list.Flags().String("after", "", "the cursor the previous page printed")
 	list.Flags().String("limit", "", "guests per page (default 50, at most 500)")
 
@@ -270,5 +271,5 @@ func printPasskeys(out io.Writer, passkeys []passkeyView) error {
 // they become.
 var listParams = map[string]string{
 	"search": "q", "status": "status", "source": "source", "signed-in-after": "signed_in_after",
-	"signed-in-before": "signed_in_before", "after": "after", "limit": "limit",
+	"signed-in-before": "signed_in_before", "after": "after", "limit": "limit", "sort": "sort",
 }

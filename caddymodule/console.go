@@ -269,7 +269,7 @@ func (c *consoleDesk) list(w http.ResponseWriter, r *http.Request, sess flow.Ses
 	v.Tenant = c.tenantLink(t.ID)
 	form := r.URL.Query()
 	v.Query = templates.ConsoleQuery{Search: form.Get("q"), Status: form.Get("status"), Source: form.Get("source"),
-		After: form.Get("signed_in_after"), Before: form.Get("signed_in_before")}
+		After: form.Get("signed_in_after"), Before: form.Get("signed_in_before"), Sort: form.Get("sort")}
 	v.Done, v.DoneCount = doneNotice(form)
 	v.DoneEmail = form.Get("q")
 	form.Del("done")

@@ -97,6 +97,8 @@ func TestConsoleThroughCaddy(t *testing.T) {
 		t.Error("the revoked filter shows a redeemed guest")
 	}
 	expectStatus(t, boss.get(consoleRoot+"t/acme/?signed_in_after=yesterday"), http.StatusBadRequest, `aria-invalid="true"`)
+	expectStatus(t, boss.get(consoleRoot+"t/acme/?sort=name"), http.StatusBadRequest, `aria-invalid="true"`)
+	expectStatus(t, boss.get(consoleRoot+"t/acme/?sort=last_sign_in"), http.StatusOK, "carol@contoso.com", `<option value="last_sign_in" selected>`)
 
 	guestPage := consoleRoot + "t/acme/g/carol@contoso.com"
 	expectStatus(t, boss.get(guestPage), http.StatusOK, "carol@contoso.com", `href="/admin/t/acme/g/carol@contoso.com/revoke"`)

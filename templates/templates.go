@@ -120,7 +120,7 @@ type ConsoleOption struct {
 type ConsoleTenant struct{ ID, Name, Link string }
 
 // ConsoleQuery is the guest list's form as the admin filled it.
-type ConsoleQuery struct{ Search, Status, Source, After, Before string }
+type ConsoleQuery struct{ Search, Status, Source, After, Before, Sort string }
 
 // ConsoleGuest is a guest on the console; a guest's page fills every field.
 type ConsoleGuest struct {

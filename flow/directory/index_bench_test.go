@@ -88,6 +88,8 @@ func benchFind(b *testing.B, d *Directory, tenant string) {
 		{"search-domain-redeemed", Query{Search: "@fabrikam.com", Status: Redeemed}},
 		{"provider-since-a-week", Query{Source: "oidc", SignedInAfter: &week}},
 		{"page-in-the-middle", Query{After: "guest050000@contoso.com"}},
+		{"latest-sign-ins-first", Query{Sort: SortLastSignIn}},
+		{"domain-by-latest-sign-in", Query{Search: "@fabrikam.com", Sort: SortLastSignIn}},
 	} {
 		b.Run(bq.name, func(b *testing.B) {
 			var took []time.Duration
