@@ -1,6 +1,7 @@
 package emailotp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -146,6 +147,7 @@ type consoleDesk struct {
 	signIn   func(http.ResponseWriter, *http.Request, tenant)
 	endpoint func(http.ResponseWriter, *http.Request, tenant, string)
 	invites  *consoleInvites
+	health   func(context.Context) health // the gateway's store, mailer and queue
 }
 
 // consoleKey is the console tenant's key in namespace ns: no host, path or
@@ -211,6 +213,8 @@ func (c *consoleDesk) serve(w http.ResponseWriter, r *http.Request) {
 		c.list(w, r, sess, t)
 	case len(parts) == 3 && parts[2] == "invite":
 		c.invites.serve(w, r, sess, t)
+	case len(parts) == 3 && parts[2] == "overview":
+		c.overview(w, r, sess, t)
 	case len(parts) == 4 && parts[2] == "g":
 		c.guest(w, r, sess, t, parts[3], "", "")
 	case len(parts) == 5 && parts[2] == "g":

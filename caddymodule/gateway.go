@@ -298,6 +298,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 			root: root, tenant: tenant{Key: consoleKey(g.Tenant.Namespace), ID: consoleTenantID, Root: root, Named: true},
 			admins: *console, tenants: g.tenants, tenantOf: g.servedTenant, guests: g.guests, service: g.service,
 			pages: g.pages, csrf: g.csrf, log: g.log, clock: clock, session: g.sessionOf, signIn: g.askToSignIn, endpoint: g.serveEndpoint,
+			health: g.checkHealth,
 		}
 		g.console.invites = &consoleInvites{desk: g.console, links: g.links, byHost: g.Tenant.From == TenantFromHost}
 	}

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otpgate/caddy-email-otp/flow/directory"
+	"github.com/otpgate/caddy-email-otp/internal/funnel"
 	"github.com/otpgate/caddy-email-otp/internal/store/redisstore"
 )
 
@@ -24,12 +25,17 @@ const guestCacheTTL = time.Second
 // admin API applies here at the next request.
 var directories = caddy.NewUsagePool()
 
+// funnels holds one sign-in funnel per storage, beside its directory: the
+// steps' counts by the hour, which the console's overview sums.
+var funnels = caddy.NewUsagePool()
+
 // guestBook is a gateway's hold on the process's guest directory for its
 // storage, with the store's change feed (where it has one) keeping the
 // directory's cache current with the other nodes' changes.
 type guestBook struct {
 	*directory.Directory
-	poolKey string    // in directories
+	funnel  *funnel.Funnel
+	poolKey string    // in directories and funnels
 	feed    guestFeed // nil unless the store tells nodes of changes
 	stop    func()    // stops following the feed
 }
@@ -51,7 +57,16 @@ func openGuestBook(ctx caddy.Context, storeModule any) (*guestBook, error) {
 	if err != nil {
 		return nil, err
 	}
-	book := &guestBook{Directory: dir, poolKey: key, stop: func() {}}
+	counts, err := loadPooled(funnels, key, func() *funnel.Funnel {
+		f := funnel.New(st, nil)
+		f.Start()
+		return f
+	})
+	if err != nil {
+		_, _ = directories.Delete(key)
+		return nil, err
+	}
+	book := &guestBook{Directory: dir, funnel: counts, poolKey: key, stop: func() {}}
 	if feed, ok := storeModule.(guestFeed); ok {
 		book.feed = feed
 		book.stop = feed.OnGuestChange(func(tenant, email string) {
@@ -68,6 +83,7 @@ func openGuestBook(ctx caddy.Context, storeModule any) (*guestBook, error) {
 func (b *guestBook) close() {
 	b.stop()
 	_, _ = directories.Delete(b.poolKey)
+	_, _ = funnels.Delete(b.poolKey)
 }
 
 // guestStorer is a store that may keep the guest directory itself (store

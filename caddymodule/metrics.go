@@ -69,6 +69,10 @@ var queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
 // all come here. A step about an address is also kept for its console page.
 func recordStep(audit *zap.Logger, tenantKey, email, name, reason string, fields ...zap.Field) {
 	signinEvents.WithLabelValues(tenantLabel(directory.TenantName(tenantKey)), name, reason).Inc()
+	for _, g := range servingGateways(tenantKey) {
+		g.guests.funnel.Add(tenantKey, name)
+		break // one count per step: the gateways of a tenant share a storage's funnel
+	}
 	if email != "" && name != "page_shown" {
 		ev := guestEvent{At: time.Now(), Step: name, Reason: reason}
 		for _, f := range fields {

@@ -24,7 +24,7 @@ import (
 var consoleScreenshots = map[string]string{
 	"console home": "console-home", "console guests": "console-guests", "console search": "console-search",
 	"console guest": "console-guest", "console confirm": "console-confirm", "console forbidden": "console-forbidden",
-	"console invite with a mistake": "console-invite",
+	"console invite with a mistake": "console-invite", "console overview": "console-overview",
 }
 
 // TestConsoleInChromium: with 100 000 guests in a tenant whose directory
@@ -101,6 +101,8 @@ func walkConsoleChecking(t *testing.T, e *env, look pageLook, guest string) {
 	check("console bad filter")
 	must(t, "nothing found", chromedp.Do(ctx, chromedp.Navigate(list+"?q=nobody-at-all"), chromedp.WaitVisible(chromedp.CSS(`main form`))))
 	check("console nothing found")
+	must(t, "the overview", chromedp.Do(ctx, chromedp.Navigate(list), chromedp.Click(chromedp.CSS(`a[href$="/overview"]`)), chromedp.WaitVisible(chromedp.CSS(`table.funnel`))))
+	check("console overview")
 	must(t, "the invitation form", chromedp.Do(ctx, chromedp.Navigate(list), chromedp.Click(chromedp.CSS(`a[href$="/invite"]`)), chromedp.WaitVisible(chromedp.ID("emails"))))
 	check("console invite")
 	must(t, "an invitation with a mistake", chromedp.Do(ctx,

@@ -161,7 +161,8 @@ func TestConsoleThroughCaddy(t *testing.T) {
 	t.Run("every console page shows words in every language", func(t *testing.T) {
 		idRE := regexp.MustCompile(`console_[a-z_]+|\{\{|\[\[|<no value>`)
 		pages := []string{"", "t/acme/", "t/acme/?q=zzz", "t/acme/?signed_in_after=bad", guestPage[len(consoleRoot):], guestPage[len(consoleRoot):] + "/revoke",
-			guestPage[len(consoleRoot):] + "/reset", guestPage[len(consoleRoot):] + "/delete", "t/nowhere/", "nothing/here"}
+			guestPage[len(consoleRoot):] + "/reset", guestPage[len(consoleRoot):] + "/delete", guestPage[len(consoleRoot):] + "?path=/x",
+			"t/acme/invite", "t/acme/overview", "t/nowhere/", "nothing/here"}
 		for _, lang := range []string{"en", "de", "fr", "es", "ja", "ar"} {
 			for _, p := range pages {
 				r := boss.get(consoleRoot+p, "Accept-Language", lang)
@@ -320,6 +321,21 @@ func TestConsoleInvitesExplainsAndDeletesPasskeys(t *testing.T) {
 	if to := expectRedirect(t, g.post(pathSite+acmeBase+"verify", url.Values{"csrf": {formValue(t, v.body, "csrf")}, "code": {code}}), http.StatusSeeOther); to != acmeBase+"consent" {
 		t.Errorf("the first sign-in of a guest whose invitation asks consent went to %q", to)
 	}
+
+	t.Run("the overview counts the tenant's own steps", func(t *testing.T) {
+		overview := boss.get(consoleRoot + "t/acme/overview")
+		expectStatus(t, overview, http.StatusOK, "Sign-ins to acme", "<svg", "Delivered, ")
+		for label, n := range map[string]string{"Codes asked for": "1", "Codes sent": "1", "Signed in with a passkey": "0"} {
+			row := regexp.MustCompile(`<th scope="row">` + label + `</th>\s*<td class="n"[^>]*>(\d+)</td><td class="bar">.*?</td>\s*<td class="n"[^>]*>(\d+)</td>`).FindStringSubmatch(overview.body)
+			if row == nil || row[1] != n || row[2] != n {
+				t.Errorf("%s: %q, want %s in the last day and week", label, row, n)
+			}
+		}
+		globex := boss.get(consoleRoot + "t/globex/overview")
+		if !regexp.MustCompile(`<th scope="row">Codes sent</th>\s*<td class="n"[^>]*>0</td>`).MatchString(globex.body) {
+			t.Error("another tenant's overview counts acme's codes")
+		}
+	})
 
 	t.Run("the guest's page says why, and answers for a path", func(t *testing.T) {
 		nellPage := consoleRoot + "t/acme/g/nell@outside.example"

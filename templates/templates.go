@@ -98,6 +98,24 @@ type ConsoleView struct {
 	DoneEmail string
 	DoneCount int                // how many, when Done is about many
 	Invite    *ConsoleInviteForm // invite: the form
+	Overview  *ConsoleOverview   // overview: the funnel and the mail
+}
+
+// ConsoleOverview is a tenant's sign-in funnel and how mail is doing.
+type ConsoleOverview struct {
+	Rows                          []ConsoleFunnelRow
+	MailResult, MailAt, MailError string // the mailer's last answer; "" before any
+	Queue                         int
+	Journal                       *int64 // nil: no journal (store memory) or Redis down
+	StoreOK                       bool
+	StoreLatency                  float64 // ms
+}
+
+// ConsoleFunnelRow is one step of the funnel: its counts, and its bars'
+// lengths in percent of the window's largest count.
+type ConsoleFunnelRow struct {
+	Label                      Message
+	Day, Week, DayBar, WeekBar int
 }
 
 // ConsoleInviteForm is the invitation form as the admin filled it, and what
