@@ -432,6 +432,18 @@ func (g *guest) requestCode(origin, base, protected, email string) (csrf string)
 	return formValue(g.t, page.body, "csrf")
 }
 
+// expectNoCode walks g to the code page for email, as anyone may, and
+// checks that no mail reached the address; why says who it is.
+func (e *env) expectNoCode(g *guest, origin, base, protected, email, why string) {
+	e.t.Helper()
+	n := e.smtp.Count(email)
+	g.requestCode(origin, base, protected, email)
+	waitMailIdle(e.t)
+	if e.smtp.Count(email) != n {
+		e.t.Errorf("%s got a code", why)
+	}
+}
+
 // signIn does the whole flow and returns where the guest landed.
 func (e *env) signIn(g *guest, origin, base, protected, email string) string {
 	e.t.Helper()

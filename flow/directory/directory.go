@@ -230,39 +230,16 @@ func (d *Directory) load(ctx context.Context, k string) (Guest, error) {
 	return g, nil
 }
 
-// List returns the tenant's guests, sorted by address.
-func (d *Directory) List(ctx context.Context, tenant string) ([]Guest, error) {
-	guests, err := d.listDir(ctx, tenantDir(tenant))
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(guests, func(a, b Guest) int { return strings.Compare(a.Email, b.Email) })
-	return guests, nil
-}
-
-func (d *Directory) listDir(ctx context.Context, dir string) ([]Guest, error) {
-	keys, err := d.kv.List(ctx, dir, false)
+// recordFiles are the keys of the tenant's records: none before the first.
+func (d *Directory) recordFiles(ctx context.Context, tenant string) ([]string, error) {
+	keys, err := d.kv.List(ctx, tenantDir(tenant), false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return []Guest{}, nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	guests := make([]Guest, 0, len(keys))
-	for _, k := range keys {
-		if !strings.HasSuffix(k, ".json") {
-			continue
-		}
-		g, err := d.load(ctx, k)
-		if errors.Is(err, ErrNotFound) {
-			continue // deleted while listing
-		}
-		if err != nil {
-			return nil, err
-		}
-		guests = append(guests, g)
-	}
-	return guests, nil
+	return slices.DeleteFunc(keys, func(k string) bool { return !strings.HasSuffix(k, ".json") }), nil
 }
 
 // Update changes one guest under the storage's lock, so two nodes (or an

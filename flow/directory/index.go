@@ -323,17 +323,14 @@ func eachShard(m manifest, fn func(shard byte) error) error {
 
 // recordKeys lists the storage keys of the tenant's records by shard.
 func (d *Directory) recordKeys(ctx context.Context, tenant string) (map[byte][]string, error) {
-	keys, err := d.kv.List(ctx, tenantDir(tenant), false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[byte][]string{}, nil
-	}
+	keys, err := d.recordFiles(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
 	byShard := map[byte][]string{}
 	for _, k := range keys {
 		name := path.Base(k)
-		if !strings.HasSuffix(name, ".json") || len(name) < 2 {
+		if len(name) < 2 {
 			continue
 		}
 		b, err := hex.DecodeString(name[:2])
