@@ -143,7 +143,7 @@ func filledGuest(i int) string {
 // fillDirectory writes n redeemed guests of tenant straight into the
 // directory's Redis storage, as 100 000 invitations over months would
 // leave them, and builds the index as a first list would.
-func fillDirectory(t *testing.T, redisURL, tenant string, n int) {
+func fillDirectory(t testing.TB, redisURL, tenant string, n int) {
 	t.Helper()
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {

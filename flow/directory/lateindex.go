@@ -95,7 +95,12 @@ func (l *lateIndex) run() {
 	for {
 		select {
 		case <-l.stop:
-			l.flush(ctx)
+			// Bounded: Caddy closes the directory while it loads a new
+			// config, which must not wait on a storage that is gone. What
+			// is not written keeps the marker, and another node repairs.
+			last, cancel := context.WithTimeout(ctx, closeWait)
+			l.flush(last)
+			cancel()
 			return
 		case <-flush.C:
 			l.flush(ctx)
@@ -151,8 +156,19 @@ func (l *lateIndex) close(ctx context.Context) error {
 	}
 	close(l.stop)
 	<-l.done
+	l.mu.Lock()
+	owed := len(l.queue) > 0
+	l.mu.Unlock()
+	if owed {
+		return errors.New("the guest index's last sign-ins could not all be written: another node repairs them once this one's marker is stale")
+	}
+	ctx, cancel := context.WithTimeout(ctx, closeWait)
+	defer cancel()
 	return l.d.kv.Delete(ctx, writersDir+"/"+l.id)
 }
+
+// closeWait bounds what closing writes.
+const closeWait = 5 * time.Second
 
 // refreshEntries sets the settled entries of emails from their records.
 // Pending ones are left: a change may be under way, and settle decides.

@@ -81,13 +81,19 @@ func (f *Funnel) Start() {
 			case <-f.stop:
 				return
 			case <-t.C:
-				_ = f.Flush(context.Background()) // the next flush tries again
+				ctx, cancel := context.WithTimeout(context.Background(), FlushEvery)
+				_ = f.Flush(ctx) // the next flush tries again
+				cancel()
 			}
 		}
 	}()
 }
 
-// Close writes what is counted and stops.
+// closeWait bounds the last write: Caddy closes the funnel while it
+// loads a new config, which must not wait on a storage that is gone.
+const closeWait = 2 * time.Second
+
+// Close writes what is counted, within closeWait, and stops.
 func (f *Funnel) Close() error {
 	f.once.Do(func() {
 		if f.stop != nil {
@@ -95,7 +101,9 @@ func (f *Funnel) Close() error {
 			<-f.done
 		}
 	})
-	return f.Flush(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
+	return f.Flush(ctx)
 }
 
 // Add counts one step of tenant now.
