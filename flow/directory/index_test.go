@@ -569,3 +569,27 @@ func testReadsThePage(t *testing.T, storage KV) {
 		t.Errorf("a page of 20 read %d values", n)
 	}
 }
+
+// Closing with the storage gone (Redis stopped) gives up within its bound
+// and says so; the marker it could not remove makes another node repair.
+func TestCloseDoesNotWaitOnAStorageThatIsGone(t *testing.T) {
+	srv := redisserver.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: 10, DialTimeout: time.Minute})
+	defer rdb.Close()
+	d := New(redisstore.New(rdb, redisstore.Options{}).GuestStorage(), 100, time.Second)
+	ctx := context.Background()
+	if _, err := d.RecordSignIn(ctx, "acme", "ann@contoso.com", SourceOTP, time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.RecordSignIn(ctx, "acme", "ann@contoso.com", SourceOTP, time.Now()); err != nil { // queued for the index
+		t.Fatal(err)
+	}
+	srv.Stop()
+	start := time.Now()
+	if err := d.Close(); err == nil {
+		t.Error("closing with the storage gone reported no error")
+	}
+	if took := time.Since(start); took > 8*time.Second {
+		t.Errorf("Close took %v with the storage gone", took)
+	}
+}
