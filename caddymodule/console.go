@@ -180,6 +180,13 @@ func (c *consoleDesk) serve(w http.ResponseWriter, r *http.Request) {
 		c.signIn(w, r, c.tenant)
 		return
 	}
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" && mode != "navigate" {
+		// The console's pages are documents an admin opens, and its forms
+		// are posted by navigating; a script's fetch (a tenant's page on
+		// the same origin reading a CSRF token) gets nothing.
+		c.forbidden(w, r, sess)
+		return
+	}
 	admin := sess.Email
 	if !c.admins.signIn.Allowed(admin) {
 		// Taken off the admins since signing in.

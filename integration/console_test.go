@@ -124,6 +124,17 @@ func TestConsoleThroughCaddy(t *testing.T) {
 		carol.backendView(pathSite + "/t/acme/docs/a")
 	})
 
+	t.Run("a script's fetch reads no console page", func(t *testing.T) {
+		for _, mode := range []string{"cors", "same-origin", "no-cors"} {
+			r := boss.get(guestPage+"/revoke", "Sec-Fetch-Mode", mode, "Sec-Fetch-Site", "same-origin")
+			expectStatus(t, r, http.StatusForbidden)
+			if strings.Contains(r.body, `name="csrf"`) {
+				t.Errorf("%s: a fetch got the confirmation's token", mode)
+			}
+		}
+		expectStatus(t, boss.get(guestPage+"/revoke", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "same-origin"), http.StatusOK, `name="csrf"`)
+	})
+
 	t.Run("a tenant's admin sees that tenant alone", func(t *testing.T) {
 		ann := newGuest(t)
 		e.signIn(ann, pathSite, consoleBase, "/admin/", acmeAdmin)
