@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddytest"
+
 	"github.com/otpgate/caddy-email-otp/integration/redisserver"
 	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
 )
@@ -87,7 +89,7 @@ func BenchmarkConsoleList100k(b *testing.B) {
 func signedInAdmin(b *testing.B, sink *smtpsink.Sink, site string) *http.Client {
 	b.Helper()
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: asBrowser{caddytest.CreateTestingTransport()}}
 	page := func(resp *http.Response, err error) string {
 		b.Helper()
 		if err != nil {
@@ -105,4 +107,17 @@ func signedInAdmin(b *testing.B, sink *smtpsink.Sink, site string) *http.Client 
 		b.Fatalf("the admin's sign-in did not reach the console:\n%s", home)
 	}
 	return c
+}
+
+// asBrowser asks for pages as a browser does (the gateway answers other
+// clients 401 instead of its sign-in page), on this machine for every
+// *.localhost.
+type asBrowser struct{ http.RoundTripper }
+
+func (b asBrowser) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Accept") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Accept", "text/html,application/xhtml+xml")
+	}
+	return b.RoundTripper.RoundTrip(r)
 }

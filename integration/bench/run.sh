@@ -163,6 +163,7 @@ echo "bench: Go benchmarks" >&2
 	go test -run '^$' -bench 'SessionRevoked' -benchmem -benchtime 20000x ./internal/store/redisstore
 	go test -run '^$' -bench 'PasskeySignIn' -benchmem -benchtime 300x ./internal/passkey
 	go test -run '^$' -bench 'Find100k' -benchtime 30x ./flow/directory
+	go test -run '^$' -bench 'ConsoleList100k' -benchtime 30x ./integration
 ) 2>&1 | grep -E '^Benchmark' >"$out/gobench"
 # a Go benchmark's figure: the number before unit on the line of name
 gobench() { awk -v name="$1" -v unit="$2" '$1 ~ "^Benchmark" name "-[0-9]+$" { for (i = 2; i <= NF; i++) if ($i == unit) print $(i - 1) }' "$out/gobench"; }
@@ -219,6 +220,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 	at_most "≤ 512 bytes per pending challenge, after a million sends (bound 100 000)" "$(gobench PendingChallengeMemory bytes/challenge)" bytes 512
 	at_most "a passkey sign-in's server work, begin and finish, ≤ 2 ms (\`PasskeySignIn\`: file storage)" "$(gobench PasskeySignIn ns/op | awk '{ printf "%.2f", $1 / 1000000 }')" ms 2
 	at_most "a page of 100 000 guests with a search ≤ 200 ms p95 (\`Find100k\`, file storage and Redis, the slower)" "$({ gobench Find100k/file_system/search-one-address p95-ms; gobench Find100k/redis/search-one-address p95-ms; } | sort -n | tail -1)" ms 200
+	at_most "the console's and the admin API's page of 100 000 guests with a search, through Caddy, ≤ 200 ms p95 (\`ConsoleList100k\`, Redis, the slower)" "$({ gobench ConsoleList100k/console/search-one-address p95-ms; gobench ConsoleList100k/admin-api/search-one-address p95-ms; } | sort -n | tail -1)" ms 200
 	echo
 	echo "The pending cookie stays on the gateway's pages now: a signed-in request for a document"
 	echo "carries the session cookie alone, and is $(versus 1 8)× (median over rounds) the same request"
