@@ -100,11 +100,17 @@ func (c *consoleDesk) guest(w http.ResponseWriter, r *http.Request, sess flow.Se
 		return
 	}
 	var pk *directory.Passkey
-	if action == deletePasskey {
+	switch {
+	case action == deletePasskey:
 		if pk = passkeyOf(g, arg); pk == nil {
 			c.failed(w, r, t, email, directory.ErrNoPasskey)
 			return
 		}
+	case action != "" && !act.offered(g):
+		// Not one of this guest's actions now (resending to a guest who
+		// signed in, revoking one who is out): the page offers the others.
+		c.redirect(w, r, c.tenantLink(t.ID).Link+"g/"+url.PathEscape(email))
+		return
 	}
 	if r.Method == http.MethodPost {
 		c.act(w, r, sess, t, g, action, arg)

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/otpgate/caddy-email-otp/flow/directory"
+	"github.com/otpgate/caddy-email-otp/integration/oidcprovider"
 	"github.com/otpgate/caddy-email-otp/integration/smtpsink"
 )
 
@@ -100,9 +101,22 @@ func TestConsoleThroughCaddy(t *testing.T) {
 	expectStatus(t, boss.get(consoleRoot+"t/acme/g/nobody@contoso.com"), http.StatusNotFound, "nobody@contoso.com")
 	expectStatus(t, boss.get(consoleRoot+"t/acme/g/carol@contoso.com/frob"), http.StatusNotFound)
 
+	// An action the guest's page does not offer (carol signed in: nothing
+	// to resend) leads back to the page, and sends nothing.
+	if to := expectRedirect(t, boss.get(guestPage+"/resend"), http.StatusSeeOther); to != "/admin/t/acme/g/carol@contoso.com" {
+		t.Errorf("resending to a signed-in guest: to %q", to)
+	}
+	mails := e.smtp.Count("carol@contoso.com")
+
 	confirm := boss.get(guestPage + "/revoke")
 	expectStatus(t, confirm, http.StatusOK, `method="post"`, `action="/admin/t/acme/g/carol@contoso.com/revoke"`)
 	csrf := consoleCSRF(t, confirm)
+
+	expectRedirect(t, boss.post(guestPage+"/resend", url.Values{"csrf": {csrf}}), http.StatusSeeOther)
+	waitMailIdle(t)
+	if e.smtp.Count("carol@contoso.com") != mails {
+		t.Error("an invitation was resent to a guest who signed in")
+	}
 
 	t.Run("a post without this session's token, or from another site, changes nothing", func(t *testing.T) {
 		for name, r := range map[string]reply{
@@ -400,4 +414,25 @@ func TestConsoleInvitesExplainsAndDeletesPasskeys(t *testing.T) {
 		}
 		waitForLine(t, auditLog, `"event":"passkey_deleted"`, `"admin":"`+bossAdmin+`"`, `"email":"pam@contoso.com"`)
 	})
+}
+
+// An admin whose organisation has an identity provider signs in to the
+// console there, as guests of that domain do, and gets no mail.
+func TestConsoleAdminSignsInAtTheirProvider(t *testing.T) {
+	admin := "ann@" + federatedDomain
+	idp := oidcprovider.Start(t, "gateway", "s3cret", []string{pathSite + consoleBase + "oidc/callback"},
+		oidcprovider.User{Username: "ann", Email: admin, EmailVerified: true})
+	t.Setenv("TEST_OIDC_SECRET", "s3cret")
+	e := newEnv(t)
+	e.smtp = smtpsink.Start(t)
+	e.load(e.consoleSite(filepath.Join(t.TempDir(), "audit.log"), federationBlock(idp.Issuer, "code")+"\n\t\tadmins acme "+admin))
+	g := newGuest(t)
+	if landed := expectRedirect(t, viaProvider(t, g, pathSite, consoleBase, "/admin/", admin, "ann"), http.StatusSeeOther); landed != "/admin/" {
+		t.Fatalf("the admin landed on %q", landed)
+	}
+	expectStatus(t, g.get(consoleRoot), http.StatusOK, `href="/admin/t/acme/"`, admin)
+	expectStatus(t, g.get(consoleRoot+"t/globex/"), http.StatusForbidden)
+	if n := e.smtp.Count(admin); n != 0 {
+		t.Errorf("%d mails went to an admin who signs in at their provider", n)
+	}
 }
