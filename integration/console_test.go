@@ -357,6 +357,25 @@ func TestConsoleInvitesExplainsAndDeletesPasskeys(t *testing.T) {
 		}
 	})
 
+	t.Run("a tenant's admin sees whether mail goes out, not the mailer's words", func(t *testing.T) {
+		// The mailer's last answer is the gateway's: here about globex's
+		// guest, which acme's admin has no business reading.
+		ann := newGuest(t)
+		e.signIn(ann, pathSite, consoleBase, "/admin/", acmeAdmin)
+		e.smtp.Refuse(permFail)
+		newGuest(t).requestCode(pathSite, "/t/globex/.email-otp/", "/t/globex/x", "victim@contoso.com")
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(boss.get(consoleRoot+"t/acme/overview").body, "no such mailbox"); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the failed delivery never reached the gateway-wide admin's overview")
+			}
+		}
+		r := ann.get(consoleRoot + "t/acme/overview")
+		expectStatus(t, r, http.StatusOK, "Failed, ")
+		if strings.Contains(r.body, "no such mailbox") || strings.Contains(r.body, "victim@") {
+			t.Errorf("a tenant's admin reads the mailer's answer about another tenant's guest:\n%s", r.body)
+		}
+	})
+
 	t.Run("the guest's page says why, and answers for a path", func(t *testing.T) {
 		nellPage := consoleRoot + "t/acme/g/nell@outside.example"
 		expectStatus(t, boss.get(nellPage), http.StatusOK, "Yes: it is invited.", "Asked to agree before the first sign-in", "Recent events", "Invited", "by <strong><bdi>"+bossAdmin, "Signed in with a code")
