@@ -33,16 +33,12 @@ func (c *consoleDesk) overview(w http.ResponseWriter, r *http.Request, sess flow
 		return
 	}
 	now := c.clock.Now()
-	day, err := c.guests.funnel.Since(r.Context(), t.Key, now.Add(-24*time.Hour))
+	windows, err := c.guests.funnel.Windows(r.Context(), t.Key, now.Add(-24*time.Hour), now.Add(-7*24*time.Hour))
 	if err != nil {
 		c.pages.internalError(w, r, c.tenant, err)
 		return
 	}
-	week, err := c.guests.funnel.Since(r.Context(), t.Key, now.Add(-7*24*time.Hour))
-	if err != nil {
-		c.pages.internalError(w, r, c.tenant, err)
-		return
-	}
+	day, week := windows[0], windows[1]
 	data := c.view(sess, "overview")
 	v := data.Console
 	v.Tenant = c.tenantLink(t.ID)

@@ -210,12 +210,26 @@ func (f *Funnel) files(ctx context.Context, tenant string) ([]countsFile, error)
 // Since sums the tenant's counts of every process from the hour of from
 // on; this process's own counts are as of now.
 func (f *Funnel) Since(ctx context.Context, tenant string, from time.Time) (Counts, error) {
-	first := from.Unix() / 3600
-	sum := Counts{}
+	sums, err := f.Windows(ctx, tenant, from)
+	return sums[0], err
+}
+
+// Windows is Since for each of froms, from one read of the storage.
+func (f *Funnel) Windows(ctx context.Context, tenant string, froms ...time.Time) ([]Counts, error) {
+	sums := make([]Counts, len(froms))
+	firstDay := ""
+	for i, from := range froms {
+		sums[i] = Counts{}
+		if day := from.UTC().Format(dayLayout); i == 0 || day < firstDay {
+			firstDay = day
+		}
+	}
 	add := func(hour int64, c Counts) {
-		if hour >= first {
-			for step, n := range c {
-				sum[step] += n
+		for i, from := range froms {
+			if hour >= from.Unix()/3600 {
+				for step, n := range c {
+					sums[i][step] += n
+				}
 			}
 		}
 	}
@@ -226,9 +240,8 @@ func (f *Funnel) Since(ctx context.Context, tenant string, from time.Time) (Coun
 	f.mu.Unlock()
 	files, err := f.files(ctx, tenant)
 	if err != nil {
-		return sum, err
+		return sums, err
 	}
-	firstDay := from.UTC().Format(dayLayout)
 	for _, file := range files {
 		if file.day < firstDay || file.node == f.node {
 			continue // too old, or counted from memory
@@ -247,7 +260,7 @@ func (f *Funnel) Since(ctx context.Context, tenant string, from time.Time) (Coun
 			}
 		}
 	}
-	return sum, nil
+	return sums, nil
 }
 
 func ignoreMissing(err error) error {

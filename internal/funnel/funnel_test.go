@@ -71,6 +71,9 @@ func testCounts(t *testing.T, kv funnel.Storage) {
 	if got, _ := b.Since(ctx, "acme", c.now().Add(-24*time.Hour)); got["code_sent"] != 3 {
 		t.Errorf("the day's code_sent %d, want 3", got["code_sent"])
 	}
+	if both, err := b.Windows(ctx, "acme", window, c.now().Add(-24*time.Hour)); err != nil || !equal(both[0], want) || both[1]["code_sent"] != 3 {
+		t.Errorf("both windows from one read: %v %v", both, err)
+	}
 	// a restarts as a new process: its counts stay.
 	restarted := funnel.New(kv, c.now)
 	if got, _ := restarted.Since(ctx, "acme", window); !equal(got, want) {
