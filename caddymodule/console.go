@@ -269,7 +269,15 @@ func (c *consoleDesk) home(w http.ResponseWriter, r *http.Request, sess flow.Ses
 }
 
 func (c *consoleDesk) tenantLink(id string) templates.ConsoleTenant {
-	return templates.ConsoleTenant{ID: id, Name: c.pages.displayNames.of(id), Link: c.root + "t/" + url.PathEscape(id) + "/"}
+	return templates.ConsoleTenant{ID: id, Name: c.pages.displayNames.of(id), Link: c.tenantPath(id)}
+}
+
+// tenantPath is the console's page of tenant id's guests.
+func (c *consoleDesk) tenantPath(id string) string { return c.root + "t/" + url.PathEscape(id) + "/" }
+
+// guestPath is the console's page of one of tenant id's guests.
+func (c *consoleDesk) guestPath(id, email string) string {
+	return c.tenantPath(id) + "g/" + url.PathEscape(email)
 }
 
 // list is a page of the tenant's guests: the search and filters of the
@@ -297,8 +305,9 @@ func (c *consoleDesk) list(w http.ResponseWriter, r *http.Request, sess flow.Ses
 		c.pages.internalError(w, r, c.tenant, err)
 		return
 	}
+	words := c.pages.words(r)
 	for _, g := range page.Guests {
-		v.Guests = append(v.Guests, c.guestRow(c.pages.words(r), t, g))
+		v.Guests = append(v.Guests, c.guestRow(words, t, g))
 	}
 	if page.Next != "" {
 		next := url.Values{}
@@ -319,7 +328,7 @@ func (c *consoleDesk) guestRow(words templates.Words, t tenant, g directory.Gues
 	row := templates.ConsoleGuest{
 		Email: g.Email, Source: sourceKind(g.Source), Provider: strings.TrimPrefix(g.Source, "oidc:"),
 		InvitedBy: g.InvitedBy, LastSignIn: consoleTime(g.LastSignIn),
-		Link:       c.root + "t/" + url.PathEscape(t.ID) + "/g/" + url.PathEscape(g.Email),
+		Link:       c.guestPath(t.ID, g.Email),
 		StatusText: words.Say(templates.Message("console_status_"+string(g.Status)), nil),
 	}
 	switch row.Source {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,8 +92,7 @@ func (c *consoleDesk) guest(w http.ResponseWriter, r *http.Request, sess flow.Se
 		c.notFound(w, r)
 		return
 	}
-	if !allowMethods(w, r, map[bool]string{true: "GET, HEAD, POST", false: "GET, HEAD"}[known]) {
-		c.pages.errorPage(w, r, c.tenant, http.StatusMethodNotAllowed, templates.NotAllowedTitle, templates.NotAllowedText, nil)
+	if !c.allows(w, r, map[bool]string{true: "GET, HEAD, POST", false: "GET, HEAD"}[known]) {
 		return
 	}
 	g, err := c.guests.Get(r.Context(), t.Key, email)
@@ -109,7 +109,7 @@ func (c *consoleDesk) guest(w http.ResponseWriter, r *http.Request, sess flow.Se
 	case action != "" && !act.offered(g):
 		// Not one of this guest's actions now (resending to a guest who
 		// signed in, revoking one who is out): the page offers the others.
-		c.redirect(w, r, c.tenantLink(t.ID).Link+"g/"+url.PathEscape(email))
+		c.redirect(w, r, c.guestPath(t.ID, email))
 		return
 	}
 	if r.Method == http.MethodPost {
@@ -119,17 +119,16 @@ func (c *consoleDesk) guest(w http.ResponseWriter, r *http.Request, sess flow.Se
 	data := c.view(sess, "guest")
 	v := data.Console
 	v.Tenant = c.tenantLink(t.ID)
-	row := c.guestRow(c.pages.words(r), t, g)
+	words := c.pages.words(r)
+	row := c.guestRow(words, t, g)
 	v.Guest = &row
 	row.InvitedAt, row.InviteExpires = consoleTime(g.InvitedAt), consoleTime(g.InviteExpires)
 	row.RedeemedAt, row.SessionsNotBefore = consoleTime(g.RedeemedAt), consoleTime(g.SessionsNotBefore)
 	row.Paths, row.AskConsent = g.Paths, g.AskConsent && g.Status == directory.Invited
-	for _, pk := range g.Passkeys {
-		id := base64.RawURLEncoding.EncodeToString(pk.ID)
+	for _, pk := range viewOf(g).Passkeys {
 		row.Passkeys = append(row.Passkeys, templates.ConsolePasskey{Device: pk.Device, Created: consoleTime(&pk.CreatedAt), LastUsed: consoleTime(pk.LastUsed),
-			Delete: row.Link + "/passkeys/" + id})
+			Delete: row.Link + "/passkeys/" + pk.ID})
 	}
-	words := c.pages.words(r)
 	if ex, err := c.service.Explain(r.Context(), t.Key, email); err == nil {
 		row.Why, row.Holds = whyWords(words, ex)
 		if p := r.URL.Query().Get("path"); p != "" {
@@ -199,9 +198,9 @@ func (c *consoleDesk) act(w http.ResponseWriter, r *http.Request, sess flow.Sess
 	if act.event != "" {
 		guestChanged(r, c.log.Logger, c.log.audit, act.event, act.step, t.Key, g.Email, zap.String("admin", sess.Email))
 	}
-	to := c.tenantLink(t.ID).Link + "g/" + url.PathEscape(g.Email) + "?done=" + action
+	to := c.guestPath(t.ID, g.Email) + "?done=" + action
 	if act.backToList {
-		to = c.tenantLink(t.ID).Link + "?done=" + action + "&q=" + url.QueryEscape(g.Email)
+		to = c.tenantPath(t.ID) + "?done=" + action + "&q=" + url.QueryEscape(g.Email)
 	}
 	c.redirect(w, r, to)
 }
@@ -221,13 +220,13 @@ func (c *consoleDesk) confirmed(w http.ResponseWriter, r *http.Request, sess flo
 // guest or passkey, an email that could not be queued, or the storage
 // failed. It reports whether it answered.
 func (c *consoleDesk) failed(w http.ResponseWriter, r *http.Request, t tenant, email string, err error) bool {
-	back := link{c.tenantLink(t.ID).Link, templates.ConsoleBackToGuests}
+	back := link{c.tenantPath(t.ID), templates.ConsoleBackToGuests}
 	switch {
 	case errors.Is(err, directory.ErrNotFound):
 		c.pages.errorPage(w, r, c.tenant, http.StatusNotFound, templates.NotFoundTitle, templates.ConsoleNoSuchGuest, templates.Vars{"Email": email}, back)
 	case errors.Is(err, directory.ErrNoPasskey):
 		c.pages.errorPage(w, r, c.tenant, http.StatusNotFound, templates.NotFoundTitle, templates.ConsoleNoSuchPasskey, templates.Vars{"Email": email},
-			link{c.tenantLink(t.ID).Link + "g/" + url.PathEscape(email), templates.ConsoleBackToGuest})
+			link{c.guestPath(t.ID, email), templates.ConsoleBackToGuest})
 	case errors.Is(err, errInviteQueue):
 		c.pages.busy(w, r, c.tenant, err, back)
 	case err != nil:
@@ -238,15 +237,13 @@ func (c *consoleDesk) failed(w http.ResponseWriter, r *http.Request, t tenant, e
 	return true
 }
 
-// allowMethods reports whether the request's method is one of allow (a
-// GET allows HEAD); otherwise it sets the Allow header for the 405.
-func allowMethods(w http.ResponseWriter, r *http.Request, allow string) bool {
-	for _, m := range strings.Split(allow, ", ") {
-		if r.Method == m {
-			return true
-		}
+// allows reports whether the request's method is one of allow ("GET,
+// HEAD, POST"); otherwise it answers 405.
+func (c *consoleDesk) allows(w http.ResponseWriter, r *http.Request, allow string) bool {
+	if slices.Contains(strings.Split(allow, ", "), r.Method) {
+		return true
 	}
-	w.Header().Set("Allow", allow)
+	c.pages.notAllowed(w, r, c.tenant, allow)
 	return false
 }
 

@@ -39,8 +39,7 @@ const defaultInviteExpiry = "30d"
 
 func (ci *consoleInvites) serve(w http.ResponseWriter, r *http.Request, sess flow.Session, t tenant) {
 	c := ci.desk
-	if !allowMethods(w, r, "GET, HEAD, POST") {
-		c.pages.errorPage(w, r, c.tenant, http.StatusMethodNotAllowed, templates.NotAllowedTitle, templates.NotAllowedText, nil)
+	if !c.allows(w, r, "GET, HEAD, POST") {
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -135,12 +134,11 @@ func (ci *consoleInvites) post(w http.ResponseWriter, r *http.Request, sess flow
 			return
 		}
 	}
-	list := c.tenantLink(t.ID).Link
 	if len(emails) == 1 {
-		c.redirect(w, r, list+"g/"+url.PathEscape(emails[0])+"?done=invite")
+		c.redirect(w, r, c.guestPath(t.ID, emails[0])+"?done=invite")
 		return
 	}
-	c.redirect(w, r, list+"?done=invite&n="+strconv.Itoa(len(emails)))
+	c.redirect(w, r, c.tenantPath(t.ID)+"?done=invite&n="+strconv.Itoa(len(emails)))
 }
 
 // resend sends g's invitation again, to the tenant's home page: the same

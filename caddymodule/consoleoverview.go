@@ -28,8 +28,7 @@ var funnelRows = []struct {
 // (every node's counts, from the funnel's files), and how this gateway's
 // mail is doing.
 func (c *consoleDesk) overview(w http.ResponseWriter, r *http.Request, sess flow.Session, t tenant) {
-	if !allowMethods(w, r, "GET, HEAD") {
-		c.pages.errorPage(w, r, c.tenant, http.StatusMethodNotAllowed, templates.NotAllowedTitle, templates.NotAllowedText, nil)
+	if !c.allows(w, r, "GET, HEAD") {
 		return
 	}
 	now := c.clock.Now()

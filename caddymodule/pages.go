@@ -92,6 +92,13 @@ func (p *pageRenderer) busy(w http.ResponseWriter, r *http.Request, t tenant, er
 	p.errorPage(w, r, t, http.StatusTooManyRequests, templates.BusyTitle, templates.BusyText, nil, again)
 }
 
+// notAllowed answers a method the page does not take: 405, with the
+// methods it does in Allow.
+func (p *pageRenderer) notAllowed(w http.ResponseWriter, r *http.Request, t tenant, allow string) {
+	w.Header().Set("Allow", allow)
+	p.errorPage(w, r, t, http.StatusMethodNotAllowed, templates.NotAllowedTitle, templates.NotAllowedText, nil)
+}
+
 // tenantName is the tenant's name on its pages and in its emails: its
 // display name, or for a console the console's title in words's language
 // (a tenant of the gateway's may be called "console" too).

@@ -67,7 +67,6 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, t tenant
 	case r.Method == http.MethodPost && e.post != nil:
 		e.post(w, r, t)
 	default:
-		w.Header().Set("Allow", e.allow)
-		g.pages.errorPage(w, r, t, http.StatusMethodNotAllowed, templates.NotAllowedTitle, templates.NotAllowedText, nil)
+		g.pages.notAllowed(w, r, t, e.allow)
 	}
 }
