@@ -434,11 +434,7 @@ func (g *Gateway) servedTenant(id string) (tenant, bool) {
 	if !served {
 		return tenant{}, false
 	}
-	root := "/"
-	if g.Tenant.From == TenantFromPath {
-		root = g.Tenant.Prefix + id + "/"
-	}
-	return tenant{Key: key, ID: id, Root: root, Named: named}, true
+	return tenant{Key: key, ID: id, Root: g.Tenant.rootOf(id), Named: named}, true
 }
 
 // Interface guards

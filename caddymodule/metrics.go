@@ -69,9 +69,9 @@ var queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
 // all come here. A step about an address is also kept for its console page.
 func recordStep(audit *zap.Logger, tenantKey, email, name, reason string, fields ...zap.Field) {
 	signinEvents.WithLabelValues(tenantLabel(directory.TenantName(tenantKey)), name, reason).Inc()
-	for _, g := range servingGateways(tenantKey) {
-		g.guests.funnel.Add(tenantKey, name)
-		break // one count per step: the gateways of a tenant share a storage's funnel
+	if serving := servingGateways(tenantKey); len(serving) > 0 {
+		// One count per step: the gateways of a tenant share its storage's funnel.
+		serving[0].guests.funnel.Add(tenantKey, name)
 	}
 	if email != "" && name != "page_shown" {
 		ev := guestEvent{At: time.Now(), Step: name, Reason: reason}

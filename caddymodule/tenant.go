@@ -54,6 +54,15 @@ func (c TenantConfig) newTenant(id, root string) tenant {
 	return tenant{Key: directory.TenantKey(c.Namespace, c.From, id), ID: id, Root: root}
 }
 
+// rootOf is the path root of the tenant id: its prefix and segment for
+// path tenants, "/" for the others.
+func (c TenantConfig) rootOf(id string) string {
+	if c.From == TenantFromPath {
+		return c.Prefix + id + "/"
+	}
+	return "/"
+}
+
 // Base is the prefix of the gateway's own endpoints for this tenant.
 func (t tenant) Base() string { return t.Root + reservedSegment + "/" }
 
@@ -214,7 +223,7 @@ func (c TenantConfig) resolvePath(r *http.Request) (tenant, error) {
 	if escSeg != seg {
 		return tenant{}, errBadTenant
 	}
-	return c.newTenant(seg, c.Prefix+seg+"/"), nil
+	return c.newTenant(seg, c.rootOf(seg)), nil
 }
 
 // validTenantSegment allows letters, digits, '-', '_' and inner dots.

@@ -134,10 +134,7 @@ func (d *Directory) Find(ctx context.Context, tenant string, q Query) (Page, err
 	if err != nil {
 		return Page{}, err
 	}
-	next, err := candidates(shards, q)
-	if err != nil {
-		return Page{}, err
-	}
+	next := candidates(shards, q)
 	page := Page{Guests: []Guest{}}
 	var last entry
 	for e, ok := next(); ok; e, ok = next() {
@@ -164,13 +161,10 @@ func (d *Directory) Find(ctx context.Context, tenant string, q Query) (Page, err
 }
 
 // candidates yields the entries that may be on q's page, in q's order,
-// after its cursor.
-func candidates(shards [][]entry, q Query) (next func() (entry, bool), err error) {
+// after its cursor (which CheckQuery has read).
+func candidates(shards [][]entry, q Query) (next func() (entry, bool)) {
 	if q.Sort == SortLastSignIn {
-		after, err := parseSignInCursor(q.After)
-		if err != nil {
-			return nil, err
-		}
+		after, _ := parseSignInCursor(q.After)
 		// The page's worth of candidates at a time, plus a few for those
 		// whose records say otherwise: a pass over the entries keeps the
 		// best few, never all of them in order.
@@ -185,7 +179,7 @@ func candidates(shards [][]entry, q Query) (next func() (entry, bool), err error
 			}
 			after, best = best[0], best[1:]
 			return after, true
-		}, nil
+		}
 	}
 	// Each shard's candidates, still in address order; the merge then only
 	// orders those.
@@ -213,7 +207,7 @@ func candidates(shards [][]entry, q Query) (next func() (entry, bool), err error
 			heap.Fix(&heads, 0)
 		}
 		return e, true
-	}, nil
+	}
 }
 
 // topBySignIn is the first n of q's candidates after the cursor in the

@@ -44,18 +44,19 @@ func TenantKey(ns, mode, id string) string {
 }
 
 // IsConsole reports whether key is a console's own tenant.
-func IsConsole(key string) bool {
+func IsConsole(key string) bool { return strings.HasPrefix(withoutNamespace(key), consoleKeyPrefix) }
+
+// withoutNamespace is the key with its "NS/" cut off.
+func withoutNamespace(key string) string {
 	if i := strings.LastIndexByte(key, '/'); i >= 0 {
-		key = key[i+1:]
+		return key[i+1:]
 	}
-	return strings.HasPrefix(key, consoleKeyPrefix)
+	return key
 }
 
 // TenantName is the bare id of a tenant key.
 func TenantName(key string) string {
-	if i := strings.LastIndexByte(key, '/'); i >= 0 {
-		key = key[i+1:]
-	}
+	key = withoutNamespace(key)
 	for _, p := range []string{pathKeyPrefix, staticKeyPrefix, consoleKeyPrefix} {
 		if id, ok := strings.CutPrefix(key, p); ok {
 			return id
