@@ -182,3 +182,58 @@ func fillDirectory(t testing.TB, redisURL, tenant string, n int) {
 	}
 	t.Logf("%d guests written and indexed in %v", n, time.Since(start).Round(time.Millisecond))
 }
+
+// An admin makes a passkey after a console code and the next day signs in
+// to the console with it and no mail. The console shares its origin, and so
+// its passkeys' relying party, with the site's tenant: the admin's passkey
+// opens no document there, a guest's passkey of that tenant opens no
+// console, and once the admin is taken off admins their passkey opens the
+// console no more.
+func TestConsolePasskeys(t *testing.T) {
+	e := newEnv(t)
+	e.smtp = smtpsink.Start(t)
+	admins := func(who string) string {
+		return e.contosoSite("allow *@contoso.com\n\t\tconsole /admin\n\t\tadmins "+who, "")
+	}
+	e.load(admins(bossAdmin))
+	console, doc := contoso+"/admin/", contoso+"/docs/plan.pdf"
+	atConsole := chromedp.WaitVisible(chromedp.CSS(`header.console-bar`))
+
+	boss := newBrowser(t)
+	auth := authenticator(t, boss)
+	codeSignIn(t, e, boss, console, bossAdmin, 1, true, true)
+	must(t, "making the admin's passkey", chromedp.Do(boss, chromedp.Click(chromedp.ID("passkey-create")), atConsole))
+	if creds := credentials(t, boss, auth); len(creds) != 1 || creds[0].RpID != "contoso.localhost" {
+		t.Fatalf("the authenticator holds %+v; want one passkey for contoso.localhost", creds)
+	}
+
+	forgetSession(t, boss, console)
+	passkeySignIn(t, boss, console, false)
+	must(t, "the console after the passkey", chromedp.Do(boss, atConsole))
+	if bar := run(t, boss, chromedp.Text(chromedp.CSS(`header.console-bar`))); !strings.Contains(bar, bossAdmin) {
+		t.Errorf("the console's bar says %q after a passkey sign-in, want %s", bar, bossAdmin)
+	}
+	if n := e.smtp.Count(bossAdmin); n != 1 {
+		t.Errorf("%d mails went to the admin, want only the first code", n)
+	}
+
+	t.Run("the admin's passkey opens no document", func(t *testing.T) {
+		passkeySignIn(t, boss, doc, false)
+		passkeyRefused(t, boss, "This passkey is not for this site")
+	})
+
+	t.Run("a guest's passkey opens no console", func(t *testing.T) {
+		guest := newBrowser(t)
+		authenticator(t, guest)
+		enrolled(t, e, guest, doc, "ann@contoso.com", 1)
+		passkeySignIn(t, guest, console, false)
+		passkeyRefused(t, guest, "This passkey is not for this site")
+	})
+
+	t.Run("an admin taken off admins", func(t *testing.T) {
+		e.load(admins("someone-else@example.org"))
+		forgetSession(t, boss, console)
+		passkeySignIn(t, boss, console, false)
+		passkeyRefused(t, boss, "may not open this site any more")
+	})
+}
