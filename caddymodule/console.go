@@ -287,15 +287,16 @@ func (c *consoleDesk) list(w http.ResponseWriter, r *http.Request, sess flow.Ses
 	v := data.Console
 	v.Tenant = c.tenantLink(t.ID)
 	form := r.URL.Query()
-	v.Query = templates.ConsoleQuery{Search: form.Get("q"), Status: form.Get("status"), Source: form.Get("source"),
-		After: form.Get("signed_in_after"), Before: form.Get("signed_in_before"), Sort: form.Get("sort")}
+	words := c.pages.words(r)
+	v.Query = templates.ConsoleQuery{Search: form.Get("q"), After: form.Get("signed_in_after"), Before: form.Get("signed_in_before"),
+		Selects: filterSelects(words, form)}
 	v.Done, v.DoneCount = doneNotice(form)
 	v.DoneEmail = form.Get("q")
 	form.Del("done")
 	form.Del("n")
 	q, err := guestQuery(form)
 	if err != nil {
-		data.FieldError = c.pages.words(r).Say(templates.ConsoleBadFilter, nil)
+		data.FieldError = words.Say(templates.ConsoleBadFilter, nil)
 		c.pages.page(w, r, c.tenant, http.StatusBadRequest, templates.PageConsole, data)
 		return
 	}
@@ -305,7 +306,6 @@ func (c *consoleDesk) list(w http.ResponseWriter, r *http.Request, sess flow.Ses
 		c.pages.internalError(w, r, c.tenant, err)
 		return
 	}
-	words := c.pages.words(r)
 	for _, g := range page.Guests {
 		v.Guests = append(v.Guests, c.guestRow(words, t, g))
 	}
@@ -322,6 +322,35 @@ func (c *consoleDesk) list(w http.ResponseWriter, r *http.Request, sess flow.Ses
 		v.First = "?" + form.Encode()
 	}
 	c.pages.page(w, r, c.tenant, http.StatusOK, templates.PageConsole, data)
+}
+
+// filterSelects are the guest list's status, source and order selects,
+// with the form's choices selected; each value's words are the message
+// its prefix and the value make.
+func filterSelects(words templates.Words, form url.Values) []templates.ConsoleSelect {
+	selects := []struct {
+		name         string
+		label, first templates.Message // first: the words of the empty value
+		prefix       string
+		values       []string
+	}{
+		{"status", templates.ConsoleStatus, templates.ConsoleAny, "console_status_",
+			[]string{string(directory.Invited), string(directory.Redeemed), string(directory.Revoked)}},
+		{"source", templates.ConsoleSource, templates.ConsoleAny, "console_source_",
+			[]string{directory.SourceOTP, directory.SourcePasskey, "oidc"}},
+		{"sort", templates.ConsoleSort, templates.ConsoleSortAddress, "console_sort_", []string{directory.SortLastSignIn}},
+	}
+	out := make([]templates.ConsoleSelect, 0, len(selects))
+	for _, s := range selects {
+		chosen := form.Get(s.name)
+		sel := templates.ConsoleSelect{Name: s.name, Label: words.Say(s.label, nil),
+			Options: []templates.ConsoleOption{{Text: words.Say(s.first, nil), Selected: chosen == ""}}}
+		for _, v := range s.values {
+			sel.Options = append(sel.Options, templates.ConsoleOption{Value: v, Text: words.Say(templates.Message(s.prefix+v), nil), Selected: v == chosen})
+		}
+		out = append(out, sel)
+	}
+	return out
 }
 
 func (c *consoleDesk) guestRow(words templates.Words, t tenant, g directory.Guest) templates.ConsoleGuest {

@@ -67,7 +67,7 @@ func (ci *consoleInvites) show(w http.ResponseWriter, r *http.Request, sess flow
 		form.Expiries = append(form.Expiries, templates.ConsoleOption{Value: e, Text: text, Selected: e == form.Expires})
 	}
 	for _, lang := range c.pages.set.Languages() {
-		form.Languages = append(form.Languages, templates.ConsoleOption{Value: lang, Text: display.Self.Name(language.Make(lang)), Selected: lang == form.Language})
+		form.Languages = append(form.Languages, templates.ConsoleOption{Value: lang, Text: display.Self.Name(language.Make(lang)), Lang: lang, Selected: lang == form.Language})
 	}
 	data.Console.Invite = &form
 	c.pages.page(w, r, c.tenant, status, templates.PageConsole, data)

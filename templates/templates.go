@@ -128,17 +128,28 @@ type ConsoleInviteForm struct {
 	Expiries, Languages                    []ConsoleOption
 }
 
-// ConsoleOption is one choice of a select.
+// ConsoleOption is one choice of a select; Lang is the language its text
+// is in, where that is not the page's.
 type ConsoleOption struct {
-	Value, Text string
-	Selected    bool
+	Value, Text, Lang string
+	Selected          bool
+}
+
+// ConsoleSelect is one of the guest list's filter selects: its field name
+// (also its id), its label and its choices, in the admin's words.
+type ConsoleSelect struct {
+	Name, Label string
+	Options     []ConsoleOption
 }
 
 // ConsoleTenant is a tenant on the console: its id, name and page.
 type ConsoleTenant struct{ ID, Name, Link string }
 
 // ConsoleQuery is the guest list's form as the admin filled it.
-type ConsoleQuery struct{ Search, Status, Source, After, Before, Sort string }
+type ConsoleQuery struct {
+	Search, After, Before string
+	Selects               []ConsoleSelect // status, source and order
+}
 
 // ConsoleGuest is a guest on the console; a guest's page fills every field.
 type ConsoleGuest struct {
