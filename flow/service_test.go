@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/otpgate/caddy-email-otp/flow"
 
+	"github.com/otpgate/caddy-email-otp/flow"
 	"github.com/otpgate/caddy-email-otp/flow/directory"
 	"github.com/otpgate/caddy-email-otp/internal/mail/devmail"
 	"github.com/otpgate/caddy-email-otp/internal/store/memstore"
