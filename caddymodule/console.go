@@ -324,24 +324,26 @@ func (c *consoleDesk) list(w http.ResponseWriter, r *http.Request, sess flow.Ses
 	c.pages.page(w, r, c.tenant, http.StatusOK, templates.PageConsole, data)
 }
 
-// filterSelects are the guest list's status, source and order selects,
-// with the form's choices selected; each value's words are the message
-// its prefix and the value make.
+// guestFilters are the guest list's status, source and order selects;
+// each value's words are the message its prefix and the value make.
+var guestFilters = []struct {
+	name         string
+	label, first templates.Message // first: the words of the empty value
+	prefix       string
+	values       []string
+}{
+	{"status", templates.ConsoleStatus, templates.ConsoleAny, "console_status_",
+		[]string{string(directory.Invited), string(directory.Redeemed), string(directory.Revoked)}},
+	{"source", templates.ConsoleSource, templates.ConsoleAny, "console_source_",
+		[]string{directory.SourceOTP, directory.SourcePasskey, sourceProvider}},
+	{"sort", templates.ConsoleSort, templates.ConsoleSortAddress, "console_sort_", []string{directory.SortLastSignIn}},
+}
+
+// filterSelects are the guestFilters in the admin's words, with the form's
+// choices selected.
 func filterSelects(words templates.Words, form url.Values) []templates.ConsoleSelect {
-	selects := []struct {
-		name         string
-		label, first templates.Message // first: the words of the empty value
-		prefix       string
-		values       []string
-	}{
-		{"status", templates.ConsoleStatus, templates.ConsoleAny, "console_status_",
-			[]string{string(directory.Invited), string(directory.Redeemed), string(directory.Revoked)}},
-		{"source", templates.ConsoleSource, templates.ConsoleAny, "console_source_",
-			[]string{directory.SourceOTP, directory.SourcePasskey, "oidc"}},
-		{"sort", templates.ConsoleSort, templates.ConsoleSortAddress, "console_sort_", []string{directory.SortLastSignIn}},
-	}
-	out := make([]templates.ConsoleSelect, 0, len(selects))
-	for _, s := range selects {
+	out := make([]templates.ConsoleSelect, 0, len(guestFilters))
+	for _, s := range guestFilters {
 		chosen := form.Get(s.name)
 		sel := templates.ConsoleSelect{Name: s.name, Label: words.Say(s.label, nil),
 			Options: []templates.ConsoleOption{{Text: words.Say(s.first, nil), Selected: chosen == ""}}}
@@ -361,7 +363,7 @@ func (c *consoleDesk) guestRow(words templates.Words, t tenant, g directory.Gues
 		StatusText: words.Say(templates.Message("console_status_"+string(g.Status)), nil),
 	}
 	switch row.Source {
-	case "oidc":
+	case sourceProvider:
 		row.SourceText = words.Say(templates.ConsoleSourceProvider, templates.Vars{"Provider": row.Provider})
 	case directory.SourceOTP, directory.SourcePasskey:
 		row.SourceText = words.Say(templates.Message("console_source_"+row.Source), nil)
@@ -369,10 +371,14 @@ func (c *consoleDesk) guestRow(words templates.Words, t tenant, g directory.Gues
 	return row
 }
 
+// sourceProvider is the kind of every "oidc:<provider>" source, as the
+// list's filter and the pages name it.
+const sourceProvider = "oidc"
+
 // sourceKind is the kind of a guest's source the pages have words for.
 func sourceKind(source string) string {
 	if strings.HasPrefix(source, "oidc:") {
-		return "oidc"
+		return sourceProvider
 	}
 	return source
 }
